@@ -1,0 +1,137 @@
+"""What a runtime value means: the CPython, ABIs, platform tags and markers a bundle must fit.
+
+Everything that decides what goes into a bundle takes a ``Target``; nothing in fbundle reads
+``sys.version_info`` or ``platform`` to decide that (pip's ``--python-version`` still evaluates
+some markers for the host: pip issues 11010 and 13296).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from packaging.markers import Marker
+from packaging.tags import Tag, cpython_tags, compatible_tags
+
+from bundler.errors import UsageError
+
+PYTHON_RUNTIMES = {"python_3_13": (3, 13), "python_3_14": (3, 14)}
+DOTNET_RUNTIMES = {"dotnet_10": "net10.0"}
+RUNTIMES = (*PYTHON_RUNTIMES, *DOTNET_RUNTIMES)
+DEFAULT_GLIBC = (2, 17)
+# The glibc floors that have a legacy manylinux alias (PEP 600).
+_LEGACY_ALIASES = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+
+
+def parse_glibc(text: str) -> tuple[int, int]:
+    """``"2.28"`` -> ``(2, 28)``; a clear error for anything else."""
+    try:
+        major, minor = (int(part) for part in text.strip().split("."))
+    except ValueError:
+        raise UsageError(
+            f"--glibc {text!r} is not a glibc version", "write it as MAJOR.MINOR, e.g. 2.17"
+        ) from None
+    if major != 2 or minor < 5:
+        raise UsageError(f"--glibc {text} is out of range", "manylinux floors start at 2.5")
+    return major, minor
+
+
+def manylinux_platforms(glibc: tuple[int, int], arch: str = "x86_64") -> list[str]:
+    """Platform tags accepted at a glibc floor, most specific first; never bare ``linux_*``."""
+    platforms: list[str] = []
+    for minor in range(glibc[1], 4, -1):
+        platforms.append(f"manylinux_2_{minor}_{arch}")
+        legacy = _LEGACY_ALIASES.get((2, minor))
+        if legacy:
+            platforms.append(f"{legacy}_{arch}")
+    return platforms
+
+
+@dataclass(frozen=True)
+class Target:
+    """A runtime a bundle is built for. ``python`` is None for .NET runtimes."""
+
+    runtime: str
+    glibc: tuple[int, int] = DEFAULT_GLIBC
+    python: tuple[int, int] | None = field(default=None)
+
+    @classmethod
+    def for_runtime(cls, runtime: str, glibc: tuple[int, int] = DEFAULT_GLIBC) -> Target:
+        if runtime in PYTHON_RUNTIMES:
+            return cls(runtime, glibc, PYTHON_RUNTIMES[runtime])
+        if runtime in DOTNET_RUNTIMES:
+            return cls(runtime, glibc, None)
+        raise UsageError(
+            f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}"
+        )
+
+    @property
+    def is_python(self) -> bool:
+        return self.python is not None
+
+    @property
+    def python_version(self) -> str:
+        """``"3.13"``."""
+        assert self.python is not None, "only Python targets have a Python version"
+        return f"{self.python[0]}.{self.python[1]}"
+
+    @property
+    def glibc_text(self) -> str:
+        return f"{self.glibc[0]}.{self.glibc[1]}"
+
+    @property
+    def abi(self) -> str:
+        """``"cp313"``: the one non-abi3 ABI the runtime accepts (never the free-threaded ``t``)."""
+        assert self.python is not None
+        return f"cp{self.python[0]}{self.python[1]}"
+
+    @property
+    def platforms(self) -> list[str]:
+        return manylinux_platforms(self.glibc)
+
+    @property
+    def uv_platform(self) -> str:
+        """The value for ``uv pip --python-platform``."""
+        return f"x86_64-manylinux_{self.glibc[0]}_{self.glibc[1]}"
+
+    @cached_property
+    def tags(self) -> list[Tag]:
+        """Every wheel tag the runtime accepts, best first (cp3X, abi3, then pure ``py3``)."""
+        assert self.python is not None
+        binary = cpython_tags(self.python, [self.abi], self.platforms)
+        pure = compatible_tags(self.python, self.abi, ["any"])
+        return [*binary, *pure]
+
+    @cached_property
+    def tag_rank(self) -> dict[Tag, int]:
+        """Tag -> preference (lower is better)."""
+        return {tag: i for i, tag in enumerate(self.tags)}
+
+    @property
+    def marker_environment(self) -> dict[str, str]:
+        """PEP 508 marker variables of the service's runtime (CPython on x86_64 Linux)."""
+        assert self.python is not None
+        version = self.python_version
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": f"{version}.0",
+            "os_name": "posix",
+            "platform_machine": "x86_64",
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": f"{version}.0",
+            "python_version": version,
+            "sys_platform": "linux",
+            "extra": "",
+        }
+
+    def evaluate(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
+        """Whether ``marker`` holds on the target (for any of ``extras``, or none)."""
+        if marker is None:
+            return True
+        env = self.marker_environment
+        if not extras:
+            return marker.evaluate(env)
+        return any(marker.evaluate({**env, "extra": extra}) for extra in extras)

@@ -1,0 +1,226 @@
+"""The deterministic zip writer.
+
+Written by hand rather than with ``zipfile.ZipFile`` because zipfile decides bytes we must own:
+it adds extended-timestamp/zip64 extra fields depending on sizes, takes timestamps from the
+clock or the file, writes data descriptors when streaming, and cannot copy a member's deflate
+stream from another zip without recompressing it. Every byte here is a function of the entries.
+Output is parsed back with ``zipfile`` in the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from bundler.errors import BuildError
+from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, Entry, ZipMemberData
+
+COMPRESS_LEVEL = 6
+STORED, DEFLATED = 0, 8
+DOS_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip can hold
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_END64 = struct.Struct("<IQHHIIQQQQ")
+_LOCATOR64 = struct.Struct("<IIQI")
+_MADE_BY_UNIX = (3 << 8) | 20
+_NEEDS = 20
+_UTF8_FLAG = 0x800
+_MAX_16 = 0xFFFF
+
+
+def compressor_fingerprint() -> str:
+    """Identifies the deflate bytes this writer produces: zlib build and level."""
+    return f"zlib-{zlib.ZLIB_RUNTIME_VERSION}-level{COMPRESS_LEVEL}"
+
+
+def fixed_timestamp() -> tuple[int, int]:
+    """(dos_time, dos_date) of ``SOURCE_DATE_EPOCH`` if set, else 1980-01-01 00:00."""
+    epoch = DOS_EPOCH
+    if value := os.environ.get("SOURCE_DATE_EPOCH"):
+        try:
+            epoch = max(DOS_EPOCH, int(value))
+        except ValueError:
+            raise BuildError(
+                f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds",
+                "unset it or set it to a Unix timestamp",
+            ) from None
+    t = time.gmtime(epoch)
+    dos_time = (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2)
+    dos_date = ((t.tm_year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+    return dos_time, min(dos_date, 0xFFFF)
+
+
+@dataclass(frozen=True)
+class Member:
+    """An entry ready to be written: its compressed bytes and the facts of its headers."""
+
+    name: bytes
+    mode: int
+    method: int
+    crc: int
+    size: int
+    compressed: bytes | Callable[[], Iterator[bytes]]
+    compress_size: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: Path
+    sha256: str
+    size: int
+    entries: int
+
+
+def normal_mode(entry: Entry) -> int:
+    """0755 if any execute bit is set, else 0644: nothing else about a file's mode survives."""
+    return EXEC_MODE if entry.mode & 0o111 else FILE_MODE
+
+
+def _raw_copy(entry: Entry) -> Member | None:
+    """The member as stored in its source zip, if that can be copied byte for byte."""
+    data = entry.data
+    if not isinstance(data, ZipMemberData) or data.info.compress_type not in (STORED, DEFLATED):
+        return None
+    if data.info.flag_bits & 0x1:  # encrypted
+        return None
+    raw = data.raw
+
+    def chunks() -> Iterator[bytes]:
+        with open(raw.archive, "rb") as stream:
+            stream.seek(raw.header_offset)
+            header = stream.read(_LOCAL.size)
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            stream.seek(raw.header_offset + _LOCAL.size + name_len + extra_len)
+            left = raw.compress_size
+            while left:
+                chunk = stream.read(min(CHUNK, left))
+                if not chunk:
+                    raise BuildError(f"{raw.archive}: truncated member", "delete it and rebuild")
+                left -= len(chunk)
+                yield chunk
+
+    return Member(
+        entry.name.encode("utf-8"),
+        normal_mode(entry),
+        raw.compress_type,
+        raw.crc,
+        entry.size,
+        chunks,
+        raw.compress_size,
+    )
+
+
+def compress(entry: Entry) -> Member:
+    """Deflate an entry at the pinned level (stored when deflate would not make it smaller)."""
+    data = entry.read()
+    crc = zlib.crc32(data)
+    packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    deflated = packer.compress(data) + packer.flush()
+    if len(deflated) < len(data):
+        method, body = DEFLATED, deflated
+    else:
+        method, body = STORED, data
+    return Member(entry.name.encode("utf-8"), normal_mode(entry), method, crc, len(data), body,
+                  len(body))
+
+
+def prepare(entry: Entry) -> Member:
+    return _raw_copy(entry) or compress(entry)
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A temp file beside ``path``, renamed over it only when the block finishes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _HashingWriter:
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+        self.offset = 0
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+        self.digest.update(data)
+        self.offset += len(data)
+
+
+def write_zip(entries: Iterable[Entry], path: Path, *, threads: int | None = None) -> WriteResult:
+    """Write ``entries`` (files only, sorted by UTF-8 name bytes) to ``path`` atomically.
+
+    Members that come from another zip (wheels) keep their compressed bytes; the rest are
+    compressed in a thread pool (zlib releases the GIL) and written in canonical order.
+    """
+    files = sorted((e for e in entries if e.is_file), key=lambda e: e.name.encode("utf-8"))
+    names = [e.name for e in files]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise BuildError(f"two files would be stored as {dupes[0]}", "rename one of them")
+    dos_time, dos_date = fixed_timestamp()
+    workers = threads or min(8, os.cpu_count() or 1)
+    with atomic_output(path) as stream, ThreadPoolExecutor(workers) as pool:
+        out = _HashingWriter(stream)
+        central: list[bytes] = []
+        for member in pool.map(prepare, files):
+            flags = _UTF8_FLAG if not member.name.isascii() else 0
+            offset = out.offset
+            out.write(_LOCAL.pack(0x04034B50, _NEEDS, flags, member.method, dos_time, dos_date,
+                                  member.crc, member.compress_size, member.size,
+                                  len(member.name), 0))
+            out.write(member.name)
+            if isinstance(member.compressed, bytes):
+                out.write(member.compressed)
+            else:
+                for chunk in member.compressed():
+                    out.write(chunk)
+            if offset > 0xFFFFFFFF or member.size > 0xFFFFFFFF:
+                raise BuildError(f"{path}: over 4 GiB", "bundles must stay under 250 MB")
+            central.append(
+                _CENTRAL.pack(0x02014B50, _MADE_BY_UNIX, _NEEDS, flags, member.method, dos_time,
+                              dos_date, member.crc, member.compress_size, member.size,
+                              len(member.name), 0, 0, 0, 0, (0o100000 | member.mode) << 16,
+                              offset)
+                + member.name
+            )
+        _write_directory(out, central)
+        size = out.offset
+        digest = out.digest.hexdigest()
+    return WriteResult(path, digest, size, len(files))
+
+
+def _write_directory(out: _HashingWriter, central: list[bytes]) -> None:
+    start = out.offset
+    for record in central:
+        out.write(record)
+    length = out.offset - start
+    count = len(central)
+    if count > _MAX_16:
+        end64 = out.offset
+        out.write(_END64.pack(0x06064B50, _END64.size - 12, _MADE_BY_UNIX, 45, 0, 0, count,
+                              count, length, start))
+        out.write(_LOCATOR64.pack(0x07064B50, 0, end64, 1))
+        count = _MAX_16
+    out.write(_END.pack(0x06054B50, 0, 0, count, count, length, start, 0))
