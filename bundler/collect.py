@@ -1,0 +1,156 @@
+"""A project's sources -> bundle entries, minus what never belongs in a bundle.
+
+Exclusions use gitignore syntax (``pathspec``): the defaults below, then ``.fbundleignore`` and
+``.agentignore`` at the project root (a ``!pattern`` there can re-include a default).
+
+Symlinks: a link whose target resolves inside the project is stored as the file (or folder) it
+points to, since the service unpacks a plain zip; a link that leads outside the project is an
+error, because following it would ship files the project does not own and skipping it would
+ship an agent that cannot import them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+from bundler.errors import UsageError
+from bundler.model import EXEC_MODE, FILE_MODE, Entry, FileData
+
+IGNORE_FILES = (".fbundleignore", ".agentignore")
+DEFAULT_EXCLUDES = (
+    ".git/", ".hg/", ".svn/", ".venv/", "venv/", "__pycache__/", "*.pyc", "*.pyo",
+    ".env", ".env.*", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", ".hypothesis/",
+    ".tox/", ".nox/", "/dist/", "node_modules/", "*.egg-info/", ".DS_Store", "Thumbs.db",
+    ".idea/", ".vscode/", ".ipynb_checkpoints/", ".coverage", "htmlcov/",
+    "/metadata.json", "/.fbundleignore", "/.agentignore",
+)
+
+
+@dataclass
+class Collection:
+    """What goes in, and what was left out and why (for ``build --list``)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _spec(lines: Iterable[str]) -> pathspec.PathSpec:
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _ignore_lines(root: Path) -> list[str]:
+    lines: list[str] = []
+    for name in IGNORE_FILES:
+        path = root / name
+        if path.is_file():
+            try:
+                lines.extend(path.read_text(encoding="utf-8").splitlines())
+            except (OSError, UnicodeDecodeError) as error:
+                raise UsageError(f"{path}: cannot be read ({error})", "fix or remove it") from None
+    return lines
+
+
+def scan_sources(
+    root: Path,
+    extra_excludes: Sequence[str] = (),
+    *,
+    output: Path | None = None,
+) -> Collection:
+    """Walk ``root`` in a fixed order and decide, file by file, what goes into the bundle."""
+    root = root.resolve()
+    defaults = _spec([*DEFAULT_EXCLUDES, *extra_excludes])
+    # One spec in gitignore order, so a user's ``!pattern`` can re-include a default.
+    combined = _spec([*DEFAULT_EXCLUDES, *extra_excludes, *_ignore_lines(root)])
+    output = output.resolve() if output else None
+    result = Collection()
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def excluded(rel: str) -> str | None:
+        if not combined.match_file(rel):
+            return None
+        return "excluded by default" if defaults.match_file(rel) else "matched an ignore file"
+
+    def walk(directory: Path, prefix: str) -> None:
+        st = directory.stat()
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            return  # a symlink loop back into a folder we are already in
+        seen_dirs.add((st.st_dev, st.st_ino))
+        try:
+            children = sorted(os.scandir(directory), key=lambda d: d.name)
+        except OSError as error:
+            raise UsageError(f"{directory}: cannot be listed ({error})", "fix its permissions") \
+                from None
+        for child in children:
+            name = _archive_name(child.name, directory)
+            rel = f"{prefix}{name}"
+            path = Path(child.path)
+            is_link = child.is_symlink()
+            if is_link:
+                target = path.resolve()
+                if not target.is_relative_to(root):
+                    if excluded(rel) or excluded(rel + "/"):
+                        result.skipped.append((rel, "symlink out of the project, excluded"))
+                        continue
+                    raise UsageError(
+                        f"{rel} is a symlink to {target}, outside the project",
+                        "copy the file into the project, or list it in .fbundleignore",
+                    )
+                if not target.exists():
+                    raise UsageError(f"{rel} is a broken symlink", "remove it or fix its target")
+            if child.is_dir(follow_symlinks=True):
+                if reason := excluded(rel + "/"):
+                    result.skipped.append((rel + "/", reason))
+                    continue
+                walk(path, rel + "/")
+                continue
+            if reason := excluded(rel):
+                result.skipped.append((rel, reason))
+                continue
+            try:
+                st = path.stat()
+            except OSError as error:
+                raise UsageError(f"{rel}: cannot be read ({error})", "fix its permissions") \
+                    from None
+            if not stat.S_ISREG(st.st_mode):
+                result.skipped.append((rel, "not a regular file"))
+                continue
+            if output is not None and path.resolve() == output:
+                result.skipped.append((rel, "the output zip itself"))
+                continue
+            if not os.access(path, os.R_OK):
+                raise UsageError(f"{rel}: cannot be read (permission denied)",
+                                 "fix its permissions or exclude it in .fbundleignore")
+            mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
+            result.entries.append(Entry(rel, st.st_size, FileData(path), mode, origin="source"))
+
+    walk(root, "")
+    return result
+
+
+def _archive_name(name: str, directory: Path) -> str:
+    """A file name as stored in the zip: NFC, and refused when it cannot be stored portably."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{directory / name!r} has a name that is not valid UTF-8",
+            "rename it: zip names must be UTF-8",
+        ) from None
+    if "\\" in name:
+        raise UsageError(f"{directory / name}: backslash in a file name",
+                         "rename it: backslashes become folder separators on Windows")
+    return unicodedata.normalize("NFC", name)
+
+
+def collect_sources(
+    root: Path, extra_excludes: Sequence[str] = (), *, output: Path | None = None
+) -> list[Entry]:
+    """The entries of ``scan_sources`` (what goes in)."""
+    return scan_sources(root, extra_excludes, output=output).entries
