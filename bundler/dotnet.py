@@ -1,0 +1,434 @@
+"""The ``dotnet_10`` runtime: a .NET project folder -> bundle entries.
+
+Two shapes, as the service's article describes them:
+
+* ``bundled``: the output of ``dotnet publish -c Release -r linux-x64 --self-contained false``,
+  rooted at the zip root (``MyAgent.dll``, ``MyAgent.runtimeconfig.json``, ``MyAgent.deps.json``
+  side by side). The service runs it as-is, so what a linux-x64 host can never load is dropped
+  (``runtimes/<rid>/`` for other platforms) or refused (native Windows PE files).
+* ``remote_build``: the project's sources without build output (``bin/``, ``obj/``,
+  ``publish/``, ``.vs/``, ``*.user``); the service restores and publishes them itself.
+
+Publishing goes into a fresh temporary folder that is deleted before :func:`plan_dotnet`
+returns, so the publish output is read into memory (:class:`~bundler.model.BytesData`): a
+framework-dependent publish is tens of MB, and entries that own their bytes need no cleanup by
+the caller. The ``dotnet`` process is started through an injectable :class:`Runner`, so tests
+observe a real stand-in executable instead of patching this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from bundler.collect import collect_sources
+from bundler.errors import BuildError, UsageError
+from bundler.model import EXEC_MODE, FILE_MODE, BytesData, Entry
+from bundler.project import DEFAULT_ENTRY_POINT, ProjectSpec
+from bundler.targets import DOTNET_RUNTIMES
+
+log = logging.getLogger(__name__)
+
+PROJECT_SUFFIXES = (".csproj", ".fsproj")
+RID = "linux-x64"
+# Build output and IDE state that never belongs in a remote_build upload (gitignore syntax).
+REMOTE_BUILD_EXCLUDES = ("bin/", "obj/", "publish/", ".vs/", "*.user")
+# runtimes/<rid>/ folders a framework-dependent linux-x64 app can load; every other one is
+# dropped (win-*, osx-*, and other architectures or libcs the host never probes).
+KEPT_RIDS = frozenset({"linux-x64", "linux", "unix", "any"})
+TAIL_LINES = 20
+INSTALL_HINT = ("install the .NET 10 SDK (https://dot.net/download, or the dotnet-install "
+                "script: https://dot.net/v1/dotnet-install.sh --channel 10.0) and put `dotnet` "
+                "on PATH")
+# Quiet, reproducible, and the same whatever the user's shell has set up.
+_ENV = {
+    "DOTNET_CLI_TELEMETRY_OPTOUT": "1",
+    "DOTNET_NOLOGO": "1",
+    "DOTNET_SKIP_FIRST_TIME_EXPERIENCE": "1",
+    "DOTNET_CLI_UI_LANGUAGE": "en",
+    "MSBUILDTERMINALLOGGER": "off",
+}
+
+
+class Runner(Protocol):
+    """Runs a process to completion: ``(exit code, combined stdout and stderr)``."""
+
+    def __call__(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]
+    ) -> tuple[int, str]: ...
+
+
+@dataclass
+class SubprocessRunner:
+    """The real runner. With ``echo`` set, each output line is also copied to ``stream``
+    (standard error by default) as it arrives, so a long restore shows progress."""
+
+    echo: bool = False
+    stream: TextIO | None = None
+
+    def __call__(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]
+    ) -> tuple[int, str]:
+        out = self.stream or sys.stderr
+        lines: list[str] = []
+        try:
+            process = subprocess.Popen(
+                list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                encoding="utf-8", errors="replace",
+            )
+        except OSError as error:
+            raise UsageError(f"cannot run {argv[0]} ({error.strerror or error})",
+                             INSTALL_HINT) from None
+        assert process.stdout is not None  # set by stdout=PIPE
+        with process:
+            for line in process.stdout:
+                lines.append(line)
+                if self.echo:
+                    out.write(line)
+                    out.flush()
+        return process.wait(), "".join(lines)
+
+
+@dataclass(frozen=True)
+class DotnetProject:
+    """What fbundle reads from a project file (it does not evaluate MSBuild; see ``_read``)."""
+
+    path: Path
+    assembly: str
+    frameworks: tuple[str, ...]  # empty when the project file does not say
+    multi_targeted: bool  # declared with <TargetFrameworks> (plural)
+
+    @property
+    def dll(self) -> str:
+        return f"{self.assembly}.dll"
+
+
+def find_project(root: Path, project_file: str | None = None) -> Path:
+    """The one ``.csproj``/``.fsproj`` at ``root``, or ``project_file`` (relative to ``root``)."""
+    if project_file is not None:
+        path = Path(project_file)
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            raise UsageError(f"{project_file}: no such project file",
+                             f"pass the path of a .csproj or .fsproj (relative to {root})")
+        if path.suffix not in PROJECT_SUFFIXES:
+            raise UsageError(f"{project_file}: not a .csproj or .fsproj file",
+                             "pass the project file itself with --project")
+        return path.resolve()
+    found = sorted(p for p in root.iterdir() if p.suffix in PROJECT_SUFFIXES and p.is_file())
+    if not found:
+        raise UsageError(f"{root}: no .csproj or .fsproj in the project folder",
+                         "run fbundle in the folder that holds the project file, "
+                         "or pass --project")
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise UsageError(f"{root}: several project files ({names})",
+                         f"pick one with --project, e.g. --project {found[0].name}")
+    return found[0].resolve()
+
+
+def read_project(path: Path) -> DotnetProject:
+    """Target frameworks and assembly name from the project file (and ``Directory.Build.props``
+    above it, where many repositories set ``TargetFramework``).
+
+    Only literal property values are read; a value that uses ``$(...)`` is left to MSBuild, and
+    ``bundled`` builds check the framework again in the publish output's runtimeconfig.json.
+    """
+    props = _properties(path)
+    for folder in _upwards(path.parent):
+        build_props = folder / "Directory.Build.props"
+        if build_props.is_file():
+            for key, value in _properties(build_props).items():
+                props.setdefault(key, value)
+            break  # MSBuild imports only the nearest one (it may import further itself)
+    assembly = props.get("assemblyname") or path.stem
+    if "$(" in assembly:
+        assembly = path.stem
+    plural = props.get("targetframeworks")
+    single = props.get("targetframework")
+    raw = plural if plural is not None else single or ""
+    frameworks = tuple(f.strip() for f in raw.split(";") if f.strip())
+    return DotnetProject(path, assembly, frameworks, plural is not None and single is None)
+
+
+def _upwards(folder: Path) -> list[Path]:
+    folder = folder.resolve()
+    return [folder, *folder.parents]
+
+
+def _properties(path: Path) -> dict[str, str]:
+    """The first value of each property in the file's ``<PropertyGroup>``s (keys lowercased:
+    MSBuild property names are case-insensitive)."""
+    try:
+        tree = ET.parse(path)
+    except (ET.ParseError, OSError) as error:
+        raise UsageError(f"{path}: not a readable project file ({error})",
+                         "fix the XML (dotnet build shows where)") from None
+    values: dict[str, str] = {}
+    for group in tree.getroot():
+        if _local(group.tag) != "PropertyGroup":
+            continue
+        for prop in group:
+            key = _local(prop.tag).lower()
+            if isinstance(prop.tag, str) and key not in values and prop.text:
+                values[key] = prop.text.strip()
+    return values
+
+
+def _local(tag: object) -> str:
+    """An element name without its namespace (old-style projects use the MSBuild 2003 one)."""
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def check_framework(project: DotnetProject, runtime: str) -> str:
+    """The TFM to publish for ``runtime``; a clear error when the project does not target it."""
+    tfm = DOTNET_RUNTIMES[runtime]
+    if not project.frameworks:
+        log.warning("%s: no literal TargetFramework found; assuming %s (the service needs it)",
+                    project.path.name, tfm)
+        return tfm
+    if any("$(" in f for f in project.frameworks):
+        log.warning("%s: TargetFramework uses MSBuild properties (%s); cannot check it is %s",
+                    project.path.name, ";".join(project.frameworks), tfm)
+        return tfm
+    if tfm not in project.frameworks:
+        element = "TargetFrameworks" if project.multi_targeted else "TargetFramework"
+        raise UsageError(
+            f"{project.path.name} targets {';'.join(project.frameworks)}, but runtime "
+            f"{runtime} runs {tfm}",
+            f"set <{element}>{tfm}</{element}> in {project.path.name} "
+            "(or pick the runtime that matches the project)",
+        )
+    return tfm
+
+
+def entry_point(spec: ProjectSpec, project: DotnetProject) -> list[str]:
+    """The entry point the agent runs: metadata.json's, or ``["dotnet", "<Assembly>.dll"]`` when
+    the metadata left the (Python) default in place."""
+    if not spec.entry_point or spec.entry_point == DEFAULT_ENTRY_POINT:
+        return ["dotnet", project.dll]
+    return list(spec.entry_point)
+
+
+def publish_argv(dotnet: str, project: DotnetProject, output: Path, tfm: str, *,
+                 verbose: bool = False) -> list[str]:
+    """The article's publish command, plus what makes it reproducible and quiet.
+
+    ``-f`` is added only for a multi-targeted project, where ``dotnet publish -o`` needs one
+    framework to be chosen.
+    """
+    argv = [dotnet, "publish", str(project.path), "-c", "Release", "-r", RID,
+            "--self-contained", "false", "-o", str(output),
+            "-p:Deterministic=true", "-p:ContinuousIntegrationBuild=true", "--nologo",
+            "-v", "minimal" if verbose else "quiet"]
+    if project.multi_targeted:
+        argv[3:3] = ["-f", tfm]
+    return argv
+
+
+def plan_dotnet(
+    spec: ProjectSpec,
+    *,
+    project_file: str | None = None,
+    verbose: bool = False,
+    runner: Runner | None = None,
+) -> list[Entry]:
+    """The bundle entries for a ``dotnet_10`` project, in either dependency-resolution mode.
+
+    Raises :class:`UsageError` (exit 2) for a missing or ambiguous project file, a project that
+    does not target the runtime's framework, or a missing SDK; :class:`BuildError` (exit 1) when
+    the publish fails or its output cannot run on the service.
+    """
+    if spec.runtime not in DOTNET_RUNTIMES:
+        raise UsageError(f"runtime {spec.runtime} is not a .NET runtime",
+                         f"use one of: {', '.join(DOTNET_RUNTIMES)}")
+    path = find_project(spec.root, project_file)
+    project = read_project(path)
+    tfm = check_framework(project, spec.runtime)
+    entry = entry_point(spec, project)
+    if spec.mode == "remote_build":
+        return plan_sources(spec.root, project, entry)
+    return plan_publish(spec.root, project, tfm, entry, verbose=verbose, runner=runner)
+
+
+def plan_sources(root: Path, project: DotnetProject, entry: list[str]) -> list[Entry]:
+    """remote_build: the sources the service restores and publishes itself."""
+    root = root.resolve()
+    if project.path.parent != root:
+        raise UsageError(
+            f"{project.path} is not at the project root; remote_build needs the project file "
+            "at the zip root",
+            f"run fbundle in {project.path.parent}, or use dependency_resolution bundled",
+        )
+    entries = collect_sources(root, REMOTE_BUILD_EXCLUDES)
+    if project.path.name not in {e.name for e in entries}:
+        raise UsageError(f"{project.path.name} is excluded by an ignore file",
+                         "remove the pattern that matches it from .fbundleignore/.agentignore")
+    dll = _entry_dll(entry)
+    if dll is not None and dll != project.dll:
+        log.warning("entry point %s, but %s builds %s; the service runs the entry point after "
+                    "its own publish", " ".join(entry), project.path.name, project.dll)
+    return entries
+
+
+def plan_publish(root: Path, project: DotnetProject, tfm: str, entry: list[str], *,
+                 verbose: bool = False, runner: Runner | None = None) -> list[Entry]:
+    """bundled: publish into a fresh folder and take its files, rooted, into memory."""
+    env = {**os.environ, **_ENV}
+    dotnet = shutil.which("dotnet", path=env.get("PATH"))
+    if dotnet is None:
+        raise UsageError("dotnet is not on PATH; bundled dotnet_10 builds run dotnet publish",
+                         INSTALL_HINT)
+    run = runner or SubprocessRunner(echo=verbose)
+    with tempfile.TemporaryDirectory(prefix="fbundle-publish-") as tmp:
+        output = Path(tmp) / "publish"
+        argv = publish_argv(dotnet, project, output, tfm, verbose=verbose)
+        log.info("running %s", " ".join(argv))
+        code, text = run(argv, root, env)
+        if code != 0:
+            raise BuildError(
+                f"dotnet publish {project.path.name} failed (exit {code}); its last lines:\n"
+                + _tail(text) + "\n",
+                "fix what it reports (rerun with `fbundle -v build` to see all of it)",
+            )
+        if not output.is_dir():
+            raise BuildError(f"dotnet publish {project.path.name} wrote nothing to {output}",
+                             "run the publish command by hand with -v normal to see why")
+        entries = read_publish_output(output)
+    check_publish(entries, project, tfm, entry)
+    return entries
+
+
+def _tail(text: str, count: int = TAIL_LINES) -> str:
+    lines: deque[str] = deque(maxlen=count)
+    for line in text.splitlines():
+        if line.strip():
+            lines.append("  " + line.rstrip())
+    return "\n".join(lines) or "  (no output)"
+
+
+def read_publish_output(folder: Path) -> list[Entry]:
+    """Every file under ``folder`` as an in-memory entry named from the folder (so rooted),
+    minus ``runtimes/<rid>/`` folders a linux-x64 host never loads (logged as a warning)."""
+    entries: list[Entry] = []
+    dropped: dict[str, int] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            parts = rel.split("/")
+            if len(parts) > 2 and parts[0] == "runtimes" and parts[1] not in KEPT_RIDS:
+                key = f"runtimes/{parts[1]}/"
+                dropped[key] = dropped.get(key, 0) + 1
+                continue
+            if path.is_symlink() or not path.is_file():
+                raise BuildError(f"publish output {rel} is not a regular file",
+                                 "publish should only write plain files; check the project")
+            data = path.read_bytes()
+            mode = EXEC_MODE if path.stat().st_mode & 0o111 else FILE_MODE
+            entries.append(Entry(rel, len(data), BytesData(data), mode, origin="dotnet-publish"))
+    for key, count in sorted(dropped.items()):
+        log.warning("dropped %s (%d file%s): not loadable by a framework-dependent %s app",
+                    key, count, "" if count == 1 else "s", RID)
+    return entries
+
+
+def check_publish(entries: Sequence[Entry], project: DotnetProject, tfm: str,
+                  entry: list[str]) -> None:
+    """Refuse publish output the service cannot run: native Windows files, a missing entry
+    assembly, or a runtimeconfig.json for another framework."""
+    names = {e.name: e for e in entries}
+    native = [e.name for e in entries if pe_kind(e.read()) == "native"]
+    if native:
+        shown = ", ".join(native[:5]) + (f" and {len(native) - 5} more" if len(native) > 5 else "")
+        raise BuildError(
+            f"publish output holds native Windows binaries that cannot load on Linux: {shown}",
+            "find the package that ships them (obj/project.assets.json) and use its Linux "
+            "build, or exclude them from publish",
+        )
+    dll = _entry_dll(entry)
+    if dll is not None:
+        if dll not in names:
+            present = sorted(n for n in names if "/" not in n and n.endswith(".dll")
+                             and f"{n[:-4]}.runtimeconfig.json" in names)
+            raise BuildError(
+                f"entry point {' '.join(entry)}: {dll} is not in the publish output"
+                + (f" (it has {', '.join(present)})" if present else ""),
+                f'set entry_point to ["dotnet", "{present[0] if present else project.dll}"] '
+                "in metadata.json, or <AssemblyName> in the project file",
+            )
+        if pe_kind(names[dll].read()) != "managed":
+            raise BuildError(f"entry point {dll} is not a .NET assembly",
+                             "point entry_point at the assembly dotnet publish built")
+    elif entry and entry[0] not in names:
+        raise BuildError(f"entry point {' '.join(entry)}: {entry[0]} is not in the publish "
+                         "output", f'use ["dotnet", "{project.dll}"]')
+    config = names.get(f"{Path(dll or project.dll).stem}.runtimeconfig.json")
+    if config is not None:
+        _check_runtimeconfig(config, tfm)
+
+
+def _check_runtimeconfig(config: Entry, tfm: str) -> None:
+    try:
+        options = json.loads(config.read()).get("runtimeOptions", {})
+    except (ValueError, AttributeError):
+        raise BuildError(f"{config.name}: not valid JSON", "rebuild; publish wrote it") from None
+    found = options.get("tfm") if isinstance(options, dict) else None
+    if isinstance(found, str) and found != tfm:
+        raise BuildError(f"{config.name} says the app runs on {found}, the runtime needs {tfm}",
+                         f"set <TargetFramework>{tfm}</TargetFramework> and rebuild")
+
+
+def _entry_dll(entry: Sequence[str]) -> str | None:
+    """The assembly of a ``["dotnet", "X.dll", ...]`` entry point, else None."""
+    if len(entry) >= 2 and Path(entry[0]).name in ("dotnet", "dotnet.exe"):
+        return entry[1].removeprefix("./")
+    return None
+
+
+# A private PE probe until bundler/binaries.py grows one; merge into it then.
+_PE_SIGNATURE = b"PE\0\0"
+_CLI_DIRECTORY = 14  # IMAGE_DIRECTORY_ENTRY_COM_DESCRIPTOR
+
+
+def pe_kind(data: bytes) -> str | None:
+    """``"managed"`` for a PE image with a CLI header, ``"native"`` for any other PE image,
+    None when ``data`` is not a PE image at all (judged by bytes, never by the file name)."""
+    if len(data) < 0x40 or data[:2] != b"MZ":
+        return None
+    (pe,) = struct.unpack_from("<I", data, 0x3C)
+    if pe + 24 > len(data) or data[pe:pe + 4] != _PE_SIGNATURE:
+        return None
+    (optional_size,) = struct.unpack_from("<H", data, pe + 20)
+    optional = pe + 24
+    if optional_size < 2 or optional + optional_size > len(data):
+        return "native"  # a PE header that does not hold together is not an assembly either
+    (magic,) = struct.unpack_from("<H", data, optional)
+    if magic == 0x10B:
+        count_at, directories = optional + 92, optional + 96
+    elif magic == 0x20B:
+        count_at, directories = optional + 108, optional + 112
+    else:
+        return "native"
+    if count_at + 4 > optional + optional_size:
+        return "native"
+    (count,) = struct.unpack_from("<I", data, count_at)
+    slot = directories + _CLI_DIRECTORY * 8
+    if count <= _CLI_DIRECTORY or slot + 8 > optional + optional_size:
+        return "native"
+    rva, size = struct.unpack_from("<II", data, slot)
+    return "managed" if rva and size else "native"
