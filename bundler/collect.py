@@ -69,6 +69,8 @@ def scan_sources(
     # One spec in gitignore order, so a user's ``!pattern`` can re-include a default.
     combined = _spec([*DEFAULT_EXCLUDES, *extra_excludes, *_ignore_lines(root)])
     output = output.resolve() if output else None
+    outputs = {output, output.with_name(output.name + ".sha256"),
+               output.with_name(output.name + ".json")} if output else set()
     result = Collection()
     seen_dirs: set[tuple[int, int]] = set()
 
@@ -121,8 +123,8 @@ def scan_sources(
             if not stat.S_ISREG(st.st_mode):
                 result.skipped.append((rel, "not a regular file"))
                 continue
-            if output is not None and path.resolve() == output:
-                result.skipped.append((rel, "the output zip itself"))
+            if output is not None and path.resolve() in outputs:
+                result.skipped.append((rel, "the output zip or its identity files"))
                 continue
             if not os.access(path, os.R_OK):
                 raise UsageError(f"{rel}: cannot be read (permission denied)",

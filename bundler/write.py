@@ -168,7 +168,18 @@ class _HashingWriter:
         self.offset += len(data)
 
 
-def write_zip(entries: Iterable[Entry], path: Path, *, threads: int | None = None) -> WriteResult:
+class ZipTooLarge(BuildError):
+    """The finished zip is over the limit; nothing was written at the destination."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the bundle is {size / 1e6:.1f} MB; the service accepts at most "
+                         f"{limit / 1e6:.0f} MB")
+        self.size = size
+        self.limit = limit
+
+
+def write_zip(entries: Iterable[Entry], path: Path, *, threads: int | None = None,
+              limit: int | None = None) -> WriteResult:
     """Write ``entries`` (files only, sorted by UTF-8 name bytes) to ``path`` atomically.
 
     Members that come from another zip (wheels) keep their compressed bytes; the rest are
@@ -208,6 +219,8 @@ def write_zip(entries: Iterable[Entry], path: Path, *, threads: int | None = Non
         _write_directory(out, central)
         size = out.offset
         digest = out.digest.hexdigest()
+        if limit is not None and size > limit:
+            raise ZipTooLarge(size, limit)  # before the rename: the old zip stays
     return WriteResult(path, digest, size, len(files))
 
 

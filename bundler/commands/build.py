@@ -1,7 +1,137 @@
-"""Commands for this job; see bundler/cli.py for how they are registered."""
+"""``fbundle build`` and ``fbundle init``."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import click
 
-commands: list[click.Command] = []
+from bundler.errors import UsageError
+from bundler.project import METADATA, MODES, example_metadata
+from bundler.resolve import RESOLVERS
+from bundler.targets import RUNTIMES
+from bundler.write import atomic_output
+
+HELLO_MAIN = '''"""A minimal hosted agent: answers the Responses protocol on port 8088."""
+
+import json
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        status = 200 if self.path.startswith(("/readiness", "/liveness")) else 404
+        self.send_response(status)
+        self.end_headers()
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        request = json.loads(self.rfile.read(length) or b"{}")
+        body = json.dumps({"output_text": f"echo: {request.get('input', '')}"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+if __name__ == "__main__":
+    HTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8088"))), Handler).serve_forever()
+'''
+
+
+def build_options(function: click.decorators.FC) -> click.decorators.FC:
+    """The options every command that builds shares (build, lock, audit, deploy)."""
+    options = [
+        click.option("--runtime", type=click.Choice(RUNTIMES),
+                     help="Override code_configuration.runtime."),
+        click.option("--mode", type=click.Choice(MODES),
+                     help="Override code_configuration.dependency_resolution."),
+        click.option("--resolver", type=click.Choice(RESOLVERS), default="uv",
+                     show_default=True, help="Which resolver picks the wheels."),
+        click.option("--glibc", metavar="X.Y",
+                     help="Raise the manylinux floor (default 2.17, manylinux2014)."),
+        click.option("--offline", is_flag=True, help="Use only the lock and the wheel cache."),
+        click.option("--name", help="Agent name (default: the project folder's name)."),
+        click.option("--metadata", type=click.Path(path_type=Path, dir_okay=False),
+                     help="The agent definition (default: PROJECT/metadata.json)."),
+        click.option("--project", "project_file", help=".NET: which project file to publish."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        click.echo(message, err=True)
+
+
+@click.command()
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the zip (default: PROJECT/dist/<agent>.zip).")
+@build_options
+@click.option("--update-lock", is_flag=True, help="Re-resolve and rewrite pylock.toml.")
+@click.option("--list", "list_only", is_flag=True,
+              help="Show what would go in (and what was left out, and why); write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def build(project: Path, output: Path | None, list_only: bool, as_json: bool,
+          **options: object) -> None:
+    """Build PROJECT into a deterministic zip; the last line printed is its sha256."""
+    from bundler.build import BuildOptions, build_project, plan_project
+
+    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+    opts = BuildOptions(output=output, verbose=verbose, **options)  # type: ignore[arg-type]
+    if list_only:
+        plan = plan_project(project, opts)
+        if as_json:
+            click.echo(json.dumps({
+                "entries": [{"name": e.name, "size": e.size, "origin": e.origin}
+                            for e in plan.bundle.files()],
+                "skipped": [{"name": n, "reason": r} for n, r in plan.collection.skipped],
+            }, indent=2))
+            return
+        for entry in plan.bundle.files():
+            click.echo(f"+ {entry.name}  ({entry.origin}, {entry.size} bytes)")
+        for name, reason in plan.collection.skipped:
+            click.echo(f"- {name}  ({reason})")
+        return
+    _progress(f"building {project} ...")
+    result = build_project(project, opts)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+        return
+    state = "unchanged" if result.reused else "wrote"
+    click.echo(f"{state} {result.zip_path} ({result.size} bytes, {result.entries} files, "
+               f"{len(result.packages)} packages)")
+    click.echo(f"content digest {result.content_digest}")
+    click.echo(result.sha256)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--runtime", type=click.Choice(sorted(k for k in RUNTIMES if k.startswith("py"))),
+              default="python_3_13", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="bundled", show_default=True)
+def init(directory: Path, runtime: str, mode: str) -> None:
+    """Scaffold a Python agent: main.py, requirements.txt, metadata.json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "main.py": HELLO_MAIN,
+        "requirements.txt": "# one requirement per line, e.g. azure-identity\n",
+        METADATA: json.dumps(example_metadata(runtime, mode), indent=2) + "\n",
+    }
+    existing = [name for name in files if (directory / name).exists()]
+    if existing:
+        raise UsageError(f"{directory} already has {', '.join(existing)}",
+                         "init a new folder, or remove those files")
+    for name, text in files.items():
+        with atomic_output(directory / name) as stream:
+            stream.write(text.encode("utf-8"))
+    click.echo(f"created {directory}: {', '.join(files)}; next: fbundle build {directory}")
+
+
+commands: list[click.Command] = [build, init]

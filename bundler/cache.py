@@ -1,0 +1,176 @@
+"""A content-addressed wheel store: wheels keyed by sha256, verified on every read.
+
+A tampered or truncated entry is detected on read, dropped, and fetched again. Location:
+``FBUNDLE_CACHE_DIR``, else ``$XDG_CACHE_HOME/fbundle``, else ``~/.cache/fbundle``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from bundler.errors import BuildError
+from bundler.indexes import IndexConfig
+from bundler.lock import WheelRef, file_sha256
+
+log = logging.getLogger(__name__)
+RETRIES = 3
+
+
+def cache_root() -> Path:
+    if value := os.environ.get("FBUNDLE_CACHE_DIR"):
+        return Path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fbundle"
+
+
+class WheelCache:
+    def __init__(self, root: Path | None = None, indexes: IndexConfig | None = None) -> None:
+        self.root = root or cache_root()
+        self.indexes = indexes or IndexConfig()
+
+    def path_for(self, ref: WheelRef) -> Path:
+        return self.root / "wheels" / ref.sha256[:2] / ref.sha256 / ref.filename
+
+    def get(self, ref: WheelRef) -> Path | None:
+        """The cached wheel if its bytes still hash to ``ref.sha256``; else None (and dropped)."""
+        path = self.path_for(ref)
+        if not path.is_file():
+            return None
+        if file_sha256(path) != ref.sha256:
+            log.warning("cache entry %s does not match its sha256; fetching it again", path)
+            path.unlink(missing_ok=True)
+            return None
+        return path
+
+    def fetch(self, ref: WheelRef, *, offline: bool = False, base: Path | None = None) -> Path:
+        if cached := self.get(ref):
+            return cached
+        if offline:
+            raise BuildError(
+                f"{ref.filename} is not in the cache and --offline forbids fetching it",
+                "run the build once without --offline to fill the cache",
+            )
+        path = self.path_for(ref)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        tmp = Path(tmp_name)
+        os.close(fd)
+        try:
+            for attempt in range(RETRIES):
+                try:
+                    with open(tmp, "wb") as out:
+                        digest = _copy_from_source(ref, out, self.indexes, base)
+                    break
+                except _Transient as error:
+                    if attempt + 1 == RETRIES:
+                        raise BuildError(
+                            f"fetching {_redact(ref.location)} failed ({error})",
+                            "check your network or index, or use --offline with a warm cache",
+                        ) from None
+                    log.info("retrying %s after %s", _redact(ref.location), error)
+            if digest != ref.sha256:
+                raise BuildError(
+                    f"{ref.filename} from {_redact(ref.location)} has sha256 {digest}, "
+                    f"expected {ref.sha256}",
+                    "the index served different bytes than were locked; check the index or "
+                    "re-lock with `fbundle lock`",
+                )
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def fetch_all(self, refs: Iterable[WheelRef], *, offline: bool = False,
+                  base: Path | None = None) -> dict[str, Path]:
+        """Fetch in parallel (network-bound); the result is keyed by sha256."""
+        refs = list(refs)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            paths = list(pool.map(lambda r: self.fetch(r, offline=offline, base=base), refs))
+        return {ref.sha256: path for ref, path in zip(refs, paths, strict=True)}
+
+
+def _redact(url: str) -> str:
+    """A URL without credentials, fit to print."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return parts._replace(netloc=host).geturl()
+    return url
+
+
+def _credentials_for(url: str, indexes: IndexConfig) -> tuple[str, str] | None:
+    """Basic-auth credentials of a configured index on the same host (pip does the same)."""
+    host = urlsplit(url).hostname
+    for index in (indexes.index_url, *indexes.extra_index_urls, *indexes.find_links):
+        parts = urlsplit(index)
+        if parts.hostname == host and parts.username:
+            return unquote(parts.username), unquote(parts.password or "")
+    return None
+
+
+def _copy_from_source(ref: WheelRef, out: object, indexes: IndexConfig, base: Path | None) -> str:
+    digest = hashlib.sha256()
+
+    def sink(chunk: bytes) -> None:
+        digest.update(chunk)
+        out.write(chunk)  # type: ignore[attr-defined]
+
+    location = ref.url or ref.path
+    if location is None:
+        raise BuildError(f"{ref.filename}: the lock gives no url or path",
+                         "re-lock with `fbundle lock`")
+    parts = urlsplit(location)
+    if parts.scheme in ("http", "https"):
+        _download(location, sink, indexes)
+    else:
+        local = Path(unquote(parts.path)) if parts.scheme == "file" else Path(location)
+        if not local.is_absolute() and base is not None:
+            local = base / local
+        try:
+            with open(local, "rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    sink(chunk)
+        except OSError as error:
+            raise BuildError(f"{ref.filename}: cannot read {local} ({error.strerror})",
+                             "check the find-links folder, or re-lock") from None
+    return digest.hexdigest()
+
+
+class _Transient(Exception):
+    """A failure worth another try: a dropped connection or a 5xx."""
+
+
+def _download(url: str, sink: object, indexes: IndexConfig) -> None:
+    auth = _credentials_for(url, indexes)
+    verify: str | bool = indexes.cert or True
+    try:
+        with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), verify=verify,
+                          follow_redirects=True, auth=auth) as client:
+            with client.stream("GET", url) as response:
+                if response.status_code >= 500:
+                    raise _Transient(f"HTTP {response.status_code}")
+                if response.status_code != 200:
+                    raise BuildError(
+                        f"fetching {_redact(url)} failed: HTTP {response.status_code}",
+                        "check the index URL and your credentials in pip.conf",
+                    )
+                for chunk in response.iter_bytes(1 << 20):
+                    sink(chunk)  # type: ignore[operator]
+    except httpx.TransportError as error:
+        raise _Transient(str(error) or type(error).__name__) from None
+
+
+def clear(root: Path | None = None) -> None:
+    shutil.rmtree(root or cache_root(), ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Where wheels come from: pip's own configuration, read the way pip reads it.
+
+Users' corporate mirrors live in ``pip.conf`` and ``PIP_*`` variables, so fbundle takes its index
+settings from there and hands them to whichever resolver runs (uv does not read pip's files).
+Order (later wins), as pip documents: global files, user files, the virtualenv's file,
+``PIP_CONFIG_FILE``, then environment variables. ``PIP_CONFIG_FILE=/dev/null`` turns every file off.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_INDEX = "https://pypi.org/simple"
+_SECTIONS = ("global", "install", "download")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    index_url: str = DEFAULT_INDEX
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    cert: str | None = None
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+    def uv_args(self) -> list[str]:
+        args = ["--no-index"] if self.no_index else ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.find_links:
+            args += ["--find-links", link]
+        return args
+
+    def pip_args(self) -> list[str]:
+        args = self.uv_args()
+        if self.cert:
+            args += ["--cert", self.cert]
+        return args
+
+    def fingerprint(self) -> str:
+        """What changes the resolution: part of a build's input key."""
+        return "|".join([self.index_url, *self.extra_index_urls, *self.find_links,
+                         str(self.no_index)])
+
+
+def _config_files(environ: dict[str, str]) -> list[Path]:
+    config_file = environ.get("PIP_CONFIG_FILE")
+    if config_file == os.devnull:
+        return []
+    home = Path(environ.get("HOME", str(Path.home())))
+    xdg_dirs = environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
+    files = [Path(d) / "pip" / "pip.conf" for d in xdg_dirs if d] + [Path("/etc/pip.conf")]
+    files += [home / ".pip" / "pip.conf",
+              Path(environ.get("XDG_CONFIG_HOME", str(home / ".config"))) / "pip" / "pip.conf"]
+    if venv := environ.get("VIRTUAL_ENV"):
+        files.append(Path(venv) / "pip.conf")
+    if config_file:
+        files.append(Path(config_file))
+    return files
+
+
+def read_pip_config(environ: dict[str, str] | None = None) -> IndexConfig:
+    """The index settings pip would use in this environment."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, str] = {}
+    sources: list[str] = []
+    for path in _config_files(environ):
+        parser = configparser.RawConfigParser()
+        try:
+            if not parser.read(path, encoding="utf-8"):
+                continue
+        except (configparser.Error, UnicodeDecodeError, OSError):
+            continue  # pip would refuse it too; the resolver will say so
+        sources.append(str(path))
+        for section in _SECTIONS:
+            if parser.has_section(section):
+                values.update({k.replace("_", "-"): v for k, v in parser.items(section)})
+    for key in ("index-url", "extra-index-url", "find-links", "no-index", "cert"):
+        env_key = "PIP_" + key.upper().replace("-", "_")
+        if env_key in environ:
+            values[key] = environ[env_key]
+            sources.append(env_key)
+    return IndexConfig(
+        index_url=values.get("index-url", "").strip() or DEFAULT_INDEX,
+        extra_index_urls=tuple(values.get("extra-index-url", "").split()),
+        find_links=tuple(values.get("find-links", "").split()),
+        no_index=values.get("no-index", "").strip().lower() in ("1", "true", "yes", "on"),
+        cert=values.get("cert", "").strip() or None,
+        sources=tuple(sources),
+    )

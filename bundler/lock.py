@@ -1,0 +1,157 @@
+"""A resolution pinned to exact wheels, read and written as PEP 751 ``pylock.toml``.
+
+fbundle-specific facts (the runtime, the glibc floor, the hash of the requirements the lock was
+made from) live under ``[tool.fbundle]``, where PEP 751 lets tools keep their own data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from bundler.errors import UsageError
+
+LOCK_FILE = "pylock.toml"
+
+
+@dataclass(frozen=True)
+class WheelRef:
+    """One exact wheel: where it is and what its bytes hash to."""
+
+    filename: str
+    sha256: str
+    url: str | None = None
+    path: str | None = None
+    size: int | None = None
+
+    @property
+    def location(self) -> str:
+        return self.url or self.path or self.filename
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    wheel: WheelRef
+    marker: str | None = None
+
+    @property
+    def key(self) -> str:
+        return str(canonicalize_name(self.name))
+
+
+@dataclass
+class Lock:
+    pins: list[Pin]
+    runtime: str
+    glibc: str
+    requirements_sha256: str | None = None
+    requires_python: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sorted_pins(self) -> list[Pin]:
+        return sorted(self.pins, key=lambda p: p.key)
+
+    def to_toml(self) -> str:
+        packages = []
+        for pin in self.sorted_pins():
+            wheel: dict[str, Any] = {"name": pin.wheel.filename}
+            if pin.wheel.url:
+                wheel["url"] = pin.wheel.url
+            if pin.wheel.path:
+                wheel["path"] = pin.wheel.path
+            if pin.wheel.size is not None:
+                wheel["size"] = pin.wheel.size
+            wheel["hashes"] = {"sha256": pin.wheel.sha256}
+            package: dict[str, Any] = {"name": pin.key, "version": pin.version}
+            if pin.marker:
+                package["marker"] = pin.marker
+            package["wheels"] = [wheel]
+            packages.append(package)
+        tool: dict[str, Any] = {"runtime": self.runtime, "glibc": self.glibc}
+        if self.requirements_sha256:
+            tool["requirements-sha256"] = self.requirements_sha256
+        document: dict[str, Any] = {"lock-version": "1.0", "created-by": "fbundle"}
+        if self.requires_python:
+            document["requires-python"] = self.requires_python
+        document["packages"] = packages
+        document["tool"] = {"fbundle": tool}
+        return tomli_w.dumps(document)
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = LOCK_FILE) -> Lock:
+        """Parse a pylock.toml (ours, or uv's with one wheel per package)."""
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise UsageError(f"{source}: not valid TOML ({error})",
+                             "regenerate it with `fbundle lock`") from None
+        if str(document.get("lock-version", "")).split(".")[0] != "1":
+            raise UsageError(f"{source}: lock-version {document.get('lock-version')!r} "
+                             "is not supported", "regenerate it with `fbundle lock`")
+        tool = document.get("tool", {}).get("fbundle", {})
+        pins = []
+        for package in document.get("packages", []):
+            pins.append(_pin_from_package(package, source))
+        return cls(
+            pins=pins,
+            runtime=str(tool.get("runtime", "")),
+            glibc=str(tool.get("glibc", "")),
+            requirements_sha256=tool.get("requirements-sha256"),
+            requires_python=document.get("requires-python"),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Lock:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"{path}: cannot be read ({error})", "fix or delete it") from None
+        return cls.from_toml(text, str(path))
+
+
+def _pin_from_package(package: dict[str, Any], source: str) -> Pin:
+    name = package.get("name")
+    version = package.get("version")
+    wheels = package.get("wheels") or []
+    if not name or not version:
+        raise UsageError(f"{source}: a package without name or version",
+                         "regenerate it with `fbundle lock`")
+    if len(wheels) != 1:
+        raise UsageError(
+            f"{source}: {name} {version} lists {len(wheels)} wheels; a bundle lock pins exactly one",
+            "regenerate it with `fbundle lock` for this runtime",
+        )
+    wheel = wheels[0]
+    url = wheel.get("url")
+    path = wheel.get("path")
+    filename = wheel.get("name") or (url or path or "").rsplit("/", 1)[-1].split("#")[0]
+    sha256 = (wheel.get("hashes") or {}).get("sha256")
+    if not filename.endswith(".whl") or not sha256:
+        raise UsageError(f"{source}: {name} {version} has no wheel file name or sha256",
+                         "regenerate it with `fbundle lock`")
+    try:
+        parse_wheel_filename(filename)
+    except ValueError as error:
+        raise UsageError(f"{source}: {error}", "regenerate it with `fbundle lock`") from None
+    return Pin(
+        name=str(name),
+        version=str(version),
+        marker=package.get("marker"),
+        wheel=WheelRef(filename, sha256.lower(), url, path, wheel.get("size")),
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

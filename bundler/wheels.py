@@ -1,0 +1,151 @@
+"""One wheel -> its ``packages/`` entries, laid out the way an installer would.
+
+Scheme rules (as ``installer`` applies them with ``packages/`` as both purelib and platlib):
+the wheel's root and ``.data/purelib`` / ``.data/platlib`` go to ``packages/``; the dist-info
+is kept, with ``INSTALLER`` added and ``RECORD`` rewritten to list exactly the files shipped,
+with the hashes the wheel's RECORD declared (checked against the bytes first).
+Not shipped: ``.data/scripts`` and console scripts (the service starts the agent from its
+``entry_point``, never from ``bin/``; ``python -m`` works for any module), ``.data/headers``
+and ``.data/data`` (they belong to a prefix the service has no use for), and ``.pyc`` /
+``__pycache__`` (compiled for a different interpreter than the target, at best).
+
+Members keep their compressed bytes: the zip writer copies them, so nothing is re-deflated and
+nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import logging
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from installer.exceptions import InstallerError
+from installer.records import RecordEntry, parse_record_file
+from installer.sources import WheelFile
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from bundler.errors import BuildError
+from bundler.model import EXEC_MODE, FILE_MODE, BytesData, Entry, ZipMemberData
+
+log = logging.getLogger(__name__)
+PACKAGES = "packages/"
+INSTALLER_NAME = b"fbundle\n"
+
+
+@dataclass
+class LaidOutWheel:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+    entries: list[Entry]
+    dropped: list[str]
+
+
+def _record_digest(entry: RecordEntry) -> str | None:
+    """RECORD's urlsafe-base64 sha256 as hex, or None for another algorithm."""
+    if entry.hash_ is None or entry.hash_.name != "sha256":
+        return None
+    padded = entry.hash_.value + "=" * (-len(entry.hash_.value) % 4)
+    return base64.urlsafe_b64decode(padded).hex()
+
+
+def _hex_to_record(hexdigest: str) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(bytes.fromhex(hexdigest)).decode().rstrip("=")
+
+
+def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutWheel:
+    """Lay out one wheel. ``verified`` skips re-hashing members already checked for this sha."""
+    filename = path.name
+    try:
+        name, version, _, _ = parse_wheel_filename(filename)
+    except ValueError as error:
+        raise BuildError(f"{filename}: not a valid wheel name ({error})") from None
+    origin = f"wheel:{name} {version}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            wheel = WheelFile(archive)
+            if not verified:
+                wheel.validate_record(validate_contents=True)
+            dist_info = wheel.dist_info_dir
+            data_dir = wheel.data_dir
+            records = {r.path: r for r in _records(wheel.read_dist_info("RECORD"))}
+            infos = archive.infolist()
+    except (InstallerError, zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise BuildError(
+            f"{filename} is not a valid wheel ({error})",
+            "the wheel in the cache or on the index is broken; clear the cache or report it",
+        ) from None
+
+    entries: list[Entry] = []
+    dropped: list[str] = []
+    shipped: list[tuple[str, str, int]] = []
+    record_path = f"{dist_info}/RECORD"
+    for info in infos:
+        member = info.filename
+        if info.is_dir() or member == record_path or member.startswith(
+                (f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s")):
+            continue
+        target = _target_path(member, data_dir)
+        if target is None or _is_bytecode(target):
+            dropped.append(member)
+            continue
+        record = records.get(member)
+        digest = _record_digest(record) if record else None
+        mode = EXEC_MODE if (info.external_attr >> 16) & 0o111 else FILE_MODE
+        entry = Entry(PACKAGES + target, info.file_size, ZipMemberData(path, info), mode,
+                      origin=origin, sha256=digest)
+        if digest is None:  # RECORD gave no sha256 for it: hash the bytes once
+            entry = replace(entry, sha256=entry.digest())
+        entries.append(entry)
+        shipped.append((target, entry.digest(), info.file_size))
+    installer_file = f"{dist_info}/INSTALLER"
+    if not any(t == installer_file for t, _, _ in shipped):
+        entries.append(Entry(PACKAGES + installer_file, len(INSTALLER_NAME),
+                             BytesData(INSTALLER_NAME), origin=origin))
+        shipped.append((installer_file, _sha(INSTALLER_NAME), len(INSTALLER_NAME)))
+    record_bytes = _write_record(shipped, record_path)
+    entries.append(Entry(PACKAGES + record_path, len(record_bytes), BytesData(record_bytes),
+                         origin=origin))
+    if dropped:
+        log.debug("%s: not shipped: %s", filename, ", ".join(dropped))
+    return LaidOutWheel(str(canonicalize_name(name)), str(version), filename, sha256, entries,
+                        dropped)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _records(text: str) -> list[RecordEntry]:
+    rows = parse_record_file(io.StringIO(text))
+    return [RecordEntry.from_elements(path, hash_, size) for path, hash_, size in rows]
+
+
+def _write_record(shipped: list[tuple[str, str, int]], record_path: str) -> bytes:
+    """A RECORD for the files shipped, sorted, with RECORD's own line last and hashless."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for target, digest, size in sorted(shipped):
+        writer.writerow([target, _hex_to_record(digest), size])
+    writer.writerow([record_path, "", ""])
+    return out.getvalue().encode("utf-8")
+
+
+def _target_path(member: str, data_dir: str) -> str | None:
+    """Where a wheel member goes under ``packages/`` (None: not shipped)."""
+    if not member.startswith(data_dir + "/"):
+        return member
+    scheme, _, rest = member[len(data_dir) + 1:].partition("/")
+    if scheme in ("purelib", "platlib") and rest:
+        return rest
+    return None
+
+
+def _is_bytecode(path: str) -> bool:
+    return path.endswith((".pyc", ".pyo")) or "/__pycache__/" in f"/{path}"
