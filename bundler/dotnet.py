@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from bundler.binaries import inspect_binary
 from bundler.collect import collect_sources
 from bundler.errors import BuildError, UsageError
 from bundler.model import EXEC_MODE, FILE_MODE, BytesData, Entry
@@ -400,35 +400,11 @@ def _entry_dll(entry: Sequence[str]) -> str | None:
     return None
 
 
-# A private PE probe until bundler/binaries.py grows one; merge into it then.
-_PE_SIGNATURE = b"PE\0\0"
-_CLI_DIRECTORY = 14  # IMAGE_DIRECTORY_ENTRY_COM_DESCRIPTOR
-
-
 def pe_kind(data: bytes) -> str | None:
-    """``"managed"`` for a PE image with a CLI header, ``"native"`` for any other PE image,
-    None when ``data`` is not a PE image at all (judged by bytes, never by the file name)."""
-    if len(data) < 0x40 or data[:2] != b"MZ":
+    """``"managed"`` for a PE image with a CLI header (a .NET assembly), ``"native"`` for any
+    other file that starts like a PE/DOS image (including malformed ones: they cannot be an
+    assembly either), None when ``data`` is not one at all — judged by bytes, never by name."""
+    info = inspect_binary(data)
+    if info is None or info.format != "pe":
         return None
-    (pe,) = struct.unpack_from("<I", data, 0x3C)
-    if pe + 24 > len(data) or data[pe:pe + 4] != _PE_SIGNATURE:
-        return None
-    (optional_size,) = struct.unpack_from("<H", data, pe + 20)
-    optional = pe + 24
-    if optional_size < 2 or optional + optional_size > len(data):
-        return "native"  # a PE header that does not hold together is not an assembly either
-    (magic,) = struct.unpack_from("<H", data, optional)
-    if magic == 0x10B:
-        count_at, directories = optional + 92, optional + 96
-    elif magic == 0x20B:
-        count_at, directories = optional + 108, optional + 112
-    else:
-        return "native"
-    if count_at + 4 > optional + optional_size:
-        return "native"
-    (count,) = struct.unpack_from("<I", data, count_at)
-    slot = directories + _CLI_DIRECTORY * 8
-    if count <= _CLI_DIRECTORY or slot + 8 > optional + optional_size:
-        return "native"
-    rva, size = struct.unpack_from("<II", data, slot)
-    return "managed" if rva and size else "native"
+    return "managed" if info.managed and not info.malformed else "native"

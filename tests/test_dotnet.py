@@ -15,14 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from support.binaries import elf, pe_dll
-from support.fake_dotnet import (
-    NATIVE_AT_ROOT,
-    NATIVE_LINUX_RUNTIME,
-    NATIVE_WINDOWS_RUNTIMES,
-    install_fake_dotnet,
-    recorded_calls,
-)
 
 from bundler.dotnet import (
     REMOTE_BUILD_EXCLUDES,
@@ -35,6 +27,14 @@ from bundler.errors import BuildError, UsageError
 from bundler.model import Entry
 from bundler.project import ProjectSpec, example_metadata, load_project
 from bundler.write import write_zip
+from tests.support.binaries import elf, pe_dll
+from tests.support.fake_dotnet import (
+    NATIVE_AT_ROOT,
+    NATIVE_LINUX_RUNTIME,
+    NATIVE_WINDOWS_RUNTIMES,
+    install_fake_dotnet,
+    recorded_calls,
+)
 
 CSPROJ = """<Project Sdk="Microsoft.NET.Sdk.Web">
   <PropertyGroup>
@@ -173,7 +173,7 @@ def test_managed_and_native_pe_are_told_apart_by_the_cli_header() -> None:
     assert pe_kind(pe_dll(managed=False)) == "native"
     assert pe_kind(pe_dll(managed=False, machine=0x014C)) == "native"
     assert pe_kind(elf()) is None
-    assert pe_kind(b"MZ" + bytes(100)) is None  # e_lfanew points at no PE signature
+    assert pe_kind(b"MZ" + bytes(100)) == "native"  # a DOS stub: no assembly either
     assert pe_kind(pe_dll(managed=True)[:0x100]) == "native"  # truncated headers: not an assembly
 
 
