@@ -1,0 +1,107 @@
+"""``fbundle build`` on .NET projects, end to end through the CLI with a stand-in ``dotnet``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bundler.dotnet import INSTALL_HINT
+from tests.conftest import RunCli
+from tests.support.fake_dotnet import (
+    NATIVE_AT_ROOT,
+    NATIVE_WINDOWS_RUNTIMES,
+    install_fake_dotnet,
+    recorded_calls,
+)
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "dotnet-agent"
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(FIXTURE, tmp_path / "dotnet-agent"))
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", str(folder))
+    return folder
+
+
+def test_build_without_dotnet_is_one_line_and_exit_2(run_cli: RunCli, agent: Path,
+                                                     bin_dir: Path) -> None:
+    result = run_cli("build", agent)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: dotnet is not on PATH; bundled dotnet_10 builds run dotnet publish — "
+        f"{INSTALL_HINT}\n")
+    assert not (agent / "dist").exists()
+
+
+def test_build_with_failing_publish_shows_its_last_lines_and_exits_1(
+        run_cli: RunCli, agent: Path, bin_dir: Path, tmp_path: Path) -> None:
+    install_fake_dotnet(bin_dir, tmp_path / "calls.jsonl", fail=True)
+    result = run_cli("build", agent)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: dotnet publish MyAgent.csproj failed (exit 1); "
+                                    "its last lines:\n")
+    assert "error CS1002: ; expected" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (agent / "dist").exists()
+
+
+def test_build_refuses_a_native_windows_dll_and_writes_nothing(
+        run_cli: RunCli, agent: Path, bin_dir: Path, tmp_path: Path) -> None:
+    install_fake_dotnet(bin_dir, tmp_path / "calls.jsonl", extra=NATIVE_AT_ROOT)
+    result = run_cli("build", agent)
+    assert result.exit_code == 1
+    assert "e_sqlite3.dll" in result.stderr and "native Windows" in result.stderr
+    assert not (agent / "dist").exists()
+
+
+def test_build_with_two_project_files_asks_for_project(
+        run_cli: RunCli, agent: Path, bin_dir: Path) -> None:
+    shutil.copy(agent / "MyAgent.csproj", agent / "Other.csproj")
+    result = run_cli("build", agent)
+    assert result.exit_code == 2
+    assert "several project files (MyAgent.csproj, Other.csproj)" in result.stderr
+    assert "--project" in result.stderr
+
+
+def test_build_bundled_writes_the_publish_output_rooted(
+        run_cli: RunCli, agent: Path, bin_dir: Path, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.jsonl"
+    install_fake_dotnet(bin_dir, calls, extra=NATIVE_WINDOWS_RUNTIMES)
+    out = tmp_path / "agent.zip"
+    result = run_cli("build", agent, "-o", out)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as archive:
+        names = sorted(archive.namelist())
+        config = json.loads(archive.read("MyAgent.runtimeconfig.json"))
+    assert names == ["MyAgent", "MyAgent.deps.json", "MyAgent.dll", "MyAgent.pdb",
+                     "MyAgent.runtimeconfig.json", "appsettings.json", "web.config"]
+    assert config["runtimeOptions"]["tfm"] == "net10.0"
+    assert len(recorded_calls(calls)) == 1
+    again = tmp_path / "again.zip"
+    assert run_cli("build", agent, "-o", again).exit_code == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_build_remote_build_zips_the_sources_without_dotnet(
+        run_cli: RunCli, agent: Path, bin_dir: Path, tmp_path: Path) -> None:
+    for litter in ("bin/Release/net10.0/MyAgent.dll", "obj/project.assets.json",
+                   "publish/MyAgent.dll", ".vs/x", "MyAgent.csproj.user"):
+        (agent / litter).parent.mkdir(parents=True, exist_ok=True)
+        (agent / litter).write_text("litter")
+    out = tmp_path / "agent.zip"
+    result = run_cli("build", "--mode", "remote_build", agent, "-o", out)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as archive:
+        assert sorted(archive.namelist()) == ["MyAgent.csproj", "Program.cs",
+                                              "appsettings.json"]
