@@ -374,7 +374,7 @@ def check_publish(entries: Sequence[Entry], project: DotnetProject, tfm: str,
         if pe_kind(names[dll].read()) != "managed":
             raise BuildError(f"entry point {dll} is not a .NET assembly",
                              "point entry_point at the assembly dotnet publish built")
-    elif entry and entry[0] not in names:
+    elif entry and entry[0].removeprefix("./") not in names:
         raise BuildError(f"entry point {' '.join(entry)}: {entry[0]} is not in the publish "
                          "output", f'use ["dotnet", "{project.dll}"]')
     config = names.get(f"{Path(dll or project.dll).stem}.runtimeconfig.json")

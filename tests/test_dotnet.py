@@ -384,3 +384,19 @@ def test_python_runtime_is_refused(tmp_path: Path) -> None:
                               spec.metadata, spec.metadata_path)
     with pytest.raises(UsageError, match="not a .NET runtime"):
         plan_dotnet(python_spec)
+
+
+def test_apphost_entry_point_is_accepted_when_published(tmp_path: Path, bin_dir: Path,
+                                                         calls: Path) -> None:
+    install_fake_dotnet(bin_dir, calls)
+    assert "MyAgent" in names(plan_dotnet(make_project(tmp_path / "a", entry_point=["./MyAgent"])))
+    with pytest.raises(BuildError, match='use \\["dotnet", "MyAgent.dll"\\]'):
+        plan_dotnet(make_project(tmp_path / "b", entry_point=["python", "app.py"]))
+
+
+def test_python_default_entry_point_is_derived_from_the_assembly(
+        tmp_path: Path, bin_dir: Path, calls: Path) -> None:
+    install_fake_dotnet(bin_dir, calls, extra=NATIVE_LINUX_RUNTIME)
+    spec = make_project(tmp_path / "agent", entry_point=["python", "main.py"],
+                        extra="\n    <AssemblyName>Echo</AssemblyName>")
+    assert "Echo.dll" in names(plan_dotnet(spec))
