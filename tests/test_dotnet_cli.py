@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from bundler.dotnet import INSTALL_HINT
-from tests.conftest import RunCli
 from tests.support.fake_dotnet import (
     NATIVE_AT_ROOT,
     NATIVE_WINDOWS_RUNTIMES,
@@ -18,6 +19,7 @@ from tests.support.fake_dotnet import (
     recorded_calls,
 )
 
+RunCli = Callable[..., Result]  # the run_cli fixture from conftest
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "dotnet-agent"
 
 
