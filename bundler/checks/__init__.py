@@ -1,0 +1,101 @@
+"""``fbundle validate``'s rules as a library: ``run_checks(bundle, context) -> findings``.
+
+``build`` calls the same function on the plan it is about to write, so a bundle fbundle builds
+always validates clean. Families (one module each, codes by hundreds): ``archive`` FB0xx,
+``layout`` FB1xx, ``paths`` FB2xx, ``binaries`` FB3xx, ``deps`` FB4xx, ``size`` FB5xx,
+``metadata`` FB6xx, ``dotnet`` FB7xx. Every code is documented in docs/rules.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bundler.checks import archive, binaries, deps, dotnet, layout, metadata, paths, size
+from bundler.checks.base import (
+    REGISTRY,
+    CheckContext,
+    Facts,
+    Finding,
+    Rule,
+    Severity,
+)
+from bundler.checks.scan import Opener, bomb_reason, read_text, scan_bytes
+from bundler.model import Bundle
+
+__all__ = ["FAMILIES", "REGISTRY", "archive", "binaries", "deps", "dotnet", "layout", "metadata",
+           "paths", "size", "CheckContext", "Finding", "Rule", "Severity", "errors", "run_checks",
+           "select"]
+
+FAMILIES = (archive, layout, paths, binaries, deps, size, metadata, dotnet)
+
+
+def run_checks(bundle: Bundle, context: CheckContext) -> list[Finding]:
+    """Every finding for ``bundle`` as ``context`` describes it, sorted deterministically."""
+    facts = Facts(bundle, context)
+    opener = Opener()
+    try:
+        _read(facts, opener)
+    finally:
+        opener.close()
+    found: set[Finding] = set()
+    for family in FAMILIES:
+        found.update(family.check(facts))
+    return sorted(found)
+
+
+def _read(facts: Facts, opener: Opener) -> None:
+    for entry in facts.files:
+        if wanted_text(entry.name, facts):
+            text = read_text(opener, entry, facts)
+            if text is not None:
+                facts.texts[entry.name] = text
+    want_hash = deps.hashes_wanted(facts)
+    facts.bombs = {e.name: why for e in facts.files if (why := bomb_reason(e))}
+    declared = sum(e.size for e in facts.files)
+    if declared > facts.context.max_bytes:
+        facts.content_skipped = (f"the entries declare {declared} bytes uncompressed, over the "
+                                 f"{facts.context.max_bytes // 1_000_000} MB limit")
+        return
+    scan_bytes(facts, opener, want_hash)
+
+
+def wanted_text(name: str, facts: Facts) -> bool:
+    """The small files some rule reads: requirements, dist-info metadata, .NET configs."""
+    parts = name.split("/")
+    if len(parts) == 1:
+        return (name == "requirements.txt" or name.endswith(".runtimeconfig.json")
+                or name.endswith(dotnet.PROJECT_SUFFIXES))
+    return (len(parts) == 3 and parts[0] == "packages" and parts[1].endswith(".dist-info")
+            and parts[2] in ("METADATA", "RECORD", "WHEEL"))
+
+
+def errors(findings: Iterable[Finding]) -> list[Finding]:
+    """Only the findings that make a bundle unfit to deploy (build refuses these)."""
+    return [f for f in findings if f.severity == "error"]
+
+
+def select(findings: Iterable[Finding], select: Iterable[str] = (),
+           ignore: Iterable[str] = ()) -> list[Finding]:
+    """Keep findings whose code starts with one of ``select`` (all if empty), minus ``ignore``.
+
+    Like ruff, a prefix selects a family (``FB3``) and a longer match wins: ``--select FB3
+    --ignore FB307`` keeps every binary rule but the glibc one, and ``--ignore FB3 --select
+    FB307`` keeps only that one.
+    """
+    chosen, dropped = list(select), list(ignore)
+    kept = []
+    for f in findings:
+        best_select = max((len(p) for p in chosen if f.code.startswith(p)), default=-1)
+        best_ignore = max((len(p) for p in dropped if f.code.startswith(p)), default=-1)
+        if chosen and best_select < 0:
+            continue
+        if best_ignore > best_select:
+            continue
+        kept.append(f)
+    return kept
+
+
+def unknown_codes(patterns: Iterable[str]) -> list[str]:
+    """Patterns that match no registered rule (a typo in --select should not pass silently)."""
+    return [p for p in patterns if not any(code.startswith(p) for code in REGISTRY)]
+

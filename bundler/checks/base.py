@@ -1,0 +1,110 @@
+"""The vocabulary every check family shares: rules, findings, the context and the facts.
+
+A check family is a module with ``RULES`` (its codes, documented in docs/rules.md) and a pure
+``check(facts) -> Iterable[Finding]``. ``Facts`` is read from the bundle once (names, small
+text files, one streaming pass over the bytes) so that families never reopen members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bundler.binaries import BinaryInfo
+from bundler.model import Bundle, Entry
+from bundler.targets import Target
+
+Severity = Literal["error", "warning"]
+MODES = ("bundled", "remote_build")
+MAX_BUNDLE_BYTES = 250 * 1000 * 1000  # the article's 250 MB upload limit
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A stable code (never renumbered), how bad it is, and a one-line title for docs."""
+
+    code: str
+    severity: Severity
+    title: str
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem: which rule, which path (as stored) or requirement, what is wrong, what to do.
+
+    Ordered by (path, code, message) so reports are deterministic whatever order checks ran in.
+    """
+
+    path: str
+    code: str
+    message: str
+    hint: str
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What the bundle is meant to be: the target runtime (and its glibc floor), the mode, the
+    entry point and the agent definition (``metadata.json``), when known."""
+
+    target: Target
+    mode: str = "bundled"
+    entry_point: list[str] = field(default_factory=lambda: ["python", "main.py"])
+    metadata: dict[str, Any] | None = None
+    max_bytes: int = MAX_BUNDLE_BYTES
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What one streaming pass over a file's bytes found."""
+
+    binary: BinaryInfo | None = None
+    sha256: str | None = None  # only when a RECORD needs it
+    error: str | None = None  # the member could not be read (bad CRC, truncated, ...)
+
+
+@dataclass
+class Facts:
+    """Everything a family may look at, read once."""
+
+    bundle: Bundle
+    context: CheckContext
+    texts: dict[str, str] = field(default_factory=dict)  # small text files, by name
+    unreadable: dict[str, str] = field(default_factory=dict)  # name -> why it could not be read
+    scanned: dict[str, Scanned] = field(default_factory=dict)
+    bombs: dict[str, str] = field(default_factory=dict)  # name -> why it was not inflated
+    content_skipped: str | None = None  # why the byte scan did not run (zip bomb)
+    records: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    @property
+    def target(self) -> Target:
+        return self.context.target
+
+    @property
+    def files(self) -> list[Entry]:
+        return [e for e in self.bundle.entries if e.is_file]
+
+    @property
+    def wrapper(self) -> str | None:
+        """The one top-level folder everything sits in, if the zip is wrapped."""
+        from bundler.checks.layout import wrapper_folder
+
+        return wrapper_folder(self.bundle)
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def rules(*items: tuple[str, Severity, str]) -> dict[str, Rule]:
+    """Register a family's rules; a code may be defined once."""
+    family: dict[str, Rule] = {}
+    for code, severity, title in items:
+        if code in REGISTRY:
+            raise RuntimeError(f"rule {code} is defined twice")
+        family[code] = REGISTRY[code] = Rule(code, severity, title)
+    return family
+
+
+def finding(code: str, path: str, message: str, hint: str) -> Finding:
+    """A finding for a registered rule, with the rule's severity."""
+    return Finding(path, code, message, hint, REGISTRY[code].severity)

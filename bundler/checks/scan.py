@@ -1,0 +1,176 @@
+"""Reading a bundle for the checks: small text files, then one streaming pass over the bytes.
+
+Nothing is extracted to disk. Each member is inflated once, in a thread pool (zlib and hashlib
+release the GIL), and only as far as needed: the first bytes tell a binary from anything else,
+ELF files are read whole for their version needs, and a sha256 is computed only for files a
+RECORD lists with a matching size. Members of a zip are still read to the end so that zipfile
+checks their CRC. A zip bomb is refused before it is inflated: zipfile never reads past an
+entry's declared size, and the declared sizes are checked against the limit (and against what
+deflate can produce at most) first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from bundler.binaries import HEAD_SIZE, inspect_binary, needs_whole_file, sniff
+from bundler.checks.base import Facts, Scanned
+from bundler.model import CHUNK, Entry, ZipMemberData
+
+TEXT_LIMIT = 16 * 1024 * 1024  # RECORD, METADATA, requirements.txt: never larger in practice
+DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a byte more than this (zlib tech notes)
+BATCH_BYTES = 8 * 1024 * 1024
+BATCH_ENTRIES = 512
+
+
+class Opener:
+    """Opens entries; members of one zip share one ZipFile (its reads are already locked)."""
+
+    def __init__(self) -> None:
+        self._zips: dict[Path, zipfile.ZipFile] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def open(self, entry: Entry) -> Iterator[BinaryIO]:
+        data = entry.data
+        if isinstance(data, ZipMemberData):
+            with self._lock:
+                archive = self._zips.get(data.archive)
+                if archive is None:
+                    archive = self._zips[data.archive] = zipfile.ZipFile(data.archive)
+                stream: BinaryIO = archive.open(data.info)  # type: ignore[assignment]
+            try:
+                yield stream
+            finally:
+                with self._lock:
+                    stream.close()
+        else:
+            with entry.open() as stream:
+                yield stream
+
+    def close(self) -> None:
+        for archive in self._zips.values():
+            archive.close()
+        self._zips.clear()
+
+
+def describe(error: BaseException) -> str:
+    """A reader failure as a short phrase (zipfile's messages are good; give the rest a name)."""
+    text = str(error).strip() or type(error).__name__
+    return text[:200]
+
+
+def read_text(opener: Opener, entry: Entry, facts: Facts) -> str | None:
+    """A small text file's contents, or None (and the reason noted) if it cannot be read."""
+    if entry.size > TEXT_LIMIT:
+        facts.unreadable[entry.name] = f"{entry.size} bytes is too large for a text file"
+        return None
+    try:
+        with opener.open(entry) as stream:
+            data = stream.read(TEXT_LIMIT + 1)
+            stream.read()  # to the end, so a bad CRC shows
+    # Any reader failure on hostile input (BadZipFile, zlib.error, EOFError, NotImplementedError
+    # for unknown methods, RuntimeError for encryption, ...) is a finding, never a traceback.
+    except Exception as error:  # noqa: BLE001
+        facts.unreadable[entry.name] = describe(error)
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def bomb_reason(entry: Entry) -> str | None:
+    """Why inflating this member would be unsafe, judged from its declared sizes alone."""
+    if entry.compress_size is None or not isinstance(entry.data, ZipMemberData):
+        return None
+    method = entry.data.info.compress_type
+    if method == zipfile.ZIP_STORED and entry.size != entry.compress_size:
+        return (f"stored member declares {entry.size} bytes but holds {entry.compress_size}")
+    if method == zipfile.ZIP_DEFLATED and entry.size > DEFLATE_MAX_RATIO * max(
+            entry.compress_size, 1) + 1024:
+        return (f"declares {entry.size} bytes from {entry.compress_size} compressed, "
+                f"more than deflate can produce")
+    return None
+
+
+def _scan_one(opener: Opener, entry: Entry, want_hash: bool) -> Scanned:
+    try:
+        with opener.open(entry) as stream:
+            head = stream.read(HEAD_SIZE)
+            fmt = sniff(head[:8])
+            digest = hashlib.sha256(head) if want_hash else None
+            if needs_whole_file(fmt):
+                rest = stream.read()
+                if digest is not None:
+                    digest.update(rest)
+                binary = inspect_binary(head + rest)
+            else:
+                binary = inspect_binary(head) if fmt else None
+                # Read to the end: for a zip member that is where zipfile checks the CRC.
+                if digest is not None or isinstance(entry.data, ZipMemberData):
+                    while chunk := stream.read(CHUNK):
+                        if digest is not None:
+                            digest.update(chunk)
+    except Exception as error:  # noqa: BLE001 — see read_text
+        return Scanned(error=describe(error))
+    return Scanned(binary, digest.hexdigest() if digest is not None else None)
+
+
+def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str]) -> None:
+    """Fill ``facts.scanned`` for every file, biggest first, in batches over a thread pool."""
+    files = sorted((e for e in facts.files if e.name not in facts.bombs), key=lambda e: -e.size)
+    batches: list[list[Entry]] = []
+    current: list[Entry] = []
+    weight = 0
+    for entry in files:
+        current.append(entry)
+        weight += entry.size
+        if weight >= BATCH_BYTES or len(current) >= BATCH_ENTRIES:
+            batches.append(current)
+            current, weight = [], 0
+    if current:
+        batches.append(current)
+
+    def run(batch: list[Entry]) -> list[tuple[str, Scanned]]:
+        return [(e.name, _scan_one(opener, e, e.name in want_hash)) for e in batch]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for results in pool.map(run, batches):
+            facts.scanned.update(results)
+
+
+MAX_ENTRIES = 200_000
+_EOCD = b"PK\x05\x06"
+
+
+def declared_entries(path: Path) -> int | None:
+    """The entry count a zip's end record declares, read before zipfile parses (and allocates
+    for) the whole central directory; None when there is no end record to read."""
+    try:
+        with open(path, "rb") as stream:
+            stream.seek(0, 2)
+            size = stream.tell()
+            stream.seek(max(0, size - (1 << 16) - 22))
+            tail = stream.read()
+    except OSError:
+        return None
+    at = tail.rfind(_EOCD)
+    if at < 0 or at + 22 > len(tail):
+        return None
+    count = int.from_bytes(tail[at + 10: at + 12], "little")
+    locator = tail.rfind(b"PK\x06\x07", 0, at)
+    if count == 0xFFFF and locator >= 0:
+        try:
+            with open(path, "rb") as stream:
+                stream.seek(int.from_bytes(tail[locator + 8: locator + 16], "little"))
+                record = stream.read(56)
+        except (OSError, ValueError, OverflowError):
+            return None
+        if record[:4] == b"PK\x06\x06" and len(record) == 56:
+            count = int.from_bytes(record[32:40], "little")
+    return count
