@@ -13,19 +13,20 @@ import os
 import stat
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from bundler.deploy.auth import Secret, get_credential
 from bundler.model import BytesData, Entry
 from bundler.project import example_metadata
 from bundler.write import write_zip
-from tests.conftest import RunCli
 from tests.fakeservice import PREVIEW, TOKEN, FakeService
 
 AGENT = "hello-agent"
+RunCli = Callable[..., Result]
 
 
 @pytest.fixture
@@ -85,6 +86,7 @@ def test_first_deploy_creates_the_agent_with_the_articles_multipart_shape(
     assert code.sha256 == sha(zip_path) and code.size == zip_path.stat().st_size
     assert fake.agents[AGENT].latest is not None
     assert fake.agents[AGENT].latest.status == "active"
+    assert "uploading" not in result.stderr  # no progress bar when stderr is not a terminal
 
 
 def test_redeploying_the_same_zip_and_definition_says_unchanged(
@@ -554,3 +556,38 @@ def test_delete_one_version(fake: FakeService, run_cli: RunCli, tmp_path: Path) 
     assert result.exit_code == 0
     assert list(fake.agents[AGENT].versions) == ["2"]
     assert fake.calls("DELETE")[-1].path == f"/agents/{AGENT}/versions/1"
+
+
+def test_deploying_a_project_folder_builds_it_first(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    project = tmp_path / "my-agent"
+    project.mkdir()
+    (project / "main.py").write_text("print('hi')\n")
+    (project / "requirements.txt").write_text("agent-framework\n")
+    (project / "metadata.json").write_text(json.dumps(example_metadata(mode="remote_build")))
+    result = run_cli("deploy", project)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "my-agent: version 1 is active"
+    code = fake.calls("POST")[0].parts[1]
+    assert code.filename == "my-agent.zip"
+    built = list(project.rglob("*.zip")) or list(tmp_path.rglob("my-agent*.zip"))
+    assert built and code.sha256 == sha(built[0])
+    assert fake.calls("POST")[0].headers["x-ms-code-zip-sha256"] == code.sha256
+
+
+def test_the_upload_progress_bar_is_drawn_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from bundler.commands.deploy import _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with _progress(1000, "uploading x.zip") as update:
+        assert update is not None
+        update(600)
+        update(600)  # a retried upload cannot push the bar past 100%
+    assert "uploading x.zip" in terminal.getvalue() and "100%" in terminal.getvalue()

@@ -1,0 +1,76 @@
+"""Uploading a 200 MB zip streams it from disk: peak memory stays small.
+
+The zip is written sparse (a stored member of zeros: local header, a hole, central directory),
+so making it costs no disk time; the upload runs ``fbundle deploy`` in a child process that
+reports its own tracemalloc peak and ru_maxrss, against the loopback fake in this process
+(which hashes the code part as it streams by and keeps nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+from tests.fakeservice import TOKEN, Config, FakeService
+
+SIZE = 200 * 1024 * 1024
+CHILD = """
+import json, resource, sys, tracemalloc
+from bundler.cli import cli
+tracemalloc.start()
+try:
+    cli(sys.argv[1:], prog_name="fbundle")
+except SystemExit as done:
+    code = done.code
+peak = tracemalloc.get_traced_memory()[1]
+usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"exit": code, "peak": peak, "maxrss_kib": usage}), file=sys.stderr)
+"""
+
+
+def sparse_stored_zip(path: Path, size: int) -> None:
+    """A valid zip with one stored member of ``size`` zero bytes, written as a sparse file."""
+    zero = bytes(1 << 20)
+    crc = 0
+    for _ in range(size // len(zero)):
+        crc = zlib.crc32(zero, crc)
+    crc = zlib.crc32(bytes(size % len(zero)), crc)
+    name = b"data.bin"
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc, size, size,
+                        len(name), 0) + name
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 0x314, 20, 0, 0, 0, 0x21, crc, size,
+                          size, len(name), 0, 0, 0, 0, 0o100644 << 16, 0) + name
+    with open(path, "wb") as out:
+        out.write(local)
+        out.seek(size, os.SEEK_CUR)
+        out.write(central)
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central),
+                              len(local) + size, 0))
+
+
+def test_a_200_mb_upload_is_streamed_with_small_peak_memory(tmp_path: Path) -> None:
+    zip_path = tmp_path / "big.zip"
+    sparse_stored_zip(zip_path, SIZE)
+    (tmp_path / "metadata.json").write_text(json.dumps({
+        "definition": {"kind": "hosted", "code_configuration": {
+            "runtime": "python_3_13", "entry_point": ["python", "main.py"],
+            "dependency_resolution": "bundled"}}}))
+    with FakeService(Config(store_code=False)) as fake:
+        env = {**os.environ, "FBUNDLE_TOKEN": TOKEN, "FBUNDLE_ENDPOINT": fake.endpoint}
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, "deploy", str(zip_path), "--agent", "big",
+             "--no-wait"], capture_output=True, text=True, env=env, timeout=120, check=False)
+        stats = json.loads(done.stderr.strip().splitlines()[-1])
+        assert stats["exit"] in (0, None), done.stderr
+        code = fake.calls("POST")[0].parts[1]
+    assert code.size == zip_path.stat().st_size > SIZE
+    assert code.sha256 == fake.agents["big"].latest.sha256  # type: ignore[union-attr]
+    assert stats["peak"] < 16 * 1024 * 1024, stats  # Python allocations: chunks, not the zip
+    assert stats["maxrss_kib"] < 150 * 1024, stats  # the whole process, zip is 200 MiB
+    print(f"200 MiB upload: tracemalloc peak {stats['peak'] / 2**20:.1f} MiB, "
+          f"ru_maxrss {stats['maxrss_kib'] / 1024:.1f} MiB")
