@@ -179,9 +179,32 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
     return lock
 
 
+def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Path, Lock]:
+    """Resolve afresh and write ``pylock.toml``; parsed back before it replaces the old one."""
+    spec = load_project(root, metadata_path=options.metadata, runtime=options.runtime,
+                        mode=options.mode, name=options.name)
+    if not spec.is_python:
+        raise UsageError(f"{spec.runtime} projects have no Python lock",
+                         "`fbundle lock` is for python_3_13 / python_3_14 projects")
+    glibc = parse_glibc(options.glibc) if options.glibc else None
+    target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
+    requirements = requirements_of(root)
+    if requirements is None:
+        raise UsageError(f"{root}: no requirements.txt (or pyproject.toml dependencies)",
+                         "list the agent's dependencies in requirements.txt")
+    resolver = Resolver(target, _indexes(options), kind=options.resolver, offline=options.offline)
+    lock = resolver.resolve(requirements)
+    path = root / LOCK_FILE
+    write_lock(lock, path)
+    return path, lock
+
+
 def write_lock(lock: Lock, path: Path) -> None:
+    text = lock.to_toml()
+    if Lock.from_toml(text).to_toml() != text:  # the file must say what we mean
+        raise BuildError(f"{path}: the lock does not parse back to itself", "please report it")
     with atomic_output(path) as stream:
-        stream.write(lock.to_toml().encode("utf-8"))
+        stream.write(text.encode("utf-8"))
 
 
 def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path) -> list[LaidOutWheel]:

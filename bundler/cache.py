@@ -154,9 +154,8 @@ class _Transient(Exception):
 
 def _download(url: str, sink: object, indexes: IndexConfig) -> None:
     auth = _credentials_for(url, indexes)
-    verify: str | bool = indexes.cert or True
     try:
-        with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), verify=verify,
+        with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), verify=indexes.verify(),
                           follow_redirects=True, auth=auth) as client:
             with client.stream("GET", url) as response:
                 if response.status_code >= 500:

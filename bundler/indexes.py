@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,10 @@ class IndexConfig:
         if self.cert:
             args += ["--cert", self.cert]
         return args
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should trust: pip's ``cert`` when set, else the default store."""
+        return ssl.create_default_context(cafile=self.cert) if self.cert else True
 
     def fingerprint(self) -> str:
         """What changes the resolution: part of a build's input key."""

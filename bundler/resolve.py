@@ -68,7 +68,8 @@ class Requirements:
             try:
                 result.append(Requirement(line))
             except InvalidRequirement as error:
-                raise UsageError(f"{self.source}: {line!r} is not a valid requirement ({error})",
+                reason = str(error).splitlines()[0]
+                raise UsageError(f"{self.source}: {line!r} is not a valid requirement ({reason})",
                                  "fix the line") from None
         return result
 
@@ -199,6 +200,9 @@ class Resolver:
         argv = [
             find_uv_bin(), "pip", "compile", str(source), "--quiet", "--no-header",
             "--no-config", "--format", "pylock.toml", "-o", str(output),
+            # The target is described by --python-version/--python-platform; naming this
+            # interpreter stops uv from searching for (or downloading) a CPython 3.13 first.
+            "--python", sys.executable, "--no-python-downloads",
             "--python-version", self.target.python_version,
             "--python-platform", self.target.uv_platform,
             "--only-binary", ":all:", *self.indexes.uv_args(),
@@ -214,6 +218,34 @@ class Resolver:
         return self._lock(parsed.pins)
 
     def _pip(self, source: Path, tmp: Path, requirements: Requirements) -> Lock:
+        """pip, corrected for the target: pip evaluates ``python_version`` markers for this
+        machine's interpreter (pip issue 11010), so what the target needs but pip left out is
+        added as a top-level requirement and pip runs again; what only the host needed is
+        dropped. A few rounds converge (each adds at least one package)."""
+        if self.offline:
+            raise UsageError("--offline needs --resolver uv or a pylock.toml",
+                             "run `fbundle lock` while online, then build --offline")
+        wanted_roots = requirements.parsed()
+        extra_lines: list[str] = []
+        for _ in range(8):
+            source.write_text("\n".join([*requirements.lines, *extra_lines]) + "\n",
+                              encoding="utf-8")
+            pins, metadata = self._pip_report(source, tmp)
+            wanted = closure(wanted_roots, metadata, self.target)
+            got = {canonicalize_name(p.name) for p in pins}
+            missing = wanted - got
+            if not missing:
+                for name in sorted(got - wanted):
+                    log.info("dropping %s: pip chose it for this machine's Python only", name)
+                return self._lock([p for p in pins if canonicalize_name(p.name) in wanted])
+            extra_lines += _requirements_for(missing, metadata, self.target)
+        raise ResolutionError(
+            f"pip left out {', '.join(sorted(missing))}, which {self.target.runtime} needs",
+            "use --resolver uv (the default)",
+        )
+
+    def _pip_report(self, source: Path, tmp: Path) -> tuple[list[Pin], dict[NormalizedName,
+                                                                           list[str]]]:
         report = tmp / "report.json"
         argv = [
             sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
@@ -224,9 +256,6 @@ class Resolver:
             *[arg for platform in self.target.platforms for arg in ("--platform", platform)],
             "-r", str(source), *self.indexes.pip_args(),
         ]
-        if self.offline:
-            raise UsageError("--offline needs --resolver uv or a pylock.toml",
-                             "run `fbundle lock` while online, then build --offline")
         env = self._env()
         env["PIP_CONFIG_FILE"] = os.devnull  # the index settings are passed explicitly
         result = self.runner(argv, env)
@@ -236,11 +265,11 @@ class Resolver:
                                  "pip install pip, or use the default --resolver uv")
             raise self._explain(result.stderr or result.stdout)
         data = json.loads(report.read_text(encoding="utf-8"))
-        pins, metadata = [], {}
+        pins: list[Pin] = []
+        metadata: dict[NormalizedName, list[str]] = {}
         for item in data.get("install", []):
             meta = item["metadata"]
-            name = canonicalize_name(meta["name"])
-            metadata[name] = list(meta.get("requires_dist") or [])
+            metadata[canonicalize_name(meta["name"])] = list(meta.get("requires_dist") or [])
             info = item["download_info"]
             url = info["url"]
             sha = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256")
@@ -251,19 +280,7 @@ class Resolver:
                 )
             pins.append(Pin(meta["name"], meta["version"],
                             WheelRef(url.rsplit("/", 1)[-1], sha, url=url)))
-        wanted = closure(requirements.parsed(), metadata, self.target)
-        got = {canonicalize_name(p.name) for p in pins}
-        if missing := sorted(wanted - got):
-            raise ResolutionError(
-                f"pip left out {', '.join(missing)}, which the target needs "
-                f"(pip evaluated environment markers for this machine's Python)",
-                "use --resolver uv (the default)",
-            )
-        extra = got - wanted
-        for name in sorted(extra):
-            log.info("dropping %s: pip chose it for this machine, the target does not need it",
-                     name)
-        return self._lock([p for p in pins if canonicalize_name(p.name) in wanted])
+        return pins, metadata
 
     def _explain(self, output: str) -> ResolutionError:
         """The resolver's failure in one line, with the newest fitting version when we can."""
@@ -332,6 +349,20 @@ class Resolver:
         return None
 
 
+def _requirements_for(names: set[NormalizedName], metadata: dict[NormalizedName, list[str]],
+                      target: Target) -> list[str]:
+    """Requirement lines (markers dropped, specifiers kept) that pull in ``names``."""
+    lines = []
+    for dependencies in metadata.values():
+        for line in dependencies:
+            requirement = Requirement(line)
+            if canonicalize_name(requirement.name) in names and target.evaluate(
+                    requirement.marker, frozenset(requirement.extras) or frozenset()):
+                requirement.marker = None
+                lines.append(str(requirement))
+    return sorted(set(lines))
+
+
 def _version_of(filename: str) -> Version | None:
     try:
         return parse_wheel_filename(filename)[1]
@@ -368,7 +399,7 @@ def _index_files(name: str, indexes: IndexConfig) -> list[str]:
             response = httpx.get(
                 f"{base.rstrip('/')}/{project}/",
                 headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"},
-                timeout=15.0, follow_redirects=True, verify=indexes.cert or True,
+                timeout=15.0, follow_redirects=True, verify=indexes.verify(),
             )
         except httpx.HTTPError:
             continue

@@ -134,4 +134,16 @@ def init(directory: Path, runtime: str, mode: str) -> None:
     click.echo(f"created {directory}: {', '.join(files)}; next: fbundle build {directory}")
 
 
-commands: list[click.Command] = [build, init]
+@click.command()
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@build_options
+def lock(project: Path, **options: object) -> None:
+    """Resolve PROJECT's requirements for its runtime and write PROJECT/pylock.toml (PEP 751)."""
+    from bundler.build import BuildOptions, lock_project
+
+    path, locked = lock_project(project, BuildOptions(**options))  # type: ignore[arg-type]
+    click.echo(f"wrote {path} ({len(locked.pins)} packages for {locked.runtime}, "
+               f"glibc {locked.glibc})")
+
+
+commands: list[click.Command] = [build, init, lock]

@@ -1,0 +1,332 @@
+"""``fbundle build`` end to end: real uv/pip against a loopback index of wheels built in-session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bundler.build import BuildOptions, build_project, plan_project
+from bundler.lock import file_sha256
+from tests.buildkit import assert_validates_clean, import_under, make_project
+from tests.support.index import SimpleIndex
+
+
+@pytest.fixture
+def index(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> SimpleIndex:
+    """The loopback index, configured the way users configure pip (PIP_INDEX_URL)."""
+    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
+    return simple_index
+
+
+def names(zip_path: Path) -> list[str]:
+    with zipfile.ZipFile(zip_path) as archive:
+        return archive.namelist()
+
+
+def test_bundled_build_resolves_for_the_target_and_imports_under_cpython_313(
+    tmp_path: Path, index: SimpleIndex, run_cli, python313: Path
+) -> None:
+    project = make_project(tmp_path / "agent", "alpha\nnative\nlimited\nwithdata\n")
+    result = run_cli("build", project)
+    assert result.exit_code == 0, result.output
+    zip_path = project / "dist" / "agent.zip"
+    sha = result.stdout.strip().splitlines()[-1]
+    assert sha == file_sha256(zip_path)
+    assert (project / "dist" / "agent.zip.sha256").read_text() == f"{sha}  agent.zip\n"
+    listed = names(zip_path)
+    assert "main.py" in listed and "requirements.txt" in listed
+    assert "metadata.json" not in listed
+    # beta 2.0 (newest), delta (python_version >= 3.13), never gamma (< 3.12: host-only)
+    assert "packages/beta-2.0.dist-info/METADATA" in listed
+    assert "packages/delta/__init__.py" in listed
+    assert not any(name.startswith("packages/gamma") for name in listed)
+    assert not any(name.endswith((".pyc", ".whl")) or "__pycache__" in name for name in listed)
+    assert_validates_clean(zip_path)
+    out = import_under(python313, zip_path, tmp_path, (
+        "import alpha, beta, delta, native, limited, withdata, withdata_extra\n"
+        "print(beta.VALUE, native.answer(), limited.answer(), withdata_extra.EXTRA)\n"
+    ))
+    assert out.split() == ["beta", "2.0", "42", "42", "True"]
+
+
+def test_wheel_layout_follows_installer_scheme_rules(tmp_path: Path, index: SimpleIndex) -> None:
+    project = make_project(tmp_path / "agent", "withdata\n")
+    result = build_project(project)
+    listed = names(result.zip_path)
+    assert "packages/withdata_extra.py" in listed  # .data/purelib -> packages/
+    assert not any("withdata-tool" in n or "share/withdata" in n for n in listed)  # scripts, data
+    assert "packages/withdata-1.0.dist-info/entry_points.txt" in listed
+    with zipfile.ZipFile(result.zip_path) as archive:
+        record = archive.read("packages/withdata-1.0.dist-info/RECORD").decode()
+        assert archive.read("packages/withdata-1.0.dist-info/INSTALLER") == b"fbundle\n"
+    record_paths = [line.split(",")[0] for line in record.splitlines()]
+    assert "withdata_extra.py" in record_paths
+    assert record_paths[-1] == "withdata-1.0.dist-info/RECORD"
+    assert not any(".data/" in path for path in record_paths)
+
+
+def _copy_with_other_metadata(source: Path, destination: Path, mtime: int) -> None:
+    """The same files, created in reverse order, with other mtimes."""
+    files = sorted(p for p in source.rglob("*") if p.is_file() and "dist" not in p.parts)
+    for path in reversed(files):
+        target = destination / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+        os.utime(target, (mtime, mtime))
+
+
+def test_same_inputs_give_byte_identical_zips_whatever_path_mtime_umask_or_order(
+    tmp_path: Path, index: SimpleIndex
+) -> None:
+    first = make_project(tmp_path / "one" / "agent", "alpha\nnative\n",
+                         files={"pkg/b.py": "B = 2\n", "pkg/a.py": "A = 1\n", "tool.sh": "#!/bin/sh\n"})
+    (first / "tool.sh").chmod(0o775)
+    second = tmp_path / "elsewhere" / "deeper" / "agent"
+    old = os.umask(0o077)
+    try:
+        _copy_with_other_metadata(first, second, 1_700_000_000)
+    finally:
+        os.umask(old)
+    (second / "tool.sh").chmod(0o700)  # only the execute bit survives
+    one = build_project(first)
+    two = build_project(second)
+    assert one.zip_path.read_bytes() == two.zip_path.read_bytes()
+    assert one.content_digest == two.content_digest
+    with zipfile.ZipFile(one.zip_path) as archive:
+        infos = {i.filename: i for i in archive.infolist()}
+    assert infos["tool.sh"].external_attr >> 16 == 0o100755
+    assert infos["main.py"].external_attr >> 16 == 0o100644
+    assert {i.date_time for i in infos.values()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_source_date_epoch_sets_the_one_timestamp(
+    tmp_path: Path, index: SimpleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # 2023-11-14T22:13:20Z
+    result = build_project(make_project(tmp_path / "agent", "beta==1.0\n"))
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert {i.date_time for i in archive.infolist()} == {(2023, 11, 14, 22, 13, 20)}
+
+
+def test_pip_resolver_gives_the_same_set_as_uv(tmp_path: Path, index: SimpleIndex) -> None:
+    project = make_project(tmp_path / "agent", "alpha\nnative\n")
+    by_uv = plan_project(project, BuildOptions(resolver="uv")).packages
+    by_pip = plan_project(project, BuildOptions(resolver="pip")).packages
+    assert [p["name"] for p in by_pip] == [p["name"] for p in by_uv] == \
+        ["alpha", "beta", "delta", "native"]
+    assert by_pip == by_uv
+
+
+def test_rebuild_with_nothing_changed_reuses_the_zip(tmp_path: Path, index: SimpleIndex) -> None:
+    project = make_project(tmp_path / "agent", "alpha\n")
+    first = build_project(project)
+    mtime = first.zip_path.stat().st_mtime_ns
+    again = build_project(project)
+    assert again.reused and again.sha256 == first.sha256
+    assert first.zip_path.stat().st_mtime_ns == mtime
+    (project / "main.py").write_text("print('changed')\n")
+    changed = build_project(project)
+    assert not changed.reused and changed.sha256 != first.sha256
+
+
+def test_json_output_describes_the_bundle(tmp_path: Path, index: SimpleIndex, run_cli) -> None:
+    project = make_project(tmp_path / "agent", "beta==1.0\n")
+    result = run_cli("build", project, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["sha256"] == file_sha256(Path(data["path"]))
+    assert data["packages"][0]["name"] == "beta" and data["packages"][0]["version"] == "1.0"
+    assert data["entries"] == len(names(Path(data["path"])))
+
+
+def test_remote_build_ships_sources_and_requirements_only(tmp_path: Path, run_cli) -> None:
+    project = make_project(tmp_path / "agent", "some-package>=1\n", mode="remote_build",
+                           files={"app/util.py": "x = 1\n"})
+    result = run_cli("build", project, "--mode", "remote_build")
+    assert result.exit_code == 0, result.output
+    listed = names(project / "dist" / "agent.zip")
+    assert listed == ["app/util.py", "main.py", "requirements.txt"]
+    assert_validates_clean(project / "dist" / "agent.zip", mode="remote_build")
+
+
+def test_remote_build_refuses_a_leftover_packages_folder(tmp_path: Path, run_cli) -> None:
+    project = make_project(tmp_path / "agent", "", mode="remote_build",
+                           files={"packages/leftover/__init__.py": "x = 1\n"})
+    result = run_cli("build", project)
+    assert result.exit_code == 1, result.output
+    assert "packages/" in result.stderr
+    assert not (project / "dist" / "agent.zip").exists()
+
+
+def test_default_excludes_and_ignore_files(tmp_path: Path, run_cli) -> None:
+    project = make_project(tmp_path / "agent", "", mode="remote_build", files={
+        ".git/config": "x", ".venv/bin/python": "x", "__pycache__/m.cpython-313.pyc": "x",
+        "pkg/__pycache__/a.pyc": "x", ".env": "SECRET=1", ".env.local": "SECRET=2",
+        "node_modules/x.js": "x", "notes/draft.md": "x", "keep.txt": "x", "data/big.bin": "x",
+        ".fbundleignore": "notes/\n", ".agentignore": "data/\n",
+    })
+    result = run_cli("build", project, "--list")
+    assert result.exit_code == 0, result.output
+    included = [line[2:].split("  ")[0] for line in result.stdout.splitlines()
+                if line.startswith("+ ")]
+    assert included == ["keep.txt", "main.py", "requirements.txt"]
+    assert "- notes/  (matched an ignore file)" in result.stdout
+    assert "- .env  (excluded by default)" in result.stdout
+
+
+def test_symlink_out_of_the_project_is_refused_with_its_name(tmp_path: Path, run_cli) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("x")
+    project = make_project(tmp_path / "agent", "", mode="remote_build")
+    (project / "link.txt").symlink_to(outside)
+    (project / "inside.py").symlink_to(project / "main.py")
+    result = run_cli("build", project)
+    assert result.exit_code == 2
+    assert "link.txt is a symlink to" in result.stderr and "outside the project" in result.stderr
+    (project / "link.txt").unlink()
+    result = run_cli("build", project)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(project / "dist" / "agent.zip") as archive:
+        assert archive.read("inside.py") == archive.read("main.py")
+
+
+def test_floor_too_low_names_the_package_the_newest_version_and_the_tag(
+    tmp_path: Path, index: SimpleIndex, run_cli
+) -> None:
+    project = make_project(tmp_path / "agent", "modern>=2\n")
+    result = run_cli("build", project)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "modern 2.0 ships only manylinux_2_28_x86_64 wheels" in line
+    assert "the newest with a wheel for CPython 3.13 manylinux glibc 2.17 is 1.0" in line
+    assert "--glibc 2.28" in line
+    # unpinned, the resolver picks the newest version that fits the floor
+    (project / "requirements.txt").write_text("modern\n")
+    assert plan_project(project).packages[0]["version"] == "1.0"
+    # and raising the floor knowingly gets the newer one
+    assert plan_project(project, BuildOptions(glibc="2.28")).packages[0]["version"] == "2.0"
+
+
+@pytest.mark.parametrize("package", ["winonly", "maconly", "freethreaded", "oldabi"])
+def test_package_without_a_wheel_for_the_target_is_a_clear_error(
+    tmp_path: Path, index: SimpleIndex, run_cli, package: str
+) -> None:
+    result = run_cli("build", make_project(tmp_path / "agent", f"{package}\n"))
+    assert result.exit_code == 2, result.output
+    assert package in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        (lambda p: shutil.rmtree(p), "no such project folder"),
+        (lambda p: (p / "requirements.txt").unlink(), "no requirements.txt"),
+        (lambda p: (p / "metadata.json").unlink(), "metadata.json: not found"),
+        (lambda p: (p / "metadata.json").write_text("{nope"), "not valid JSON"),
+        (lambda p: (p / "metadata.json").write_text(json.dumps({"definition": {
+            "kind": "hosted", "code_configuration": {
+                "runtime": "python_3_9", "entry_point": ["python", "main.py"],
+                "dependency_resolution": "bundled"}}})),
+         "definition.code_configuration.runtime is 'python_3_9'"),
+        (lambda p: (p / "requirements.txt").write_text("not a requirement!!\n"),
+         "is not a valid requirement"),
+        (lambda p: (p / "requirements.txt").write_text("no-such-package-anywhere\n"),
+         "no-such-package-anywhere"),
+        (lambda p: os.close(os.open(os.fsencode(p) + b"/bad\xff.py", os.O_CREAT | os.O_WRONLY)),
+         "not valid UTF-8"),
+    ],
+    ids=["missing-project", "no-requirements", "no-metadata", "bad-json", "unknown-runtime",
+         "bad-requirement", "unresolvable", "non-utf8-name"],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, index: SimpleIndex, run_cli, setup, expected: str
+) -> None:
+    project = make_project(tmp_path / "agent", "beta\n")
+    setup(project)
+    result = run_cli("build", project)
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+
+
+def test_unknown_runtime_flag_is_a_usage_error(tmp_path: Path, run_cli) -> None:
+    result = run_cli("build", make_project(tmp_path / "agent"), "--runtime", "python_3_9")
+    assert result.exit_code == 2
+    assert "python_3_9" in result.output
+
+
+def test_tampered_cache_entry_is_dropped_and_fetched_again(
+    tmp_path: Path, index: SimpleIndex, isolated_env: Path
+) -> None:
+    project = make_project(tmp_path / "agent", "beta==1.0\n")
+    first = build_project(project)
+    cached = next((isolated_env / "fbundle" / "wheels").rglob("beta-1.0-*.whl"))
+    cached.write_bytes(cached.read_bytes()[:-10])  # truncated
+    index.reset()
+    shutil.rmtree(project / "dist")
+    second = build_project(project)
+    assert second.sha256 == first.sha256
+    assert any(path.endswith(".whl") for path in index.hits), index.hits
+
+
+def test_offline_build_uses_the_lock_and_cache_only(
+    tmp_path: Path, index: SimpleIndex, run_cli, isolated_env: Path
+) -> None:
+    project = make_project(tmp_path / "agent", "alpha\n")
+    assert run_cli("lock", project).exit_code == 0
+    online = build_project(project)
+    shutil.rmtree(project / "dist")
+    index.reset()
+    index.fail_with = 500  # any request now fails
+    offline = build_project(project, BuildOptions(offline=True))
+    assert offline.sha256 == online.sha256
+    assert index.total == 0
+    # a cold cache offline is a clear error, not a hang
+    shutil.rmtree(isolated_env / "fbundle")
+    result = run_cli("build", project, "--offline")
+    assert result.exit_code == 1
+    assert "not in the cache and --offline forbids fetching it" in result.stderr
+
+
+def test_pyproject_dependencies_are_used_without_requirements_txt(
+    tmp_path: Path, index: SimpleIndex
+) -> None:
+    project = make_project(tmp_path / "agent", None, files={
+        "pyproject.toml": '[project]\nname = "agent"\nversion = "1"\ndependencies = ["beta<2"]\n'})
+    result = build_project(project)
+    with zipfile.ZipFile(result.zip_path) as archive:
+        assert archive.read("requirements.txt") == b"beta==1.0\n"
+    assert_validates_clean(result.zip_path)
+
+
+def test_init_scaffolds_a_project_that_builds(tmp_path: Path, run_cli) -> None:
+    result = run_cli("init", tmp_path / "new-agent", "--mode", "remote_build")
+    assert result.exit_code == 0, result.output
+    built = run_cli("build", tmp_path / "new-agent")
+    assert built.exit_code == 0, built.output
+    assert_validates_clean(tmp_path / "new-agent" / "dist" / "new-agent.zip", mode="remote_build")
+    again = run_cli("init", tmp_path / "new-agent")
+    assert again.exit_code == 2 and "already has" in again.stderr
+
+
+@pytest.mark.network
+def test_real_agent_from_the_package_index_imports_under_cpython_313(
+    tmp_path: Path, python313: Path
+) -> None:
+    project = make_project(tmp_path / "agent", "pyyaml==6.0.2\nidna==3.10\npydantic==2.9.2\n")
+    result = build_project(project)
+    assert_validates_clean(result.zip_path)
+    out = import_under(python313, result.zip_path, tmp_path, (
+        "import yaml, idna, pydantic, pydantic_core\n"
+        "print(yaml.__with_libyaml__, idna.encode('ü.example').decode(), pydantic.VERSION)\n"
+    ))
+    assert out.split() == ["True", "xn--tda.example", "2.9.2"]
+    again = build_project(project)
+    assert again.sha256 == result.sha256
