@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.support import RunCli
 from tests.support.index import SimpleIndex
 from tests.support.wheels import standard_corpus
 
@@ -41,8 +42,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def simple_index(wheelhouse: Path) -> Iterator[SimpleIndex]:
     """A loopback PEP 503/691 index over ``wheelhouse``; its hit counters start at zero.
 
-    Shared by the session: a test that counts requests or sets ``fail_with`` should call
-    ``simple_index.reset()`` first (the fixture below resets after each use too).
+    Shared by the session: every test that asks for it starts with ``hits`` empty and
+    ``fail_with`` unset (reset before and after each test). Don't ``close()`` it; make your
+    own ``SimpleIndex(wheelhouse)`` for that.
     """
     with SimpleIndex(wheelhouse) as index:
         yield index
@@ -50,10 +52,14 @@ def simple_index(wheelhouse: Path) -> Iterator[SimpleIndex]:
 
 @pytest.fixture(autouse=True)
 def _reset_simple_index(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Leave the shared index healthy and its counters clean for the next test."""
-    yield
+    """A test using the shared index starts with zero hits and leaves it healthy."""
+    index: SimpleIndex | None = None
     if "simple_index" in request.fixturenames:
-        request.getfixturevalue("simple_index").reset()
+        index = request.getfixturevalue("simple_index")
+        index.reset()
+    yield
+    if index is not None:
+        index.reset()
 
 
 def _find_python313() -> Path | None:
@@ -96,7 +102,10 @@ def isolated_env(
     - Every ``PIP_*``/``UV_*``/``FBUNDLE_*`` variable is removed (``FBUNDLE_DEBUG`` kept), and
       so is ``SOURCE_DATE_EPOCH``: a test that wants one sets it.
     - ``PIP_CONFIG_FILE=/dev/null`` (pip then reads no config file at all), ``UV_NO_CONFIG=1``,
-      ``UV_PYTHON_DOWNLOADS=never``, ``PIP_DISABLE_PIP_VERSION_CHECK=1``, ``PIP_NO_INPUT=1``.
+      ``UV_PYTHON_DOWNLOADS=never``, ``PIP_DISABLE_PIP_VERSION_CHECK=1``, ``PIP_NO_INPUT=1``;
+      ``PYTHONPATH`` is removed so subprocess interpreters see only what the test gives them.
+    - ``PIP_RETRIES=0`` and ``UV_HTTP_RETRIES=0``: a refused or failing request (``fail_with``)
+      fails at once instead of after seconds of backoff; a test about retries sets them back.
     - HTTP(S) proxies point at a closed loopback port with ``NO_PROXY`` for loopback, so pip,
       uv and httpx reach the test's own servers and fail fast on anything else.
 
@@ -118,6 +127,8 @@ def isolated_env(
         monkeypatch.setenv("PIP_NO_INPUT", "1")
         monkeypatch.setenv("UV_NO_CONFIG", "1")
         monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+        monkeypatch.setenv("PIP_RETRIES", "0")
+        monkeypatch.setenv("UV_HTTP_RETRIES", "0")
         for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
             monkeypatch.setenv(proxy, BLACKHOLE_PROXY)
             monkeypatch.setenv(proxy.lower(), BLACKHOLE_PROXY)
@@ -134,16 +145,14 @@ def isolated_env(
     return root
 
 
-RunCli = Callable[..., Result]
-
-
 @pytest.fixture
 def run_cli() -> RunCli:
-    """``run_cli("build", str(path), input=None, env=None)`` -> click ``Result``.
+    """``run_cli("build", path, input=None, env=None)`` -> click ``Result``.
 
-    Invokes ``bundler.cli.cli`` in-process with click's ``CliRunner``; stdout and stderr are
-    kept apart (``result.stdout``, ``result.stderr``, ``result.output`` has both). Exceptions
-    that escape the CLI's error boundary are re-raised so the test shows the traceback.
+    Invokes ``bundler.cli.cli`` in-process with click's ``CliRunner``; arguments may be paths.
+    ``result.stdout`` and ``result.stderr`` are kept apart (``result.output`` has both).
+    Exceptions that escape the CLI's error boundary are re-raised, so the test shows the
+    traceback instead of a bare exit code 1.
     """
     from bundler.cli import cli
 

@@ -16,6 +16,7 @@ from installer.exceptions import InstallerError
 from installer.sources import WheelFile
 from packaging.utils import parse_wheel_filename
 
+from tests.support import RunCli
 from tests.support.binaries import elf, elf_needing_glibc, glibc_symbol, macho, macho_fat, pe_dll
 from tests.support.index import JSON_TYPE, SimpleIndex
 from tests.support.wheels import (
@@ -319,6 +320,40 @@ def test_json_form_is_served_when_asked_for(simple_index: SimpleIndex) -> None:
     assert "Name: beta\nVersion: 1.0\n" in metadata
 
 
+def test_yanked_files_are_marked_in_both_forms(simple_index: SimpleIndex) -> None:
+    simple_index.yanked["beta-2.0-py3-none-any.whl"] = "broken <build>"
+    page = httpx.get(f"{simple_index.url}/beta/", headers={"Accept": "text/html"}).text
+    body = httpx.get(f"{simple_index.url}/beta/", headers={"Accept": JSON_TYPE}).json()
+    [line] = [line for line in page.splitlines() if ">beta-2.0-py3-none-any.whl<" in line]
+    assert 'data-yanked="broken &lt;build&gt;"' in line
+    assert "data-yanked" not in page.replace(line, "")
+    assert [f.get("yanked") for f in body["files"]] == [None, "broken <build>"]
+
+
+def test_uv_skips_a_yanked_version(simple_index: SimpleIndex) -> None:
+    simple_index.yanked["beta-2.0-py3-none-any.whl"] = ""
+    result = subprocess.run(
+        [
+            "uv",
+            "pip",
+            "compile",
+            "-",
+            "--index-url",
+            simple_index.url,
+            "--python-version",
+            "3.13",
+            "--no-header",
+            "--no-annotate",
+        ],
+        input="beta\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["beta==1.0"]
+
+
 def test_non_normalized_names_redirect_and_unknown_names_are_404(
     simple_index: SimpleIndex,
 ) -> None:
@@ -484,7 +519,7 @@ def test_requests_beyond_loopback_fail_fast() -> None:
         httpx.get("https://pypi.org/simple/", timeout=5)
 
 
-def test_run_cli_invokes_the_fbundle_command_group(run_cli: object) -> None:
-    result = run_cli("--version")  # type: ignore[operator]
+def test_run_cli_invokes_the_fbundle_command_group(run_cli: RunCli) -> None:
+    result = run_cli("--version")
     assert result.exit_code == 0
     assert "fbundle" in result.stdout

@@ -262,6 +262,13 @@ GLIBC_SYMBOLS: dict[str, str] = {
 }
 
 
+def run_gcc(command: list[str], what: str) -> None:
+    """Run a gcc command; on failure raise with gcc's own message, which names the cause."""
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"gcc could not build {what}:\n{done.stderr.strip()}")
+
+
 def _libc_path() -> str:
     found = subprocess.run(
         ["gcc", "-print-file-name=libc.so.6"], check=True, capture_output=True, text=True
@@ -307,20 +314,6 @@ def elf_needing_glibc(version: str) -> bytes:
         c_file = Path(scratch) / "needs.c"
         so_file = Path(scratch) / "needs.so"
         c_file.write_text(source)
-        subprocess.run(
-            [
-                gcc,
-                "-shared",
-                "-fPIC",
-                "-fno-builtin",
-                "-O1",
-                "-g0",
-                "-Wl,--build-id=none",
-                "-o",
-                str(so_file),
-                str(c_file),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        command = [gcc, "-shared", "-fPIC", "-fno-builtin", "-O1", "-g0", "-Wl,--build-id=none"]
+        run_gcc([*command, "-o", str(so_file), str(c_file)], f"{symbol}@GLIBC_{version}")
         return so_file.read_bytes()

@@ -34,6 +34,13 @@ HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 API_VERSION = "1.1"
 
 
+class _Server(ThreadingHTTPServer):
+    # uv opens many connections at once; the default backlog of 5 would drop SYNs and cost a
+    # one-second retransmit each.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class _Artifact:
     """One file of the folder, with what the index pages say about it."""
 
@@ -70,6 +77,8 @@ class SimpleIndex:
     - ``GET /files/<file>`` is the file; ``/files/<file>.metadata`` its METADATA (PEP 658).
     - The folder is rescanned on every page, so wheels written later are served too.
     - ``hits`` counts requests per path (``Counter``); ``requests`` keeps them in order.
+    - ``yanked[filename] = reason`` marks a file yanked (PEP 592: ``data-yanked``, JSON
+      ``yanked``); an empty reason yanks without one.
     - ``fail_with = 500`` (any status) answers every request with that status until reset
       to ``None``; ``close()`` stops the server so further connections are refused.
 
@@ -80,12 +89,12 @@ class SimpleIndex:
         self.folder = Path(folder)
         self.json = json
         self.fail_with: int | None = None
+        self.yanked: dict[str, str] = {}
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._artifacts: dict[tuple[str, int, int], _Artifact] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # close() waits at most this long
@@ -117,11 +126,12 @@ class SimpleIndex:
             return sum(self.hits.values())
 
     def reset(self) -> None:
-        """Forget counted requests and any ``fail_with``, so a shared index can be reused."""
+        """Forget counted requests, ``fail_with`` and ``yanked``, so a shared index is reusable."""
         with self._lock:
             self.hits.clear()
             self.requests.clear()
         self.fail_with = None
+        self.yanked.clear()
 
     def close(self) -> None:
         """Stop serving and release the port; later connections are refused. Idempotent."""
@@ -188,10 +198,12 @@ def _root_html(projects: dict[str, list[_Artifact]]) -> str:
     return f"<!DOCTYPE html>\n<html>\n  <body>\n{links}  </body>\n</html>\n"
 
 
-def _project_html(name: str, artifacts: list[_Artifact]) -> str:
+def _project_html(index: SimpleIndex, name: str, artifacts: list[_Artifact]) -> str:
     links = []
     for artifact in artifacts:
         attributes = ""
+        if (reason := index.yanked.get(artifact.path.name)) is not None:
+            attributes += f' data-yanked="{html.escape(reason)}"'
         if artifact.requires_python:
             attributes += f' data-requires-python="{html.escape(artifact.requires_python)}"'
         if artifact.metadata_sha256:
@@ -220,6 +232,8 @@ def _project_json(index: SimpleIndex, name: str, artifacts: list[_Artifact]) -> 
         }
         if artifact.requires_python:
             entry["requires-python"] = artifact.requires_python
+        if (reason := index.yanked.get(artifact.path.name)) is not None:
+            entry["yanked"] = reason or True
         if artifact.metadata_sha256:
             entry["core-metadata"] = {"sha256": artifact.metadata_sha256}
             entry["dist-info-metadata"] = {"sha256": artifact.metadata_sha256}
@@ -281,7 +295,7 @@ def _handler_for(index: SimpleIndex) -> type[BaseHTTPRequestHandler]:
                 elif wants_json:
                     self._send_json(_project_json(index, name, artifacts), head)
                 else:
-                    self._send_html(_project_html(name, artifacts), head)
+                    self._send_html(_project_html(index, name, artifacts), head)
             elif len(parts) == 2 and parts[0] == "files":
                 self._send_file(parts[1], head)
             else:

@@ -15,7 +15,6 @@ import hashlib
 import io
 import re
 import shutil
-import subprocess
 import tempfile
 import zipfile
 from collections.abc import Collection, Sequence
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from .binaries import elf, macho, pe_dll
+from .binaries import elf, macho, pe_dll, run_gcc
 
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 GENERATOR = "fbundle-tests (tests/support/wheels.py)"
@@ -222,7 +221,7 @@ def compile_extension(module: str, python: str = "3.13", *, abi3: bool = False) 
     command += ["-Wl,--build-id=none", "-o", str(output), str(source)]
     if abi3:
         command.insert(1, f"-DPy_LIMITED_API=0x{major:02X}{minor:02X}0000")
-    subprocess.run(command, check=True, capture_output=True)
+    run_gcc(command, f"the extension module {module} for Python {python}")
     return output.read_bytes()
 
 
