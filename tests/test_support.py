@@ -513,6 +513,13 @@ def test_environment_has_fresh_caches_and_no_index_configuration(isolated_env: P
         assert list(folder.iterdir()) == [] or variable == "XDG_CACHE_HOME"
 
 
+def test_pip_reads_no_site_or_user_configuration() -> None:
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
+    )
+    assert "index-url" not in listed.stdout and "find-links" not in listed.stdout
+
+
 def test_requests_beyond_loopback_fail_fast() -> None:
     # Refused by the blackhole proxy; pypi.org itself would be reachable from this machine.
     with pytest.raises((httpx.ProxyError, httpx.ConnectError)):
