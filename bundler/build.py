@@ -154,8 +154,16 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
     if lock_path.is_file() and not options.update_lock:
         lock = Lock.read(lock_path)
         if lock.requirements_sha256 and lock.requirements_sha256 != requirements.sha256:
+            from bundler.lock import requirement_changes
+
+            changes = requirement_changes(lock.requirements, requirements.lines,
+                                          requirements.text) \
+                if lock.requirements is not None else []
+            if lock.requirements is not None and not changes:
+                changes = ["only comments or blank lines"]
             raise BuildError(
-                f"{requirements.source.name} changed since {LOCK_FILE} was written",
+                f"{requirements.source.name} changed since {LOCK_FILE} was written"
+                + (f" ({'; '.join(changes)})" if changes else ""),
                 "run `fbundle lock` (or build with --update-lock) to re-resolve",
             )
         if lock.runtime and lock.runtime != target.runtime:
@@ -174,6 +182,7 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
         return lock
     resolver = Resolver(target, _indexes(options), kind=options.resolver, offline=options.offline)
     lock = resolver.resolve(requirements)
+    lock.requirements = list(requirements.lines)
     if lock_path.is_file() and options.update_lock:
         write_lock(lock, lock_path)
     return lock
@@ -194,6 +203,7 @@ def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Pa
                          "list the agent's dependencies in requirements.txt")
     resolver = Resolver(target, _indexes(options), kind=options.resolver, offline=options.offline)
     lock = resolver.resolve(requirements)
+    lock.requirements = list(requirements.lines)
     path = root / LOCK_FILE
     write_lock(lock, path)
     return path, lock

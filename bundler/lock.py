@@ -7,12 +7,14 @@ made from) live under ``[tool.fbundle]``, where PEP 751 lets tools keep their ow
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from bundler.errors import UsageError
@@ -55,9 +57,16 @@ class Lock:
     requirements_sha256: str | None = None
     requires_python: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The requirement lines the lock was made from, so a stale lock can name the line that
+    #: changed (the sha256 alone can only say *that* something changed).
+    requirements: list[str] | None = None
 
     def sorted_pins(self) -> list[Pin]:
         return sorted(self.pins, key=lambda p: p.key)
+
+    def by_name(self) -> dict[str, Pin]:
+        """Pins by canonical project name."""
+        return {pin.key: pin for pin in self.pins}
 
     def to_toml(self) -> str:
         packages = []
@@ -78,6 +87,8 @@ class Lock:
         tool: dict[str, Any] = {"runtime": self.runtime, "glibc": self.glibc}
         if self.requirements_sha256:
             tool["requirements-sha256"] = self.requirements_sha256
+        if self.requirements is not None:
+            tool["requirements"] = list(self.requirements)
         document: dict[str, Any] = {"lock-version": "1.0", "created-by": "fbundle"}
         if self.requires_python:
             document["requires-python"] = self.requires_python
@@ -100,12 +111,18 @@ class Lock:
         pins = []
         for package in document.get("packages", []):
             pins.append(_pin_from_package(package, source))
+        lines = tool.get("requirements")
+        if lines is not None and (not isinstance(lines, list)
+                                  or not all(isinstance(line, str) for line in lines)):
+            raise UsageError(f"{source}: [tool.fbundle].requirements must be a list of strings",
+                             "regenerate it with `fbundle lock`")
         return cls(
             pins=pins,
             runtime=str(tool.get("runtime", "")),
             glibc=str(tool.get("glibc", "")),
             requirements_sha256=tool.get("requirements-sha256"),
             requires_python=document.get("requires-python"),
+            requirements=lines,
         )
 
     @classmethod
@@ -126,7 +143,8 @@ def _pin_from_package(package: dict[str, Any], source: str) -> Pin:
                          "regenerate it with `fbundle lock`")
     if len(wheels) != 1:
         raise UsageError(
-            f"{source}: {name} {version} lists {len(wheels)} wheels; a bundle lock pins exactly one",
+            f"{source}: {name} {version} lists {len(wheels)} wheels; "
+            "a bundle lock pins exactly one",
             "regenerate it with `fbundle lock` for this runtime",
         )
     wheel = wheels[0]
@@ -155,3 +173,39 @@ def file_sha256(path: Path) -> str:
         while chunk := stream.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _requirement_key(line: str) -> str:
+    """The project a requirement line is about (the line itself if it does not parse)."""
+    try:
+        return str(canonicalize_name(Requirement(line).name))
+    except InvalidRequirement:
+        return line
+
+
+def requirement_changes(locked: list[str], current: list[str], text: str = "") -> list[str]:
+    """What changed between the lines a lock was made from and the current ones, one phrase
+    per change, paired by project name: ``line 2 changed: 'beta==1.0' -> 'beta==2.0'``,
+    ``line 3 added: 'delta'``, ``removed: 'alpha'``. ``text`` (the current file) gives line
+    numbers; without it the phrases have none."""
+    numbers: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = re.sub(r"(^|\s)#.*$", "", raw).strip()  # as read_requirements does
+        if stripped:
+            numbers.setdefault(stripped, number)
+
+    def where(line: str) -> str:
+        return f"line {numbers[line]} " if line in numbers else ""
+
+    old = {_requirement_key(line): line for line in locked}
+    new = {_requirement_key(line): line for line in current}
+    changes = []
+    for key, line in new.items():
+        if key not in old:
+            changes.append(f"{where(line)}added: {line!r}")
+        elif old[key] != line:
+            changes.append(f"{where(line)}changed: {old[key]!r} -> {line!r}")
+    changes += [f"removed: {line!r}" for key, line in old.items() if key not in new]
+    if not changes and locked != current:
+        changes.append("the order of the lines changed")
+    return changes
