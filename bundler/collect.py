@@ -41,7 +41,7 @@ class Collection:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _spec(lines: Iterable[str]) -> pathspec.PathSpec:
+def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 

@@ -32,6 +32,6 @@ class BuildError(FbundleError):
 
 
 class ResolutionError(BuildError):
-    """No set of wheels satisfies the requirements for the target (exit 2: the input is unusable)."""
+    """No set of wheels satisfies the requirements for the target (exit 2: unusable input)."""
 
     exit_code = EXIT_USAGE

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import IO, BinaryIO, Literal, Protocol, cast
 
 from bundler.errors import UsageError
 
@@ -69,7 +69,7 @@ class ZipMemberData:
     def open(self) -> BinaryIO:
         archive = zipfile.ZipFile(self.archive)
         stream = archive.open(self.info)
-        return _ClosingStream(stream, archive)
+        return cast(BinaryIO, _ClosingStream(stream, archive))
 
     @property
     def raw(self) -> RawMember:
@@ -85,7 +85,7 @@ class ZipMemberData:
 class _ClosingStream(io.RawIOBase):
     """A member stream that also closes the archive it came from."""
 
-    def __init__(self, stream: BinaryIO, archive: zipfile.ZipFile) -> None:
+    def __init__(self, stream: IO[bytes], archive: zipfile.ZipFile) -> None:
         self._stream = stream
         self._archive = archive
 
@@ -97,7 +97,7 @@ class _ClosingStream(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         return self._stream.read(size)
 
     def close(self) -> None:

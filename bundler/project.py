@@ -145,14 +145,14 @@ def load_project(
     problems = metadata_problems(metadata)
     if problems:
         field, problem = problems[0]
-        raise UsageError(f"{metadata_path}: {field} {problem}".replace(": ", ": ", 1),
+        raise UsageError(f"{metadata_path}: {field} {problem}",
                          "fix metadata.json (or override with --runtime / --mode)")
-    name = name or default_agent_name(root)
-    if problem := agent_name_problem(name):
-        raise UsageError(problem, "pass --name with a valid agent name")
+    agent = name or default_agent_name(root)
+    if name_problem := agent_name_problem(agent):
+        raise UsageError(name_problem, "pass --name with a valid agent name")
     return ProjectSpec(
         root=root,
-        name=name,
+        name=agent,
         runtime=code["runtime"],
         mode=code["dependency_resolution"],
         entry_point=list(code["entry_point"]),

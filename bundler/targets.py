@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from packaging.markers import Marker
-from packaging.tags import Tag, cpython_tags, compatible_tags
+from packaging.tags import Tag, compatible_tags, cpython_tags
 
 from bundler.errors import UsageError
 

@@ -83,8 +83,8 @@ def _copy_with_other_metadata(source: Path, destination: Path, mtime: int) -> No
 def test_same_inputs_give_byte_identical_zips_whatever_path_mtime_umask_or_order(
     tmp_path: Path, index: SimpleIndex
 ) -> None:
-    first = make_project(tmp_path / "one" / "agent", "alpha\nnative\n",
-                         files={"pkg/b.py": "B = 2\n", "pkg/a.py": "A = 1\n", "tool.sh": "#!/bin/sh\n"})
+    first = make_project(tmp_path / "one" / "agent", "alpha\nnative\n", files={
+        "pkg/b.py": "B = 2\n", "pkg/a.py": "A = 1\n", "tool.sh": "#!/bin/sh\n"})
     (first / "tool.sh").chmod(0o775)
     second = tmp_path / "elsewhere" / "deeper" / "agent"
     old = os.umask(0o077)
