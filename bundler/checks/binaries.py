@@ -78,10 +78,8 @@ def _binary(name: str, binary: BinaryInfo, target: Target) -> Iterator[Finding]:
         if binary.malformed:
             # "MZ" also starts some data files; only a real PE header is worth an error.
             return
-        if binary.managed and not target.is_python:
-            return
         if binary.managed:
-            return
+            return  # IL runs anywhere .NET does (dotnet bundles, pythonnet)
         yield finding("FB301", name, f"Windows PE binary ({binary.machine}); the runtime is "
                       "Linux x86_64", _REBUILD_LINUX if target.is_python else
                       "publish with -r linux-x64 (dotnet publish -c Release -r linux-x64 "
