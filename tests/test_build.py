@@ -330,3 +330,44 @@ def test_real_agent_from_the_package_index_imports_under_cpython_313(
     assert out.split() == ["True", "xn--tda.example", "2.9.2"]
     again = build_project(project)
     assert again.sha256 == result.sha256
+
+
+def test_hash_seed_and_locale_do_not_change_the_zip(tmp_path: Path, index: SimpleIndex) -> None:
+    """Two separate processes with other PYTHONHASHSEED, locale and umask build the same bytes."""
+    import subprocess
+    import sys
+
+    project = make_project(tmp_path / "agent", "alpha\n", files={
+        "zz.py": "", "é/ü.py": "x = 'ü'\n", "A.py": "", "a_.py": ""})
+    shas = []
+    for seed, lang, out in (("1", "C.UTF-8", "one.zip"), ("4242", "en_US.UTF-8", "two.zip")):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "LANG": lang, "LC_ALL": lang}
+        result = subprocess.run(
+            [sys.executable, "-c", f"import os; os.umask(0o{7 if seed == '1' else 22}); "
+             "from bundler.cli import main; main()", "build", str(project), "-o",
+             str(tmp_path / out)],
+            env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        shas.append(result.stdout.strip().splitlines()[-1])
+    assert shas[0] == shas[1]
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+
+
+def test_python_314_target_takes_abi3_and_pure_wheels_never_cp313(
+    tmp_path: Path, index: SimpleIndex, run_cli
+) -> None:
+    project = make_project(tmp_path / "agent", "limited\nbeta\n", runtime="python_3_14")
+    result = build_project(project)
+    assert [p["name"] for p in result.packages] == ["beta", "limited"]
+    assert_validates_clean(result.zip_path, runtime="python_3_14")
+    (project / "requirements.txt").write_text("native\n")  # cp313-only: nothing for 3.14
+    failed = run_cli("build", project)
+    assert failed.exit_code == 2
+    assert "native" in failed.stderr
+
+
+def test_bundled_agent_without_dependencies_builds_and_validates(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "agent", "# nothing yet\n")
+    result = build_project(project)
+    assert names(result.zip_path) == ["main.py", "requirements.txt"]
+    assert_validates_clean(result.zip_path)

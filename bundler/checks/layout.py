@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 
 from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.deps import requirement_lines
 from bundler.model import Bundle
 
 RULES = rules(
@@ -108,7 +109,10 @@ def _root_files(facts: Facts, names: set[str]) -> Iterator[Finding]:
         yield finding("FB104", "requirements.txt", "requirements.txt is missing at the root",
                       "add one (it may be empty); the service reads it in both modes")
     has_packages = any(n.startswith("packages/") for n in names)
-    if ctx.mode == "bundled" and not has_packages:
+    # An agent with no dependencies has nothing to put in packages/: that is not a mistake.
+    requirements = facts.texts.get("requirements.txt")
+    no_dependencies = requirements is not None and not any(requirement_lines(requirements))
+    if ctx.mode == "bundled" and not has_packages and not no_dependencies:
         yield finding("FB105", "packages/", "bundled mode but no packages/ folder",
                       "install dependencies into packages/ (fbundle build), or use "
                       "dependency_resolution remote_build")
