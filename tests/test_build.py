@@ -371,3 +371,28 @@ def test_bundled_agent_without_dependencies_builds_and_validates(tmp_path: Path)
     result = build_project(project)
     assert names(result.zip_path) == ["main.py", "requirements.txt"]
     assert_validates_clean(result.zip_path)
+
+
+def test_project_that_would_zip_a_wrapper_folder_is_refused_with_its_name(
+    tmp_path: Path, run_cli
+) -> None:
+    project = tmp_path / "outer"
+    make_project(project / "my-agent", "", mode="remote_build")
+    (project / "metadata.json").write_text((project / "my-agent" / "metadata.json").read_text())
+    (project / "my-agent" / "metadata.json").unlink()
+    (project / "requirements.txt").write_text("")
+    result = run_cli("build", project)
+    assert result.exit_code == 1, result.output
+    assert "main.py" in result.stderr
+    assert not (project / "dist").exists()
+
+
+def test_index_settings_come_from_pip_conf(
+    tmp_path: Path, simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "pip.conf"
+    config.write_text(f"[global]\nindex-url = {simple_index.url}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    result = build_project(make_project(tmp_path / "agent", "beta==1.0\n"))
+    assert result.packages[0]["version"] == "1.0"
+    assert any("beta" in path for path in simple_index.hits)
