@@ -214,7 +214,8 @@ class Resolver:
         result = self.runner(argv, self._env())
         if result.returncode != 0:
             raise self._explain(result.stderr or result.stdout)
-        parsed = Lock.from_toml(output.read_text(encoding="utf-8"), "uv's lock")
+        text = _best_wheel_only(output.read_text(encoding="utf-8"), self.target)
+        parsed = Lock.from_toml(text, "uv's lock")
         return self._lock(parsed.pins)
 
     def _pip(self, source: Path, tmp: Path, requirements: Requirements) -> Lock:
@@ -347,6 +348,40 @@ class Resolver:
             return (f"no version of {name} has a wheel for {where} "
                     f"(newest {version} ships {', '.join(newest_tags)})", raise_hint)
         return None
+
+
+def _best_wheel_only(text: str, target: Target) -> str:
+    """uv's pylock.toml with one wheel per package: the one the target prefers.
+
+    uv lists every wheel that fits (aiohttp 3.14: a cp313 manylinux wheel *and* a py3-none-any
+    fallback); an installer on the target would take the best-ranked tag, so the bundle does.
+    """
+    import tomllib
+
+    import tomli_w
+
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return text  # Lock.from_toml reports it
+    rank = target.tag_rank
+    changed = False
+    for package in document.get("packages", []):
+        wheels = package.get("wheels") or []
+        if len(wheels) < 2:
+            continue
+
+        def preference(wheel: dict[str, Any]) -> int:
+            name = wheel.get("name") or str(wheel.get("url") or wheel.get("path") or "")
+            try:
+                tags = parse_wheel_filename(name.rsplit("/", 1)[-1].split("#")[0])[3]
+            except (InvalidWheelFilename, InvalidVersion):
+                return len(rank) + 1
+            return min((rank[t] for t in tags if t in rank), default=len(rank))
+
+        package["wheels"] = [min(wheels, key=preference)]
+        changed = True
+    return tomli_w.dumps(document) if changed else text
 
 
 def _requirements_for(names: set[NormalizedName], metadata: dict[NormalizedName, list[str]],
