@@ -1,7 +1,126 @@
-"""Commands for this job; see bundler/cli.py for how they are registered."""
+"""``fbundle diff``, ``fbundle audit`` and ``fbundle inspect``: reproducible-build audits."""
 
 from __future__ import annotations
 
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
 import click
 
-commands: list[click.Command] = []
+from bundler.commands.build import build_options
+from bundler.errors import EXIT_FAILURE
+
+
+@click.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def diff(a: Path, b: Path, as_json: bool) -> None:
+    """Compare two bundles (zips or folders): exit 0 identical, 1 different, 2 unusable.
+
+    Each changed entry is classified: content, permissions, timestamps/metadata only, or
+    compressed bytes only (the same bytes stored as another deflate stream).
+    """
+    from bundler.audit import diff_paths
+
+    result = diff_paths(a, b)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        for line in result.lines():
+            click.echo(line)
+    if not result.identical:
+        click.get_current_context().exit(EXIT_FAILURE)
+
+
+@click.command()
+@click.argument("zip_path", metavar="ZIP", type=click.Path(path_type=Path))
+@click.argument("project", default=".", type=click.Path(path_type=Path))
+@build_options
+@click.option("--strict", is_flag=True,
+              help="Also require the zip's sha256 to match (same compressor, same bytes).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def audit(zip_path: Path, project: Path, strict: bool, as_json: bool, **options: Any) -> None:
+    """Rebuild PROJECT (its lock, its sources) in a temporary folder and compare with ZIP.
+
+    Prints `reproduced <content digest>` and exits 0 when the files, bytes and permissions
+    match; otherwise prints the diff and exits 1. PROJECT/dist is never touched.
+    """
+    from bundler.audit import audit as run_audit
+    from bundler.build import BuildOptions
+
+    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+    result = run_audit(zip_path, project, BuildOptions(verbose=verbose, **options))
+    ok = result.reproduced and (result.diff.same_zip_bytes or not strict)
+    if as_json:
+        click.echo(json.dumps({**result.as_json(), "ok": ok}, indent=2))
+    else:
+        if not result.reproduced:
+            for line in result.diff.lines():
+                click.echo(line)
+        for note in result.notes:
+            click.echo(f"note: {note}")
+        if result.reproduced:
+            same = "byte-identical zip, " if result.diff.same_zip_bytes else ""
+            click.echo(f"{same}sha256 {result.diff.a.sha256}")
+            click.echo(f"reproduced {result.digest}")
+        else:
+            click.echo(f"not reproduced: {zip_path} differs from what {project} builds")
+    if not ok:
+        click.get_current_context().exit(EXIT_FAILURE)
+
+
+@click.command()
+@click.argument("zip_path", metavar="ZIP", type=click.Path(path_type=Path))
+@click.option("--provenance", is_flag=True,
+              help="Say which wheel (name, version, sha256, url) each packages/ file came from.")
+@click.option("--lock", "lock_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="The lock to name wheels from (default: pylock.toml of the zip's project, "
+                   "else the <zip>.json sidecar).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect(zip_path: Path, provenance: bool, lock_path: Path | None, as_json: bool) -> None:
+    """List a bundle's entries; with --provenance, where each packages/ file came from."""
+    from bundler.audit import provenance as trace
+    from bundler.audit import read_side, wheels_known
+    from bundler.model import Bundle
+
+    side = read_side(zip_path)
+    facts = [side.facts[name] for name in sorted(side.facts)]
+    data: dict[str, Any] = {
+        "path": str(zip_path), "sha256": side.sha256, "content_digest": side.content_digest,
+        "entries": [{"name": f.name, "size": f.size, "mode": f"{f.mode:o}", "sha256": f.sha256}
+                    for f in facts],
+    }
+    lines = [f"{stat.filemode(0o100000 | f.mode)}  {f.size:>10}  {f.name}" for f in facts]
+    if provenance:
+        known, source = wheels_known(zip_path, lock_path)
+        traced = trace(Bundle.load(zip_path), known, source)
+        data["provenance"] = traced.as_json()
+        lines = []
+        for origin in traced.files:
+            owner = origin.owner
+            if owner is None:
+                lines.append(f"{origin.name}  unowned (no RECORD lists it)")
+                continue
+            wheel = "  ".join(str(x) for x in (owner.wheel, owner.sha256 and
+                                               f"sha256:{owner.sha256}", owner.url) if x) \
+                or f"({owner.note})"
+            flag = "  MODIFIED (bytes differ from RECORD)" if origin.status == "modified" else ""
+            lines.append(f"{origin.name}  {owner.name} {owner.version}  {wheel}{flag}")
+        lines += [f"{name}  missing (listed in a RECORD, not in the bundle)"
+                  for name in traced.missing]
+        lines.append(f"wheels named from: {source or 'nothing (no lock, no sidecar)'}; "
+                     f"{len(traced.unowned)} unowned, {len(traced.modified)} modified")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for line in lines:
+        click.echo(line)
+    if side.sha256:
+        click.echo(f"sha256 {side.sha256}")
+    click.echo(f"content digest {side.content_digest}  ({len(facts)} entries)")
+
+
+commands: list[click.Command] = [diff, audit, inspect]
