@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from bundler.errors import BuildError
 from bundler.indexes import IndexConfig
 from bundler.lock import WheelRef, file_sha256
@@ -153,6 +151,8 @@ class _Transient(Exception):
 
 
 def _download(url: str, sink: object, indexes: IndexConfig) -> None:
+    import httpx  # imported here: a warm build never downloads, so never pays for it
+
     auth = _credentials_for(url, indexes)
     try:
         with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), verify=indexes.verify(),

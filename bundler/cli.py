@@ -6,6 +6,7 @@ This is the only module that talks to the terminal. Each job's commands live in
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -14,12 +15,35 @@ from typing import Any
 import click
 
 from bundler import __version__
-from bundler.commands import audit, build, deploy, validate
 from bundler.errors import EXIT_FAILURE, EXIT_USAGE, FbundleError
+
+# bundler/commands/<job>.py, each exposing ``commands``. Imported on first use, in this order and
+# only until the command asked for is found: `fbundle build` never pays for deploy's HTTP stack.
+JOBS = ("build", "validate", "audit", "deploy")
 
 
 class _Group(click.Group):
     """One error boundary: a FbundleError is one red line and its exit code, never a traceback."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        for job in ("", *JOBS):
+            if job:
+                self._load(job)
+            if (command := super().get_command(ctx, name)) is not None:
+                return command
+        return None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for job in JOBS:
+            self._load(job)
+        return super().list_commands(ctx)
+
+    def _load(self, job: str) -> None:
+        loaded: set[str] = self.__dict__.setdefault("_loaded_jobs", set())
+        if job not in loaded:
+            loaded.add(job)
+            for command in importlib.import_module(f"bundler.commands.{job}").commands:
+                self.add_command(command)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -57,11 +81,6 @@ def cli(verbose: bool) -> None:
         format="%(message)s",
         stream=sys.stderr,
     )
-
-
-for _module in (build, validate, audit, deploy):
-    for _command in _module.commands:
-        cli.add_command(_command)
 
 
 def main() -> None:

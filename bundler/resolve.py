@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag
 from packaging.utils import (
@@ -421,6 +420,8 @@ def _floor_needed(platforms: list[str], target: Target) -> str | None:
 
 def _index_files(name: str, indexes: IndexConfig) -> list[str]:
     """Wheel file names for ``name`` on the configured indexes (PEP 691 JSON, else PEP 503)."""
+    import httpx  # only on a resolution failure: keeps `fbundle build` start-up light
+
     files: list[str] = []
     project = canonicalize_name(name)
     if indexes.no_index:
