@@ -308,3 +308,25 @@ def test_inspect_lists_entries_with_modes_and_both_identities(
     identities = json.loads(zip_path.with_name("agent.zip.json").read_text())
     assert lines[-2] == f"sha256 {identities['sha256']}"
     assert lines[-1].startswith(f"content digest {identities['content_digest']}  (")
+
+
+def test_inspect_golden_output(tmp_path: Path, run_cli: RunCli) -> None:
+    zip_path = _small_zip(tmp_path / "a.zip", {"main.py": (b"print(1)\n", 0o644),
+                                               "run.sh": (b"#!/bin/sh\n", 0o755)})
+    side = diff_paths(zip_path, zip_path).a
+    result = run_cli("inspect", zip_path)
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "-rw-r--r--           9  main.py\n"
+        "-rwxr-xr-x          10  run.sh\n"
+        f"sha256 {file_sha256(zip_path)}\n"
+        f"content digest {side.content_digest}  (2 entries)\n"
+    )
+
+
+def test_audit_of_a_missing_zip_is_a_usage_error(tmp_path: Path, run_cli: RunCli) -> None:
+    project = make_project(tmp_path / "agent", "", mode="remote_build")
+    result = run_cli("audit", tmp_path / "nope.zip", project)
+    assert result.exit_code == 2
+    missing = tmp_path / "nope.zip"
+    assert result.stderr == f"error: {missing}: no such file — pass the zip to audit\n"
