@@ -51,6 +51,10 @@ class _Group(click.Group):
         except FbundleError as error:
             click.secho(f"error: {error}", fg="red", err=True)
             ctx.exit(error.exit_code)
+        except BrokenPipeError:
+            # The reader went away (`fbundle inspect ... | head`): stop quietly, as cat does.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(EXIT_FAILURE)
         except KeyboardInterrupt:
             click.secho("interrupted; outputs were left as they were", fg="red", err=True)
             ctx.exit(130)
