@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import stat
-import struct
 import tempfile
 import zipfile
 from collections import Counter
@@ -34,7 +33,15 @@ from packaging.utils import canonicalize_name
 
 from bundler.errors import UsageError
 from bundler.lock import LOCK_FILE, Lock, file_sha256
-from bundler.model import CHUNK, Bundle, Entry, ZipMemberData, content_digest
+from bundler.model import (
+    CHUNK,
+    Bundle,
+    Entry,
+    ZipMemberData,
+    compressed_chunks,
+    content_digest,
+    local_extra_and_start,
+)
 
 Kind = Literal["content", "permissions", "metadata", "compressed"]
 #: Most serious first; a change is labelled by the first kind it has.
@@ -46,7 +53,6 @@ LABELS: dict[Kind, str] = {
     "compressed": "compressed bytes only",
 }
 PACKAGES = "packages/"
-_LOCAL = struct.Struct("<IHHHHHIIIHH")
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated",
             zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 
@@ -147,21 +153,10 @@ def _member_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
 
 def _raw_member(raw: Any, info: zipfile.ZipInfo) -> tuple[bytes, str]:
     """(local extra field, sha256 of the compressed bytes) of a member, read from its header."""
-    raw.seek(info.header_offset)
-    header = raw.read(_LOCAL.size)
-    if len(header) != _LOCAL.size or header[:4] != b"PK\x03\x04":
-        raise zipfile.BadZipFile(f"no local header for {info.filename}")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    raw.seek(info.header_offset + _LOCAL.size + name_len)
-    local_extra = raw.read(extra_len)
+    local_extra, _ = local_extra_and_start(raw, info)
     digest = hashlib.sha256()
-    left = info.compress_size
-    while left:
-        chunk = raw.read(min(CHUNK, left))
-        if not chunk:
-            raise zipfile.BadZipFile(f"{info.filename} is truncated")
+    for chunk in compressed_chunks(raw, info):
         digest.update(chunk)
-        left -= len(chunk)
     return local_extra, digest.hexdigest()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,7 @@ class Plan:
 
     @property
     def packages(self) -> list[dict[str, str]]:
-        return [{"name": w.name, "version": w.version, "wheel": w.filename, "sha256": w.sha256}
-                for w in sorted(self.wheels, key=lambda w: w.name)]
+        return packages_of(self.lock)
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,14 @@ class BuildResult:
         }
 
 
+def packages_of(lock: Lock | None) -> list[dict[str, str]]:
+    """The pinned packages as build reports them (name, version, wheel, sha256)."""
+    if lock is None:
+        return []
+    return [{"name": p.key, "version": p.version, "wheel": p.wheel.filename,
+             "sha256": p.wheel.sha256} for p in lock.sorted_pins()]
+
+
 def requirements_of(root: Path) -> Requirements | None:
     """requirements.txt, else pyproject.toml's [project].dependencies, else None."""
     if (root / REQUIREMENTS).exists():
@@ -106,8 +114,24 @@ def output_path(spec: ProjectSpec, options: BuildOptions) -> Path:
     return options.output or spec.root / "dist" / f"{spec.name}.zip"
 
 
-def plan_project(root: Path, options: BuildOptions = BuildOptions()) -> Plan:
-    """Decide every entry of the bundle for ``root`` (nothing is written)."""
+@dataclass
+class Inputs:
+    """What decides a bundle's bytes, read before any wheel is fetched or opened: enough to
+    notice a no-op from hashes alone."""
+
+    spec: ProjectSpec
+    target: Target
+    collection: Collection
+    requirements: Requirements | None = None
+    lock: Lock | None = None
+
+    @property
+    def packages(self) -> list[dict[str, str]]:
+        return packages_of(self.lock)
+
+
+def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
+    """The project, its target, its sources and (bundled Python) its lock."""
     spec = load_project(root, metadata_path=options.metadata, runtime=options.runtime,
                         mode=options.mode, name=options.name)
     glibc = parse_glibc(options.glibc) if options.glibc else None
@@ -116,31 +140,44 @@ def plan_project(root: Path, options: BuildOptions = BuildOptions()) -> Plan:
         from bundler.dotnet import plan_dotnet
 
         entries = plan_dotnet(spec, project_file=options.project_file, verbose=options.verbose)
-        return Plan(spec, target, Bundle(entries).sorted(), Collection(entries=entries))
+        return Inputs(spec, target, Collection(entries=entries))
     excludes = ["/packages/"] if spec.mode == "bundled" else []
     collection = scan_sources(root, excludes, output=output_path(spec, options))
-    entries = list(collection.entries)
     requirements = requirements_of(root)
     if requirements is None:
         raise UsageError(
             f"{root}: no requirements.txt (or pyproject.toml dependencies)",
             f"create {REQUIREMENTS}, even an empty one: the service expects it in {spec.mode} mode",
         )
-    plan = Plan(spec, target, Bundle([]), collection)
+    inputs = Inputs(spec, target, collection, requirements)
     if spec.mode == "bundled":
-        plan.lock = locked_requirements(root, requirements, target, options)
+        inputs.lock = locked_requirements(root, requirements, target, options)
+    return inputs
+
+
+def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
+    """Fetch and lay out the locked wheels, and decide every entry of the bundle."""
+    entries = list(inputs.collection.entries)
+    plan = Plan(inputs.spec, inputs.target, Bundle([]), inputs.collection, inputs.lock)
+    if inputs.lock is not None:
         cache = WheelCache(indexes=_indexes(options))
-        plan.wheels = lay_out(plan.lock, cache, offline=options.offline, base=root)
+        plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
+                              base=inputs.spec.root)
         entries += [e for wheel in plan.wheels for e in wheel.entries]
         entries = merge_package_entries(entries)
-    if not any(e.name == REQUIREMENTS for e in entries):
+    if inputs.requirements is not None and not any(e.name == REQUIREMENTS for e in entries):
         # pyproject-only projects: the service reads requirements.txt, so write one.
-        lines = [f"{p.name}=={p.version}" for p in plan.lock.sorted_pins()] if plan.lock \
-            else requirements.lines
+        lines = [f"{p.name}=={p.version}" for p in inputs.lock.sorted_pins()] if inputs.lock \
+            else inputs.requirements.lines
         text = ("\n".join(lines) + "\n").encode("utf-8")
         entries.append(Entry(REQUIREMENTS, len(text), BytesData(text), origin="generated"))
     plan.bundle = Bundle(entries).sorted()
     return plan
+
+
+def plan_project(root: Path, options: BuildOptions = BuildOptions()) -> Plan:
+    """Decide every entry of the bundle for ``root`` (nothing is written)."""
+    return plan_inputs(read_inputs(root, options), options)
 
 
 def _indexes(options: BuildOptions) -> IndexConfig:
@@ -247,15 +284,25 @@ def merge_package_entries(entries: list[Entry]) -> list[Entry]:
     return list(by_name.values())
 
 
-def input_key(plan: Plan) -> str:
-    """A hash of every input that decides the zip's bytes: same key, same zip."""
-    digest = hashlib.sha256()
-    digest.update(f"fbundle {__version__}\n{compressor_fingerprint()}\n".encode())
-    for entry in plan.bundle.entries:
-        digest.update(f"{entry.name}\0{entry.mode:o}\0{entry.digest()}\n".encode())
-    import os
+def input_key(inputs: Inputs) -> str:
+    """A hash of every input that decides the zip's bytes and its checks: same key, same zip.
 
-    digest.update(os.environ.get("SOURCE_DATE_EPOCH", "").encode())
+    Wheels count by their sha256 (their layout is a function of their bytes and this fbundle
+    version), so a no-op is noticed without opening one; the context the checks see (runtime,
+    floor, mode, entry point, the agent definition) is part of it, so a zip that passed the
+    checks under this key passes them again.
+    """
+    digest = hashlib.sha256()
+    context = {"runtime": inputs.target.runtime, "glibc": inputs.target.glibc_text,
+               "mode": inputs.spec.mode, "entry_point": inputs.spec.entry_point,
+               "metadata": inputs.spec.metadata,
+               "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+               "requirements": inputs.requirements.lines if inputs.requirements else None,
+               "wheels": [p["sha256"] for p in inputs.packages]}
+    digest.update(f"fbundle {__version__}\n{compressor_fingerprint()}\n".encode())
+    digest.update(json.dumps(context, sort_keys=True, default=str).encode())
+    for entry in sorted(inputs.collection.entries, key=lambda e: e.name):
+        digest.update(f"\n{entry.name}\0{entry.mode & 0o111 and 1}\0{entry.digest()}".encode())
     return digest.hexdigest()
 
 
@@ -264,48 +311,31 @@ def build_project(root: Path, options: BuildOptions = BuildOptions(), **override
     """Build ``root`` into its zip; an unchanged input key reuses the zip already there."""
     if overrides:
         options = BuildOptions(**{**options.__dict__, **overrides})
-    plan = plan_project(root, options)
-    zip_path = output_path(plan.spec, options)
-    key = input_key(plan)
-    checked = checks_key(plan, key)
-    info_path = buildinfo_path(zip_path)
-    previous = _read_buildinfo(info_path)
-    # A no-op is noticed from the inputs' hashes: the same key and the same check context as a
-    # zip that passed the checks and still hashes to its recorded sha256 -> nothing is redone,
-    # not even the checks (they are a function of exactly those inputs).
-    if previous.get("input_key") == key and previous.get("checks_key") == checked \
-            and zip_path.is_file():
+    inputs = read_inputs(root, options)
+    zip_path = output_path(inputs.spec, options)
+    key = input_key(inputs)
+    previous = _read_buildinfo(buildinfo_path(zip_path))
+    # A no-op is noticed from the inputs' hashes: the same key as a zip that passed the checks
+    # and still hashes to its recorded sha256 -> nothing is redone, not even the checks.
+    if previous.get("input_key") == key and zip_path.is_file():
         from bundler.lock import file_sha256
 
         if file_sha256(zip_path) == previous.get("sha256"):
             log.info("inputs unchanged; %s is up to date", zip_path)
-            return _result(plan, zip_path, previous["sha256"], zip_path.stat().st_size,
-                           previous["content_digest"], key, reused=True)
+            return BuildResult(zip_path, previous["sha256"], zip_path.stat().st_size,
+                               int(previous.get("entries", 0)), previous["content_digest"], key,
+                               inputs.spec, inputs.packages, reused=True)
+    plan = plan_inputs(inputs, options)
     check_plan(plan)
     try:
         written = write_zip(plan.bundle.entries, zip_path, limit=MAX_ZIP_BYTES)
     except ZipTooLarge as error:
         raise BuildError(error.message, "largest packages: " + largest(plan.bundle)) from None
-    digest = content_digest(plan.bundle.entries)
-    result = _result(plan, zip_path, written.sha256, written.size, digest, key, reused=False)
-    write_identities(result, checks_key=checked)
+    result = BuildResult(zip_path, written.sha256, written.size, written.entries,
+                         content_digest(plan.bundle.entries), key, plan.spec, inputs.packages,
+                         reused=False)
+    write_identities(result)
     return result
-
-
-def checks_key(plan: Plan, key: str) -> str:
-    """``key`` plus what the checks see besides the entries (target, mode, entry point, the
-    agent definition): a zip that passed them under this key passes them again."""
-    context = {"runtime": plan.target.runtime, "glibc": plan.target.glibc_text,
-               "mode": plan.spec.mode, "entry_point": plan.spec.entry_point,
-               "metadata": plan.spec.metadata}
-    text = json.dumps(context, sort_keys=True, default=str)
-    return hashlib.sha256(f"{key}\n{text}".encode()).hexdigest()
-
-
-def _result(plan: Plan, zip_path: Path, sha256: str, size: int, digest: str, key: str,
-            *, reused: bool) -> BuildResult:
-    return BuildResult(zip_path, sha256, size, sum(1 for _ in plan.bundle.files()), digest, key,
-                       plan.spec, plan.packages, reused)
 
 
 def check_plan(plan: Plan) -> None:
@@ -348,7 +378,7 @@ def _read_buildinfo(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_identities(result: BuildResult, *, checks_key: str | None = None) -> None:
+def write_identities(result: BuildResult) -> None:
     """``<zip>.sha256`` (sha256sum format) and ``<zip>.json`` (both identities and the inputs)."""
     sha_path = result.zip_path.with_name(result.zip_path.name + ".sha256")
     with atomic_output(sha_path) as stream:
@@ -365,7 +395,5 @@ def write_identities(result: BuildResult, *, checks_key: str | None = None) -> N
         "entries": result.entries,
         "packages": result.packages,
     }
-    if checks_key:
-        info["checks_key"] = checks_key
     with atomic_output(buildinfo_path(result.zip_path)) as stream:
         stream.write((json.dumps(info, indent=2, sort_keys=True) + "\n").encode())

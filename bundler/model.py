@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import stat
+import struct
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,34 @@ class FileData:
 
     def open(self) -> BinaryIO:
         return open(self.path, "rb")
+
+
+_LOCAL_HEADER = 30  # bytes before a member's name in its local header
+
+
+def local_extra_and_start(stream: BinaryIO, info: zipfile.ZipInfo) -> tuple[bytes, int]:
+    """A member's local extra field and where its compressed bytes start, from its header."""
+    stream.seek(info.header_offset)
+    header = stream.read(_LOCAL_HEADER)
+    if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"no local header for {info.filename}")
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    stream.seek(info.header_offset + _LOCAL_HEADER + name_len)
+    extra = stream.read(extra_len)
+    return extra, info.header_offset + _LOCAL_HEADER + name_len + extra_len
+
+
+def compressed_chunks(stream: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """A member's stored (compressed) bytes as they are in the zip, read in chunks."""
+    _, start = local_extra_and_start(stream, info)
+    stream.seek(start)
+    left = info.compress_size
+    while left:
+        chunk = stream.read(min(CHUNK, left))
+        if not chunk:
+            raise zipfile.BadZipFile(f"{info.filename} is truncated")
+        left -= len(chunk)
+        yield chunk
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import os
 import struct
 import tempfile
 import time
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bundler.errors import BuildError
-from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, Entry, ZipMemberData
+from bundler.model import EXEC_MODE, FILE_MODE, Entry, ZipMemberData, compressed_chunks
 
 COMPRESS_LEVEL = 6
 STORED, DEFLATED = 0, 8
@@ -98,17 +99,10 @@ def _raw_copy(entry: Entry) -> Member | None:
 
     def chunks() -> Iterator[bytes]:
         with open(raw.archive, "rb") as stream:
-            stream.seek(raw.header_offset)
-            header = stream.read(_LOCAL.size)
-            name_len, extra_len = struct.unpack("<HH", header[26:30])
-            stream.seek(raw.header_offset + _LOCAL.size + name_len + extra_len)
-            left = raw.compress_size
-            while left:
-                chunk = stream.read(min(CHUNK, left))
-                if not chunk:
-                    raise BuildError(f"{raw.archive}: truncated member", "delete it and rebuild")
-                left -= len(chunk)
-                yield chunk
+            try:
+                yield from compressed_chunks(stream, data.info)
+            except zipfile.BadZipFile as error:
+                raise BuildError(f"{raw.archive}: {error}", "delete it and rebuild") from None
 
     return Member(
         entry.name.encode("utf-8"),
@@ -195,7 +189,10 @@ def write_zip(entries: Iterable[Entry], path: Path, *, threads: int | None = Non
     with atomic_output(path) as stream, ThreadPoolExecutor(workers) as pool:
         out = _HashingWriter(stream)
         central: list[bytes] = []
-        for member in pool.map(prepare, files):
+        # Raw copies cost nothing to prepare; only members that need deflating go to the pool.
+        pending = [_raw_copy(e) or pool.submit(compress, e) for e in files]
+        for prepared in pending:
+            member = prepared if isinstance(prepared, Member) else prepared.result()
             flags = _UTF8_FLAG if not member.name.isascii() else 0
             offset = out.offset
             out.write(_LOCAL.pack(0x04034B50, _NEEDS, flags, member.method, dos_time, dos_date,

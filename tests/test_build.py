@@ -288,8 +288,11 @@ def test_offline_build_uses_the_lock_and_cache_only(
     offline = build_project(project, BuildOptions(offline=True))
     assert offline.sha256 == online.sha256
     assert index.total == 0
-    # a cold cache offline is a clear error, not a hang
+    # an unchanged zip needs no wheels at all: the no-op is noticed from hashes
     shutil.rmtree(isolated_env / "fbundle")
+    assert build_project(project, BuildOptions(offline=True)).reused
+    # a cold cache offline is a clear error, not a hang
+    shutil.rmtree(project / "dist")
     result = run_cli("build", project, "--offline")
     assert result.exit_code == 1
     assert "not in the cache and --offline forbids fetching it" in result.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from typing import BinaryIO
 
 from bundler.binaries import HEAD_SIZE, inspect_binary, needs_whole_file, sniff
 from bundler.checks.base import Facts, Scanned
-from bundler.model import CHUNK, Entry, ZipMemberData
+from bundler.model import CHUNK, Entry, ZipMemberData, compressed_chunks
 
 TEXT_LIMIT = 16 * 1024 * 1024  # RECORD, METADATA, requirements.txt: never larger in practice
 DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a byte more than this (zlib tech notes)
@@ -99,11 +100,16 @@ def bomb_reason(entry: Entry) -> str | None:
 
 
 def _scan_one(opener: Opener, entry: Entry, want_hash: bool) -> Scanned:
+    # A build plan's wheel members carry the sha256 their RECORD declared, which the build
+    # checked against the bytes (once per wheel sha256); those are not inflated again to hash
+    # or to reach a CRC. Zips read back never carry one, so ``validate`` always reads the bytes.
+    known = entry.sha256
+    hash_now = want_hash and known is None
     try:
         with opener.open(entry) as stream:
             head = stream.read(HEAD_SIZE)
             fmt = sniff(head[:8])
-            digest = hashlib.sha256(head) if want_hash else None
+            digest = hashlib.sha256(head) if hash_now else None
             if needs_whole_file(fmt):
                 rest = stream.read()
                 if digest is not None:
@@ -112,18 +118,65 @@ def _scan_one(opener: Opener, entry: Entry, want_hash: bool) -> Scanned:
             else:
                 binary = inspect_binary(head) if fmt else None
                 # Read to the end: for a zip member that is where zipfile checks the CRC.
-                if digest is not None or isinstance(entry.data, ZipMemberData):
+                if digest is not None or (known is None and isinstance(entry.data,
+                                                                       ZipMemberData)):
                     while chunk := stream.read(CHUNK):
                         if digest is not None:
                             digest.update(chunk)
     except Exception as error:  # noqa: BLE001 — see read_text
         return Scanned(error=describe(error))
-    return Scanned(binary, digest.hexdigest() if digest is not None else None)
+    if digest is not None:
+        return Scanned(binary, digest.hexdigest())
+    return Scanned(binary, known if want_hash else None)
+
+
+def _head_of(stream: BinaryIO, data: ZipMemberData) -> bytes:
+    """The first HEAD_SIZE uncompressed bytes of a member, inflated from its raw stream."""
+    first = next(compressed_chunks(stream, data.info), b"")
+    if data.info.compress_type == zipfile.ZIP_STORED:
+        return first[:HEAD_SIZE]
+    if data.info.compress_type != zipfile.ZIP_DEFLATED:
+        raise zipfile.BadZipFile(f"{data.info.filename}: compression method "
+                                 f"{data.info.compress_type} is not supported")
+    return zlib.decompressobj(-15).decompress(first, HEAD_SIZE)
+
+
+def _scan_verified(facts: Facts, files: list[Entry], want_hash: set[str]) -> list[Entry]:
+    """Sniff the plan's verified wheel members from their raw streams, one handle per wheel
+    (an order of magnitude cheaper than opening each through zipfile); returns the entries
+    that still need the full scan (binaries read whole, anything that failed here)."""
+    rest: list[Entry] = []
+    handles: dict[Path, BinaryIO] = {}
+    try:
+        for entry in files:
+            data = entry.data
+            if entry.sha256 is None or not isinstance(data, ZipMemberData):
+                rest.append(entry)
+                continue
+            try:
+                stream = handles.get(data.archive) or handles.setdefault(
+                    data.archive, open(data.archive, "rb"))
+                head = _head_of(stream, data)
+            except (OSError, zipfile.BadZipFile, zlib.error):
+                rest.append(entry)
+                continue
+            fmt = sniff(head[:8])
+            if needs_whole_file(fmt):
+                rest.append(entry)
+                continue
+            facts.scanned[entry.name] = Scanned(
+                inspect_binary(head) if fmt else None,
+                entry.sha256 if entry.name in want_hash else None)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return rest
 
 
 def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str]) -> None:
     """Fill ``facts.scanned`` for every file, biggest first, in batches over a thread pool."""
     files = sorted((e for e in facts.files if e.name not in facts.bombs), key=lambda e: -e.size)
+    files = _scan_verified(facts, files, want_hash)
     batches: list[list[Entry]] = []
     current: list[Entry] = []
     weight = 0
