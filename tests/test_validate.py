@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -223,3 +224,19 @@ def test_mutated_zips_exit_one_or_two_never_a_traceback(tmp_path: Path,
     assert result.output.strip()
     if result.exit_code == 2:
         assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_member_holding_more_than_it_declares_is_a_finding(tmp_path: Path, stored: bool) -> None:
+    data = os.urandom(3000) if stored else b"hello world" * 300  # random bytes are stored
+    path = write(tmp_path / "short.zip", {**MAIN, "data.bin": data})
+    raw = bytearray(path.read_bytes())
+    local = raw.index(b"data.bin")  # the first copy of the name is in the local header
+    central = raw.index(b"data.bin", raw.index(b"PK\x01\x02"))
+    struct.pack_into("<I", raw, local - 30 + 22, 1000)  # declare 1000 uncompressed bytes
+    struct.pack_into("<I", raw, central - 46 + 24, 1000)
+    path.write_bytes(bytes(raw))
+    result = run(str(path), "--mode", "remote_build")
+    assert result.exit_code == 1
+    assert "data.bin" in result.stdout
+    assert "FB001" in result.stdout or "FB002" in result.stdout
