@@ -67,14 +67,6 @@ def make_project(root: Path, *, mode: str = "bundled", name: str = "MyAgent",
     return load_project(root)
 
 
-@pytest.fixture
-def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty folder that is the whole PATH: only what a test installs there is found."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", str(folder))
-    return folder
-
 
 @pytest.fixture
 def calls(tmp_path: Path) -> Path:

@@ -28,13 +28,6 @@ def agent(tmp_path: Path) -> Path:
     return Path(shutil.copytree(FIXTURE, tmp_path / "dotnet-agent"))
 
 
-@pytest.fixture
-def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    monkeypatch.setenv("PATH", str(folder))
-    return folder
-
 
 def test_build_without_dotnet_is_one_line_and_exit_2(run_cli: RunCli, agent: Path,
                                                      bin_dir: Path) -> None:

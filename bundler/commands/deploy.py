@@ -173,8 +173,13 @@ def deploy_command(target: Path, agent: str | None, metadata_path: Path | None, 
         _echo_json(result)
     elif not no_wait and status == "active":
         click.echo(f"{name}: version {outcome.version} is active")
+    _fail_if_failed(name, outcome.version, status, body)
+
+
+def _fail_if_failed(name: str, version: object, status: str, body: dict[str, Any]) -> None:
+    """A failed version is exit 1 with the service's error.code and error.message."""
     if status == "failed":
-        raise VersionFailed(f"{name} version {outcome.version} failed: {failure_line(body)}",
+        raise VersionFailed(f"{name} version {version} failed: {failure_line(body)}",
                             "fix the cause in error.message and deploy again")
 
 
@@ -204,9 +209,7 @@ def status_command(agent: str | None, version: str | None, as_json: bool,
                     **({"error": body.get("error")} if status == "failed" else {})})
     else:
         click.echo(f"{name}: version {number}: {status}")
-    if status == "failed":
-        raise VersionFailed(f"{name} version {number} failed: {failure_line(body)}",
-                            "fix the cause in error.message and deploy again")
+    _fail_if_failed(name, number, status, body)
 
 
 @click.command("download")
