@@ -146,6 +146,16 @@ def isolated_env(
 
 
 @pytest.fixture
+def bin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty folder that is the whole PATH: only what a test installs there is found
+    (stand-in ``dotnet`` and ``az`` executables)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    monkeypatch.setenv("PATH", str(folder))
+    return folder
+
+
+@pytest.fixture
 def run_cli() -> RunCli:
     """``run_cli("build", path, input=None, env=None)`` -> click ``Result``.
 
