@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from bundler.cache import WheelCache
 from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import IndexConfig, read_pip_config
-from bundler.lock import LOCK_FILE, Lock
+from bundler.lock import LOCK_FILE, Lock, WheelRef
 from bundler.model import Bundle, BytesData, Entry, content_digest
 from bundler.project import ProjectSpec, load_project
 from bundler.resolve import Requirements, Resolver, pyproject_requirements, read_requirements
@@ -255,17 +256,22 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 
 def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path) -> list[LaidOutWheel]:
-    """Fetch every pinned wheel (verified) and lay it out under ``packages/``."""
-    refs = [pin.wheel for pin in lock.sorted_pins()]
-    paths = cache.fetch_all(refs, offline=offline, base=base)
-    wheels = []
-    for ref in refs:
+    """Fetch every pinned wheel (verified) and lay it out under ``packages/``.
+
+    Each wheel is laid out as soon as it arrives, in a thread pool: downloads overlap with the
+    first-use RECORD validation of the wheels already here (zlib and hashlib release the GIL).
+    """
+
+    def one(ref: WheelRef) -> LaidOutWheel:
+        path = cache.fetch(ref, offline=offline, base=base)
         verified_marker = cache.root / "verified" / ref.sha256
-        wheel = layout_wheel(paths[ref.sha256], ref.sha256, verified=verified_marker.exists())
+        wheel = layout_wheel(path, ref.sha256, verified=verified_marker.exists())
         verified_marker.parent.mkdir(parents=True, exist_ok=True)
         verified_marker.touch()
-        wheels.append(wheel)
-    return wheels
+        return wheel
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, [pin.wheel for pin in lock.sorted_pins()]))
 
 
 def merge_package_entries(entries: list[Entry]) -> list[Entry]:

@@ -11,8 +11,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -87,14 +85,6 @@ class WheelCache:
         finally:
             tmp.unlink(missing_ok=True)
         return path
-
-    def fetch_all(self, refs: Iterable[WheelRef], *, offline: bool = False,
-                  base: Path | None = None) -> dict[str, Path]:
-        """Fetch in parallel (network-bound); the result is keyed by sha256."""
-        refs = list(refs)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            paths = list(pool.map(lambda r: self.fetch(r, offline=offline, base=base), refs))
-        return {ref.sha256: path for ref, path in zip(refs, paths, strict=True)}
 
 
 def _redact(url: str) -> str:
