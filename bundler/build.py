@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bundler import __version__
-from bundler.cache import WheelCache
+from bundler.cache import WheelCache, cache_root
 from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import IndexConfig, read_pip_config
@@ -47,6 +48,7 @@ class BuildOptions:
     update_lock: bool = False
     project_file: str | None = None
     verbose: bool = False
+    refresh: bool = False
 
 
 @dataclass
@@ -218,11 +220,48 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
 
         check_fits(lock, target)
         return lock
-    resolver = Resolver(target, _indexes(options), kind=options.resolver, offline=options.offline)
-    lock = resolver.resolve(requirements)
-    lock.requirements = list(requirements.lines)
+    lock = recent_resolution(requirements, target, options)
     if lock_path.is_file() and options.update_lock:
         write_lock(lock, lock_path)
+    return lock
+
+
+RESOLUTION_TTL = 600  # seconds; PyPI's simple pages say max-age=600, which pip's cache honours
+
+
+def recent_resolution(requirements: Requirements, target: Target, options: BuildOptions) -> Lock:
+    """A resolution of ``requirements`` no older than the freshness window, else a new one.
+
+    Without a lock every build would ask the index again; within ``FBUNDLE_RESOLUTION_TTL``
+    seconds (default 600, the freshness PyPI gives its simple pages; 0 turns it off) the last
+    answer for the same requirements, target, indexes and resolver is reused. ``--refresh``
+    always asks; ``--offline`` takes the last answer whatever its age.
+    """
+    indexes = _indexes(options)
+    key = hashlib.sha256(json.dumps({
+        "fbundle": __version__, "requirements": requirements.lines,
+        "runtime": target.runtime, "glibc": target.glibc_text, "resolver": options.resolver,
+        "indexes": indexes.fingerprint()}, sort_keys=True).encode()).hexdigest()
+    memo = cache_root() / "resolutions" / f"{key}.toml"
+    try:
+        ttl = float(os.environ.get("FBUNDLE_RESOLUTION_TTL", RESOLUTION_TTL))
+    except ValueError:
+        raise UsageError("FBUNDLE_RESOLUTION_TTL must be a number of seconds",
+                         "unset it, or set e.g. 600 (0 turns the reuse off)") from None
+    if not options.refresh and memo.is_file():
+        age = time.time() - memo.stat().st_mtime
+        if options.offline or 0 <= age < ttl:
+            try:
+                lock = Lock.read(memo)
+            except UsageError:
+                memo.unlink(missing_ok=True)  # a damaged memo is only a cache miss
+            else:
+                log.info("reusing the resolution from %.0f s ago (--refresh asks again)", age)
+                return lock
+    resolver = Resolver(target, indexes, kind=options.resolver, offline=options.offline)
+    lock = resolver.resolve(requirements)
+    lock.requirements = list(requirements.lines)
+    write_lock(lock, memo)
     return lock
 
 

@@ -399,3 +399,42 @@ def test_index_settings_come_from_pip_conf(
     result = build_project(make_project(tmp_path / "agent", "beta==1.0\n"))
     assert result.packages[0]["version"] == "1.0"
     assert any("beta" in path for path in simple_index.hits)
+
+
+def simple_page_hits(index: SimpleIndex) -> int:
+    return sum(count for path, count in index.hits.items() if path.startswith("/simple"))
+
+
+def test_a_recent_resolution_is_reused_and_refresh_asks_again(
+    tmp_path: Path, index: SimpleIndex, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "agent", "alpha\n")
+    first = build_project(project)
+    asked = simple_page_hits(index)
+    assert asked > 0
+    (project / "main.py").write_text("print('changed')\n")
+    second = build_project(project)  # within the window: no index page is asked for again
+    assert simple_page_hits(index) == asked
+    assert second.packages == first.packages
+    assert run_cli("build", project, "--refresh").exit_code == 0
+    assert simple_page_hits(index) > asked
+    asked = simple_page_hits(index)
+    monkeypatch.setenv("FBUNDLE_RESOLUTION_TTL", "0")  # the window turned off
+    build_project(project)
+    assert simple_page_hits(index) > asked
+    (project / "requirements.txt").write_text("alpha\nbeta==1.0\n")  # other requirements
+    assert {p["name"]: p["version"] for p in build_project(project).packages}["beta"] == "1.0"
+
+
+def test_offline_without_a_lock_uses_the_last_resolution_whatever_its_age(
+    tmp_path: Path, index: SimpleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "agent", "alpha\n")
+    online = build_project(project)
+    shutil.rmtree(project / "dist")
+    monkeypatch.setenv("FBUNDLE_RESOLUTION_TTL", "0")
+    index.reset()
+    index.fail_with = 500
+    offline = build_project(project, BuildOptions(offline=True))
+    assert offline.sha256 == online.sha256
+    assert index.total == 0

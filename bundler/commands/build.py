@@ -54,6 +54,8 @@ def build_options(function: click.decorators.FC) -> click.decorators.FC:
         click.option("--glibc", metavar="X.Y",
                      help="Raise the manylinux floor (default 2.17, manylinux2014)."),
         click.option("--offline", is_flag=True, help="Use only the lock and the wheel cache."),
+        click.option("--refresh", is_flag=True,
+                     help="Ask the index again even if it answered in the last 10 minutes."),
         click.option("--name", help="Agent name (default: the project folder's name)."),
         click.option("--metadata", type=click.Path(path_type=Path, dir_okay=False),
                      help="The agent definition (default: PROJECT/metadata.json)."),
