@@ -309,8 +309,11 @@ def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path) -> list
         verified_marker.touch()
         return wheel
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(one, [pin.wheel for pin in lock.sorted_pins()]))
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(one, [pin.wheel for pin in lock.sorted_pins()]))
+    finally:
+        cache.close()
 
 
 def merge_package_entries(entries: list[Entry]) -> list[Entry]:

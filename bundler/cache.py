@@ -11,7 +11,10 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from bundler.errors import BuildError
@@ -33,6 +36,27 @@ class WheelCache:
     def __init__(self, root: Path | None = None, indexes: IndexConfig | None = None) -> None:
         self.root = root or cache_root()
         self.indexes = indexes or IndexConfig()
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def _http(self) -> Any:
+        """One HTTP client for every download (thread-safe; keeps connections to the index
+        alive across wheels). httpx is imported here: a warm build never downloads."""
+        with self._client_lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(60.0, connect=15.0), verify=self.indexes.verify(),
+                    follow_redirects=True,
+                    limits=httpx.Limits(max_connections=16, max_keepalive_connections=16))
+            return self._client
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def path_for(self, ref: WheelRef) -> Path:
         return self.root / "wheels" / ref.sha256[:2] / ref.sha256 / ref.filename
@@ -65,7 +89,8 @@ class WheelCache:
             for attempt in range(RETRIES):
                 try:
                     with open(tmp, "wb") as out:
-                        digest = _copy_from_source(ref, out, self.indexes, base)
+                        digest = _copy_from_source(ref, out, self.indexes, base,
+                                                   self._http)
                     break
                 except _Transient as error:
                     if attempt + 1 == RETRIES:
@@ -108,7 +133,8 @@ def _credentials_for(url: str, indexes: IndexConfig) -> tuple[str, str] | None:
     return None
 
 
-def _copy_from_source(ref: WheelRef, out: object, indexes: IndexConfig, base: Path | None) -> str:
+def _copy_from_source(ref: WheelRef, out: object, indexes: IndexConfig, base: Path | None,
+                      client: Callable[[], Any]) -> str:
     digest = hashlib.sha256()
 
     def sink(chunk: bytes) -> None:
@@ -121,7 +147,7 @@ def _copy_from_source(ref: WheelRef, out: object, indexes: IndexConfig, base: Pa
                          "re-lock with `fbundle lock`")
     parts = urlsplit(location)
     if parts.scheme in ("http", "https"):
-        _download(location, sink, indexes)
+        _download(location, sink, indexes, client())
     else:
         local = Path(unquote(parts.path)) if parts.scheme == "file" else Path(location)
         if not local.is_absolute() and base is not None:
@@ -140,23 +166,21 @@ class _Transient(Exception):
     """A failure worth another try: a dropped connection or a 5xx."""
 
 
-def _download(url: str, sink: object, indexes: IndexConfig) -> None:
-    import httpx  # imported here: a warm build never downloads, so never pays for it
+def _download(url: str, sink: object, indexes: IndexConfig, client: Any) -> None:
+    import httpx
 
     auth = _credentials_for(url, indexes)
     try:
-        with httpx.Client(timeout=httpx.Timeout(60.0, connect=15.0), verify=indexes.verify(),
-                          follow_redirects=True, auth=auth) as client:
-            with client.stream("GET", url) as response:
-                if response.status_code >= 500:
-                    raise _Transient(f"HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise BuildError(
-                        f"fetching {_redact(url)} failed: HTTP {response.status_code}",
-                        "check the index URL and your credentials in pip.conf",
-                    )
-                for chunk in response.iter_bytes(1 << 20):
-                    sink(chunk)  # type: ignore[operator]
+        with client.stream("GET", url, auth=auth) as response:
+            if response.status_code >= 500:
+                raise _Transient(f"HTTP {response.status_code}")
+            if response.status_code != 200:
+                raise BuildError(
+                    f"fetching {_redact(url)} failed: HTTP {response.status_code}",
+                    "check the index URL and your credentials in pip.conf",
+                )
+            for chunk in response.iter_bytes(1 << 20):
+                sink(chunk)  # type: ignore[operator]
     except httpx.TransportError as error:
         raise _Transient(str(error) or type(error).__name__) from None
 

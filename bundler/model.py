@@ -13,6 +13,7 @@ import os
 import stat
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,33 @@ def compressed_chunks(stream: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes
             raise zipfile.BadZipFile(f"{info.filename} is truncated")
         left -= len(chunk)
         yield chunk
+
+
+def inflate_member(stream: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """A stored or deflated member's bytes inflated from its raw stream (callers check the
+    method), checked as zipfile checks them: never more than the declared size (a bomb stops
+    there), then the declared size and the CRC."""
+    inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    produced = crc = 0
+    for chunk in compressed_chunks(stream, info):
+        pending = chunk
+        while pending:
+            if inflater is None:
+                out, pending = pending, b""
+            else:
+                out = inflater.decompress(pending, info.file_size - produced + 1)
+                pending = inflater.unconsumed_tail
+            produced += len(out)
+            if produced > info.file_size:
+                raise zipfile.BadZipFile(f"{info.filename} holds more than its declared size")
+            crc = zlib.crc32(out, crc)
+            yield out
+            if inflater is not None and not out and pending:
+                break  # no progress: the stream is corrupt; the checks below say so
+    if produced != info.file_size:
+        raise zipfile.BadZipFile(f"{info.filename} is shorter than its declared size")
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
 
 
 @dataclass(frozen=True)

@@ -438,3 +438,19 @@ def test_offline_without_a_lock_uses_the_last_resolution_whatever_its_age(
     offline = build_project(project, BuildOptions(offline=True))
     assert offline.sha256 == online.sha256
     assert index.total == 0
+
+
+def test_wheel_whose_record_does_not_match_its_bytes_is_refused(
+    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.wheels import make_wheel
+
+    house = tmp_path / "house"
+    house.mkdir()
+    make_wheel(house, "liar", "1.0", bad_record=True)
+    with SimpleIndex(house) as liar_index:
+        monkeypatch.setenv("PIP_INDEX_URL", liar_index.url)
+        result = run_cli("build", make_project(tmp_path / "agent", "liar\n"))
+    assert result.exit_code == 1, result.output
+    assert "liar-1.0-py3-none-any.whl is not a valid wheel" in result.stderr
+    assert "didn't match RECORD" in result.stderr

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from bundler.binaries import HEAD_SIZE, inspect_binary, needs_whole_file, sniff
 from bundler.checks.base import Facts, Scanned
-from bundler.model import CHUNK, Entry, ZipMemberData, compressed_chunks
+from bundler.model import CHUNK, Entry, ZipMemberData, compressed_chunks, inflate_member
 
 TEXT_LIMIT = 16 * 1024 * 1024  # RECORD, METADATA, requirements.txt: never larger in practice
 DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a byte more than this (zlib tech notes)
@@ -173,32 +173,6 @@ def _scan_verified(facts: Facts, files: list[Entry], want_hash: set[str]) -> lis
     return rest
 
 
-def _inflate(stream: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
-    """A member's bytes inflated from its raw stream, checked as zipfile checks them: never
-    more than the declared size (a bomb stops there), then the declared size and the CRC."""
-    inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
-    produced = crc = 0
-    for chunk in compressed_chunks(stream, info):
-        pending = chunk
-        while pending:
-            if inflater is None:
-                out, pending = pending, b""
-            else:
-                out = inflater.decompress(pending, info.file_size - produced + 1)
-                pending = inflater.unconsumed_tail
-            produced += len(out)
-            if produced > info.file_size:
-                raise zipfile.BadZipFile(f"{info.filename} holds more than its declared size")
-            crc = zlib.crc32(out, crc)
-            yield out
-            if inflater is not None and not out and pending:
-                break  # no progress: the stream is corrupt; the checks below say so
-    if produced != info.file_size:
-        raise zipfile.BadZipFile(f"{info.filename} is shorter than its declared size")
-    if crc != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-
-
 def _raw_readable(entry: Entry) -> bool:
     data = entry.data
     return isinstance(data, ZipMemberData) and not data.info.flag_bits & 0x1 and \
@@ -213,7 +187,7 @@ def _scan_raw(stream: BinaryIO, entry: Entry, want_hash: bool) -> Scanned:
     buffer = bytearray()
     whole: bool | None = None  # keep every byte (ELF), or just the head; None: not known yet
     try:
-        for out in _inflate(stream, entry.data.info):
+        for out in inflate_member(stream, entry.data.info):
             if digest is not None:
                 digest.update(out)
             if whole is None:
