@@ -24,7 +24,7 @@ from bundler.errors import BuildError, UsageError
 from bundler.indexes import IndexConfig, read_pip_config
 from bundler.lock import LOCK_FILE, Lock, WheelRef
 from bundler.model import Bundle, BytesData, Entry, content_digest
-from bundler.project import ProjectSpec, load_project
+from bundler.project import METADATA, ProjectSpec, load_project
 from bundler.resolve import Requirements, Resolver, pyproject_requirements, read_requirements
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import PACKAGES, LaidOutWheel, layout_wheel
@@ -370,6 +370,7 @@ def build_project(root: Path, options: BuildOptions = BuildOptions(), **override
 
         if file_sha256(zip_path) == previous.get("sha256"):
             log.info("inputs unchanged; %s is up to date", zip_path)
+            write_definition(inputs.spec, zip_path)
             return BuildResult(zip_path, previous["sha256"], zip_path.stat().st_size,
                                int(previous.get("entries", 0)), previous["content_digest"], key,
                                inputs.spec, inputs.packages, reused=True)
@@ -383,7 +384,17 @@ def build_project(root: Path, options: BuildOptions = BuildOptions(), **override
                          content_digest(plan.bundle.entries), key, plan.spec, inputs.packages,
                          reused=False)
     write_identities(result)
+    write_definition(inputs.spec, zip_path)
     return result
+
+
+def write_definition(spec: ProjectSpec, zip_path: Path) -> Path:
+    """``<agent>.metadata.json`` beside the zip: the definition as built (flags applied), the
+    multipart ``metadata`` part that ``deploy`` and ``validate`` pick up with the zip."""
+    path = zip_path.with_name(f"{zip_path.stem}.{METADATA}")
+    with atomic_output(path) as stream:
+        stream.write((json.dumps(spec.metadata, indent=2, sort_keys=True) + "\n").encode())
+    return path
 
 
 def check_plan(plan: Plan) -> None:

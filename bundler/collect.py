@@ -70,7 +70,8 @@ def scan_sources(
     combined = _spec([*DEFAULT_EXCLUDES, *extra_excludes, *_ignore_lines(root)])
     output = output.resolve() if output else None
     outputs = {output, output.with_name(output.name + ".sha256"),
-               output.with_name(output.name + ".json")} if output else set()
+               output.with_name(output.name + ".json"),
+               output.with_name(output.stem + ".metadata.json")} if output else set()
     result = Collection()
     seen_dirs: set[tuple[int, int]] = set()
 

@@ -18,6 +18,16 @@ AGENT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 PROTOCOLS = ("responses", "invocations")
 
 
+def metadata_beside(zip_path: Path) -> Path | None:
+    """The agent definition that travels with a zip: ``<stem>.metadata.json`` (what ``build``
+    writes beside its zip), else a plain ``metadata.json`` in the same folder."""
+    for candidate in (zip_path.with_name(f"{zip_path.stem}.{METADATA}"),
+                      zip_path.with_name(METADATA)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def agent_name_problem(name: str) -> str | None:
     """Why ``name`` breaks the service's rule (alphanumeric ends, hyphens inside, <= 63)."""
     if not name:

@@ -454,3 +454,19 @@ def test_wheel_whose_record_does_not_match_its_bytes_is_refused(
     assert result.exit_code == 1, result.output
     assert "liar-1.0-py3-none-any.whl is not a valid wheel" in result.stderr
     assert "didn't match RECORD" in result.stderr
+
+
+def test_the_definition_as_built_travels_beside_the_zip(tmp_path: Path, run_cli) -> None:
+    project = make_project(tmp_path / "agent", "", mode="remote_build")
+    assert run_cli("build", project, "--runtime", "python_3_14", "-o",
+                   project / "out" / "agent.zip").exit_code == 0
+    beside = project / "out" / "agent.metadata.json"
+    code = json.loads(beside.read_text())["definition"]["code_configuration"]
+    assert code["runtime"] == "python_3_14"  # the flag, as the bundle was built for it
+    assert "out/agent.metadata.json" not in names(project / "out" / "agent.zip")
+    result = run_cli("validate", project / "out" / "agent.zip")
+    assert result.exit_code == 0, result.output
+    assert "python_3_14 remote_build" in result.stdout
+    again = run_cli("build", project, "--runtime", "python_3_14", "-o",
+                    project / "out" / "agent.zip")
+    assert again.stdout.startswith("unchanged")  # its own sidecars are not inputs

@@ -30,7 +30,13 @@ from bundler.deploy.client import (
 )
 from bundler.deploy.poll import PollPolicy, VersionFailed, failure_line, wait_until_settled
 from bundler.errors import UsageError
-from bundler.project import METADATA, agent_name_problem, metadata_problems, read_metadata
+from bundler.project import (
+    METADATA,
+    agent_name_problem,
+    metadata_beside,
+    metadata_problems,
+    read_metadata,
+)
 
 
 def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -112,7 +118,7 @@ def _inputs(target: Path, metadata_path: Path | None, agent: str | None
                          "pass a project folder or the zip `fbundle build` wrote")
     if not zipfile.is_zipfile(target):
         raise UsageError(f"{target}: not a zip file", "pass the zip `fbundle build` wrote")
-    metadata_path = metadata_path or target.parent / METADATA
+    metadata_path = metadata_path or metadata_beside(target) or target.parent / METADATA
     metadata = read_metadata(metadata_path)
     if problems := metadata_problems(metadata):
         field, problem = problems[0]

@@ -20,7 +20,7 @@ from bundler.checks.dotnet import PROJECT_SUFFIXES
 from bundler.checks.scan import MAX_ENTRIES, TEXT_LIMIT, declared_entries
 from bundler.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from bundler.model import Bundle, read_dir, read_zip
-from bundler.project import DEFAULT_ENTRY_POINT, METADATA, read_metadata
+from bundler.project import DEFAULT_ENTRY_POINT, METADATA, metadata_beside, read_metadata
 from bundler.report import FORMATS, Subject, render
 from bundler.targets import DEFAULT_GLIBC, PYTHON_RUNTIMES, RUNTIMES, Target, parse_glibc
 
@@ -63,10 +63,8 @@ def _find_metadata(path: Path, bundle: Bundle, explicit: Path | None) -> dict[st
             raise UsageError(f"{path}!{METADATA}: not valid JSON ({error})",
                              "fix metadata.json, or pass --metadata") from None
         return data if isinstance(data, dict) else None
-    for candidate in (path.with_name(f"{path.stem}.{METADATA}"), path.with_name(METADATA)):
-        if candidate.is_file():
-            return read_metadata(candidate)
-    return None
+    beside = metadata_beside(path)
+    return read_metadata(beside) if beside else None
 
 
 def _code_config(metadata: dict[str, Any] | None) -> dict[str, Any]:
