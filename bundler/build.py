@@ -142,7 +142,8 @@ def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
     if spec.is_dotnet:
         from bundler.dotnet import plan_dotnet
 
-        entries = plan_dotnet(spec, project_file=options.project_file, verbose=options.verbose)
+        entries = plan_dotnet(spec, project_file=options.project_file, verbose=options.verbose,
+                              output=output_path(spec, options))
         return Inputs(spec, target, Collection(entries=entries))
     excludes = ["/packages/"] if spec.mode == "bundled" else []
     collection = scan_sources(root, excludes, output=output_path(spec, options))

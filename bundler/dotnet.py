@@ -245,8 +245,10 @@ def plan_dotnet(
     project_file: str | None = None,
     verbose: bool = False,
     runner: Runner | None = None,
+    output: Path | None = None,
 ) -> list[Entry]:
-    """The bundle entries for a ``dotnet_10`` project, in either dependency-resolution mode.
+    """The bundle entries for a ``dotnet_10`` project, in either dependency-resolution mode
+    (``output``: the zip being written, never collected as a source).
 
     Raises :class:`UsageError` (exit 2) for a missing or ambiguous project file, a project that
     does not target the runtime's framework, or a missing SDK; :class:`BuildError` (exit 1) when
@@ -260,11 +262,12 @@ def plan_dotnet(
     tfm = check_framework(project, spec.runtime)
     entry = entry_point(spec, project)
     if spec.mode == "remote_build":
-        return plan_sources(spec.root, project, entry)
+        return plan_sources(spec.root, project, entry, output=output)
     return plan_publish(spec.root, project, tfm, entry, verbose=verbose, runner=runner)
 
 
-def plan_sources(root: Path, project: DotnetProject, entry: list[str]) -> list[Entry]:
+def plan_sources(root: Path, project: DotnetProject, entry: list[str], *,
+                 output: Path | None = None) -> list[Entry]:
     """remote_build: the sources the service restores and publishes itself."""
     root = root.resolve()
     if project.path.parent != root:
@@ -273,7 +276,7 @@ def plan_sources(root: Path, project: DotnetProject, entry: list[str]) -> list[E
             "at the zip root",
             f"run fbundle in {project.path.parent}, or use dependency_resolution bundled",
         )
-    entries = collect_sources(root, REMOTE_BUILD_EXCLUDES)
+    entries = collect_sources(root, REMOTE_BUILD_EXCLUDES, output=output)
     if project.path.name not in {e.name for e in entries}:
         raise UsageError(f"{project.path.name} is excluded by an ignore file",
                          "remove the pattern that matches it from .fbundleignore/.agentignore")
