@@ -470,3 +470,11 @@ def test_the_definition_as_built_travels_beside_the_zip(tmp_path: Path, run_cli)
     again = run_cli("build", project, "--runtime", "python_3_14", "-o",
                     project / "out" / "agent.zip")
     assert again.stdout.startswith("unchanged")  # its own sidecars are not inputs
+
+
+def test_the_example_agent_is_what_init_writes() -> None:
+    """fixtures/hello-agent was made with `fbundle init` (plus its requirements and lock)."""
+    from bundler.commands.build import HELLO_MAIN
+
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "hello-agent"
+    assert (fixture / "main.py").read_text() == HELLO_MAIN

@@ -271,30 +271,20 @@ def test_pip_reads_the_html_form_of_the_index(tmp_path: Path, wheelhouse: Path) 
     assert [p.name for p in tmp_path.iterdir()] == ["beta-1.0-py3-none-any.whl"]
 
 
-def test_uv_compile_applies_markers_for_the_313_target(simple_index: SimpleIndex) -> None:
+def uv_compile(index: SimpleIndex, requirements: str, *extra: str) -> list[str]:
+    """The pins ``uv pip compile`` prints for ``requirements`` against the loopback index."""
     result = subprocess.run(
-        [
-            "uv",
-            "pip",
-            "compile",
-            "-",
-            "--index-url",
-            simple_index.url,
-            "--python-version",
-            "3.13",
-            "--python-platform",
-            "x86_64-manylinux_2_17",
-            "--no-header",
-            "--no-annotate",
-        ],
-        input="alpha\n",
-        capture_output=True,
-        text=True,
-        check=False,
+        ["uv", "pip", "compile", "-", "--index-url", index.url, "--python-version", "3.13",
+         "--no-header", "--no-annotate", *extra],
+        input=requirements, capture_output=True, text=True, check=False,
     )
-
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["alpha==1.0", "beta==2.0", "delta==1.0"]
+    return result.stdout.split()
+
+
+def test_uv_compile_applies_markers_for_the_313_target(simple_index: SimpleIndex) -> None:
+    pins = uv_compile(simple_index, "alpha\n", "--python-platform", "x86_64-manylinux_2_17")
+    assert pins == ["alpha==1.0", "beta==2.0", "delta==1.0"]
     assert simple_index.hits["/simple/gamma/"] == 0
 
 
@@ -332,26 +322,7 @@ def test_yanked_files_are_marked_in_both_forms(simple_index: SimpleIndex) -> Non
 
 def test_uv_skips_a_yanked_version(simple_index: SimpleIndex) -> None:
     simple_index.yanked["beta-2.0-py3-none-any.whl"] = ""
-    result = subprocess.run(
-        [
-            "uv",
-            "pip",
-            "compile",
-            "-",
-            "--index-url",
-            simple_index.url,
-            "--python-version",
-            "3.13",
-            "--no-header",
-            "--no-annotate",
-        ],
-        input="beta\n",
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["beta==1.0"]
+    assert uv_compile(simple_index, "beta\n") == ["beta==1.0"]
 
 
 def test_non_normalized_names_redirect_and_unknown_names_are_404(
