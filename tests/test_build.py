@@ -478,3 +478,22 @@ def test_the_example_agent_is_what_init_writes() -> None:
 
     fixture = Path(__file__).resolve().parent.parent / "fixtures" / "hello-agent"
     assert (fixture / "main.py").read_text() == HELLO_MAIN
+
+
+@pytest.mark.network
+def test_the_benchmark_agent_framework_agent_builds_and_imports_under_cpython_313(
+    tmp_path: Path, python313: Path
+) -> None:
+    """A real agent-framework + azure-identity + azure-ai-projects agent, 48 wheels from PyPI."""
+    requirements = Path(__file__).resolve().parent.parent / "benchmarks" / "agent" / \
+        "requirements.txt"
+    project = make_project(tmp_path / "agent", requirements.read_text())
+    result = build_project(project)
+    assert len(result.packages) > 40
+    assert_validates_clean(result.zip_path)
+    out = import_under(python313, result.zip_path, tmp_path, (
+        "import agent_framework, azure.identity, azure.ai.projects, yaml\n"
+        "from importlib.metadata import version\n"
+        "print(version('azure-identity'), yaml.__with_libyaml__)\n"
+    ))
+    assert out.split()[1] == "True"
