@@ -188,7 +188,10 @@ def test_glibc_need_above_the_floor_is_an_error_unless_raised(tmp_path: Path) ->
 def test_windows_wheel_installed_into_packages_is_caught(tmp_path: Path) -> None:
     wheel = extension_wheel(tmp_path, "winonly", "1.0", tag="cp313-cp313-win_amd64")
     path = write(tmp_path, {**MAIN, "requirements.txt": b"winonly\n"}, wheel_entries(wheel))
-    assert {"FB301", "FB409"} <= codes(check(path))
+    findings = check(path)
+    assert {"FB301", "FB409"} <= codes(findings)
+    [windows] = [f for f in findings if f.code == "FB301"]
+    assert windows.message.endswith("(from winonly 1.0)")  # which requirement brought it in
 
 
 # ---- dependencies ---------------------------------------------------------------------------

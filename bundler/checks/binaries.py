@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from bundler.binaries import BinaryInfo
 from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.deps import owners
 from bundler.targets import Target
 
 RULES = rules(
@@ -49,6 +51,13 @@ def extension_tag_problem(basename: str, target: Target) -> str | None:
 
 
 def check(facts: Facts) -> Iterator[Finding]:
+    owner_of = owners(facts)
+    for found in _check(facts):
+        owner = owner_of.get(found.path)
+        yield replace(found, message=f"{found.message} (from {owner})") if owner else found
+
+
+def _check(facts: Facts) -> Iterator[Finding]:
     target = facts.target
     for entry in facts.files:
         name = entry.name

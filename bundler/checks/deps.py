@@ -93,6 +93,19 @@ def _read_dists(facts: Facts) -> tuple[list[Dist], list[Finding]]:
     return dists, problems
 
 
+def owners(facts: Facts) -> dict[str, str]:
+    """``packages/`` path -> the distribution whose RECORD lists it (``PyYAML 6.0.2``), so a
+    finding about a file can say which requirement brought it in."""
+    result: dict[str, str] = {}
+    for record, rows in facts.records.items():
+        folder = record.rsplit("/", 1)[0][len(PACKAGES):].removesuffix(".dist-info")
+        label = folder.replace("-", " ", 1) if "-" in folder else folder
+        for path, _, _ in rows:
+            if full := _in_packages(path):
+                result.setdefault(full, label)
+    return result
+
+
 def requirement_lines(text: str) -> Iterator[tuple[int, str]]:
     """(line number, requirement) for each requirement line; options and comments skipped."""
     pending, start = "", 0
