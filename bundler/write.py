@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bundler.errors import BuildError
-from bundler.model import EXEC_MODE, FILE_MODE, Entry, ZipMemberData, compressed_chunks
+from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, Entry, ZipMemberData, compressed_chunks
 
 COMPRESS_LEVEL = 6
 STORED, DEFLATED = 0, 8
@@ -115,8 +115,18 @@ def _raw_copy(entry: Entry) -> Member | None:
     )
 
 
+SPOOL_OVER = 8 << 20  # entries larger than this are compressed through a temp file
+
+
 def compress(entry: Entry) -> Member:
-    """Deflate an entry at the pinned level (stored when deflate would not make it smaller)."""
+    """Deflate an entry at the pinned level (stored when deflate would not make it smaller).
+
+    Small entries are compressed in memory; larger ones stream through a temporary file, so a
+    bundle holding a 200 MB model file never holds it in memory. zlib's output does not depend
+    on how its input is chunked, so both ways give the same bytes.
+    """
+    if entry.size > SPOOL_OVER:
+        return _compress_spooled(entry)
     data = entry.read()
     crc = zlib.crc32(data)
     packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
@@ -127,6 +137,41 @@ def compress(entry: Entry) -> Member:
         method, body = STORED, data
     return Member(entry.name.encode("utf-8"), normal_mode(entry), method, crc, len(data), body,
                   len(body))
+
+
+def _compress_spooled(entry: Entry) -> Member:
+    spool = tempfile.TemporaryFile()
+    packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    crc = size = 0
+    with entry.open() as stream:
+        while chunk := stream.read(CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+            spool.write(packer.compress(chunk))
+    spool.write(packer.flush())
+    deflated = spool.tell()
+
+    def from_spool() -> Iterator[bytes]:
+        with spool:
+            spool.seek(0)
+            while chunk := spool.read(CHUNK):
+                yield chunk
+
+    def from_source() -> Iterator[bytes]:
+        again = 0
+        with entry.open() as stream:
+            while chunk := stream.read(CHUNK):
+                again = zlib.crc32(chunk, again)
+                yield chunk
+        if again != crc:
+            raise BuildError(f"{entry.name} changed while the bundle was being written",
+                             "build again once nothing is writing to the project")
+
+    name = entry.name.encode("utf-8")
+    if deflated < size:
+        return Member(name, normal_mode(entry), DEFLATED, crc, size, from_spool, deflated)
+    spool.close()
+    return Member(name, normal_mode(entry), STORED, crc, size, from_source, size)
 
 
 def prepare(entry: Entry) -> Member:

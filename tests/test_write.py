@@ -176,3 +176,28 @@ def test_source_files_are_read_from_disk(tmp_path: Path) -> None:
                        tmp_path / "out.zip")
     with zipfile.ZipFile(result.path) as archive:
         assert archive.read("src.py") == path.read_bytes()
+
+
+def test_large_files_stream_through_a_spool_with_the_same_bytes(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from bundler.write import SPOOL_OVER
+
+    text = (b"def handler(event):\n    return {'ok': True}\n" * 400_000)[: SPOOL_OVER * 3]
+    noise = os.urandom(SPOOL_OVER + 1)  # incompressible: stored, re-read from the source
+    (tmp_path / "model.txt").write_bytes(text)
+    (tmp_path / "weights.bin").write_bytes(noise)
+    entries = [Entry(n, (tmp_path / n).stat().st_size, FileData(tmp_path / n))
+               for n in ("model.txt", "weights.bin")]
+    tracemalloc.start()
+    result = write_zip(entries, tmp_path / "out.zip", threads=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < SPOOL_OVER  # never the 24 MiB file, nor the 8 MiB one, in memory
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15)
+    expected = packer.compress(text) + packer.flush()  # what the in-memory path would write
+    data = result.path.read_bytes()
+    assert expected in data
+    with zipfile.ZipFile(result.path) as archive:
+        assert archive.getinfo("weights.bin").compress_type == zipfile.ZIP_STORED
+        assert archive.read("model.txt") == text and archive.read("weights.bin") == noise
