@@ -32,7 +32,7 @@ from installer.records import InvalidRecordEntry, parse_record_file
 from packaging.utils import canonicalize_name
 
 from bundler.errors import UsageError
-from bundler.lock import LOCK_FILE, Lock, file_sha256
+from bundler.lock import LOCK_FILE, Lock
 from bundler.model import (
     CHUNK,
     Bundle,
@@ -40,6 +40,7 @@ from bundler.model import (
     ZipMemberData,
     compressed_chunks,
     content_digest,
+    file_sha256,
     local_extra_and_start,
 )
 

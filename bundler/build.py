@@ -23,7 +23,7 @@ from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import IndexConfig, read_pip_config
 from bundler.lock import LOCK_FILE, Lock, WheelRef
-from bundler.model import Bundle, BytesData, Entry, content_digest
+from bundler.model import Bundle, BytesData, Entry, content_digest, file_sha256
 from bundler.project import METADATA, ProjectSpec, load_project
 from bundler.resolve import Requirements, Resolver, pyproject_requirements, read_requirements
 from bundler.targets import Target, parse_glibc
@@ -367,8 +367,6 @@ def build_project(root: Path, options: BuildOptions = BuildOptions(), **override
     # A no-op is noticed from the inputs' hashes: the same key as a zip that passed the checks
     # and still hashes to its recorded sha256 -> nothing is redone, not even the checks.
     if previous.get("input_key") == key and zip_path.is_file():
-        from bundler.lock import file_sha256
-
         if file_sha256(zip_path) == previous.get("sha256"):
             log.info("inputs unchanged; %s is up to date", zip_path)
             write_definition(inputs.spec, zip_path)

@@ -19,7 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from bundler.errors import BuildError
 from bundler.indexes import IndexConfig
-from bundler.lock import WheelRef, file_sha256
+from bundler.lock import WheelRef
+from bundler.model import file_sha256
 
 log = logging.getLogger(__name__)
 RETRIES = 3

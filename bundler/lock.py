@@ -6,7 +6,6 @@ made from) live under ``[tool.fbundle]``, where PEP 751 lets tools keep their ow
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -165,14 +164,6 @@ def _pin_from_package(package: dict[str, Any], source: str) -> Pin:
         marker=package.get("marker"),
         wheel=WheelRef(filename, sha256.lower(), url, path, wheel.get("size")),
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _requirement_key(line: str) -> str:

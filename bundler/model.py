@@ -251,6 +251,15 @@ class Bundle:
         raise UsageError(f"{path}: no such file or folder", "pass a bundle zip or a folder")
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def content_digest(entries: Iterable[Entry]) -> str:
     """sha256 over the sorted lines ``<sha256 of entry bytes>  <entry name>``.
 

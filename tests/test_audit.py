@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bundler.audit import diff_paths
-from bundler.lock import Lock, file_sha256
+from bundler.lock import Lock
+from bundler.model import file_sha256
 from bundler.write import compressor_fingerprint
 from tests.buildkit import make_project
 from tests.support import RunCli

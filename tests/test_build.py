@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bundler.build import BuildOptions, build_project, plan_project
-from bundler.lock import file_sha256
+from bundler.model import file_sha256
 from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support.index import SimpleIndex
 

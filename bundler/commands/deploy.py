@@ -24,12 +24,12 @@ from bundler.deploy.client import (
     HttpOptions,
     ServiceError,
     Upload,
-    file_sha256,
     float_env,
     latest_version,
 )
 from bundler.deploy.poll import PollPolicy, VersionFailed, failure_line, wait_until_settled
 from bundler.errors import UsageError
+from bundler.model import file_sha256
 from bundler.project import (
     METADATA,
     agent_name_problem,

@@ -122,14 +122,6 @@ def preview_headers(api_version: str) -> dict[str, str]:
     return {} if api_version == GA_API_VERSION else {FEATURES_HEADER: PREVIEW_FEATURES}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def latest_version(body: Mapping[str, Any]) -> dict[str, Any]:
     """The version object of a response: ``versions.latest`` of an envelope, or the body itself."""
     versions = body.get("versions")
