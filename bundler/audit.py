@@ -15,10 +15,8 @@ Every reader here works on :class:`bundler.model.Bundle`, the model build and va
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import os
 import stat
 import tempfile
 import zipfile
@@ -43,6 +41,7 @@ from bundler.model import (
     file_sha256,
     local_extra_and_start,
 )
+from bundler.wheels import PACKAGES, in_packages, record_hash_bytes
 
 Kind = Literal["content", "permissions", "metadata", "compressed"]
 #: Most serious first; a change is labelled by the first kind it has.
@@ -53,7 +52,6 @@ LABELS: dict[Kind, str] = {
     "metadata": "timestamps/metadata only",
     "compressed": "compressed bytes only",
 }
-PACKAGES = "packages/"
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated",
             zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
 
@@ -530,16 +528,15 @@ def provenance(bundle: Bundle, known: dict[str, Owner], lock_source: str | None 
             raise UsageError(f"{name}: not a readable RECORD ({error})",
                              "the bundle is damaged; rebuild it") from None
         for path, hash_text, _ in rows:
-            full = os.path.normpath(PACKAGES + path).replace(os.sep, "/")
-            if not full.startswith(PACKAGES):
+            full = in_packages(path)
+            if full is None:
                 continue  # scripts and data outside site-packages
             if full not in entries:
                 missing.append(full)
                 continue
             expected = None
             if hash_text and hash_text.startswith("sha256="):
-                value = hash_text.split("=", 1)[1]
-                expected = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+                expected = record_hash_bytes(hash_text.split("=", 1)[1]).hex()
             claims.setdefault(full, (owner, expected))
     files = []
     for name in sorted(entries):

@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import logging
+import posixpath
 import zipfile
 import zlib
 from dataclasses import dataclass, replace
@@ -56,16 +57,29 @@ class LaidOutWheel:
     dropped: list[str]
 
 
+def record_hash_bytes(value: str) -> bytes:
+    """A RECORD hash value (urlsafe base64, padding stripped) as the digest's bytes."""
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def record_hash_value(digest: bytes) -> str:
+    """A digest as RECORD writes it: urlsafe base64 without padding."""
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def in_packages(record_path: str) -> str | None:
+    """``packages/<path>`` for a RECORD path, or None when it points outside (scripts, data)."""
+    if record_path.startswith("/") or "\\" in record_path:
+        return None
+    full = posixpath.normpath(PACKAGES + record_path)
+    return full if full.startswith(PACKAGES) else None
+
+
 def _record_digest(entry: RecordEntry) -> str | None:
-    """RECORD's urlsafe-base64 sha256 as hex, or None for another algorithm."""
+    """RECORD's sha256 as hex, or None for another algorithm."""
     if entry.hash_ is None or entry.hash_.name != "sha256":
         return None
-    padded = entry.hash_.value + "=" * (-len(entry.hash_.value) % 4)
-    return base64.urlsafe_b64decode(padded).hex()
-
-
-def _hex_to_record(hexdigest: str) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(bytes.fromhex(hexdigest)).decode().rstrip("=")
+    return record_hash_bytes(entry.hash_.value).hex()
 
 
 def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutWheel:
@@ -147,8 +161,7 @@ def _check_contents(path: Path, infos: list[zipfile.ZipInfo],
                 digest = hashlib.new(record.hash_.name)
                 for chunk in inflate_member(stream, info):
                     digest.update(chunk)
-                expected = record.hash_.value + "=" * (-len(record.hash_.value) % 4)
-                ok = digest.digest() == base64.urlsafe_b64decode(expected) and (
+                ok = digest.digest() == record_hash_bytes(record.hash_.value) and (
                     record.size is None or record.size == info.file_size)
             if not ok:
                 raise ValueError(f"hash / size of {info.filename} didn't match RECORD")
@@ -168,7 +181,7 @@ def _write_record(shipped: list[tuple[str, str, int]], record_path: str) -> byte
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for target, digest, size in sorted(shipped):
-        writer.writerow([target, _hex_to_record(digest), size])
+        writer.writerow([target, "sha256=" + record_hash_value(bytes.fromhex(digest)), size])
     writer.writerow([record_path, "", ""])
     return out.getvalue().encode("utf-8")
 

@@ -9,10 +9,8 @@ tampered file is caught either way.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
-import posixpath
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.wheels import PACKAGES, in_packages, record_hash_value
 
 RULES = rules(
     ("FB401", "error", "a requirement in requirements.txt is not installed in packages/"),
@@ -38,7 +37,6 @@ RULES = rules(
     ("FB409", "error", "a distribution installed from a wheel for another platform or Python"),
 )
 
-PACKAGES = "packages/"
 _INSTALL = ("rebuild packages/ for the target (fbundle build, or pip install --target "
             "packages/ --platform manylinux2014_x86_64 --only-binary=:all: "
             "--python-version <the runtime's>)")
@@ -101,7 +99,7 @@ def owners(facts: Facts) -> dict[str, str]:
         folder = record.rsplit("/", 1)[0][len(PACKAGES):].removesuffix(".dist-info")
         label = folder.replace("-", " ", 1) if "-" in folder else folder
         for path, _, _ in rows:
-            if full := _in_packages(path):
+            if full := in_packages(path):
                 result.setdefault(full, label)
     return result
 
@@ -219,19 +217,11 @@ def hashes_wanted(facts: Facts) -> set[str]:
             continue
         facts.records[name] = rows
         for path, hash_, size in rows:
-            full = _in_packages(path)
+            full = in_packages(path)
             if full and hash_.startswith("sha256=") and full in sizes and (
                     not size or size == str(sizes[full])):
                 wanted.add(full)
     return wanted
-
-
-def _in_packages(path: str) -> str | None:
-    """``packages/<path>`` for a RECORD path, or None when it points outside (scripts)."""
-    if path.startswith("/") or "\\" in path:
-        return None
-    full = posixpath.normpath(PACKAGES + path)
-    return full if full.startswith(PACKAGES) else None
 
 
 def _records(facts: Facts) -> Iterator[Finding]:
@@ -247,7 +237,7 @@ def _records(facts: Facts) -> Iterator[Finding]:
                 yield finding("FB408", record, "RECORD is not a valid CSV file", _INSTALL)
             continue
         for path, hash_, size in facts.records[record]:
-            full = _in_packages(path)
+            full = in_packages(path)
             if full is None or full == record:
                 continue
             entry = entries.get(full)
@@ -274,8 +264,7 @@ def _records(facts: Facts) -> Iterator[Finding]:
             if parsed.hash_ is None:
                 continue
             if parsed.hash_.name == "sha256" and scanned.sha256 is not None:
-                actual = base64.urlsafe_b64encode(bytes.fromhex(scanned.sha256)).rstrip(b"=")
-                ok = actual.decode() == parsed.hash_.value
+                ok = record_hash_value(bytes.fromhex(scanned.sha256)) == parsed.hash_.value
             else:
                 ok = _rehash(entry, parsed.hash_.name) == parsed.hash_.value
             if not ok:
@@ -295,7 +284,7 @@ def _rehash(entry: object, algorithm: str) -> str:
                 digest.update(chunk)
     except Exception:  # noqa: BLE001 — unreadable members are FB001's business
         return ""
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    return record_hash_value(digest.digest())
 
 
 def _wheel_tags(facts: Facts, dists: list[Dist]) -> Iterator[Finding]:
