@@ -16,7 +16,6 @@ Every reader here works on :class:`bundler.model.Bundle`, the model build and va
 from __future__ import annotations
 
 import hashlib
-import json
 import stat
 import tempfile
 import zipfile
@@ -41,6 +40,7 @@ from bundler.model import (
     file_sha256,
     local_extra_and_start,
 )
+from bundler.project import read_buildinfo
 from bundler.wheels import PACKAGES, in_packages, record_hash_bytes
 
 Kind = Literal["content", "permissions", "metadata", "compressed"]
@@ -95,15 +95,6 @@ class Side:
                 "compressor": self.compressor}
 
 
-def sidecar(zip_path: Path) -> dict[str, Any]:
-    """The ``<zip>.json`` build writes beside a zip (empty when absent or unreadable)."""
-    try:
-        data = json.loads(zip_path.with_name(zip_path.name + ".json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_side(path: Path) -> Side:
     """Read a zip or a folder: every entry hashed once, zips opened once."""
     bundle = Bundle.load(path)
@@ -139,7 +130,7 @@ def read_side(path: Path) -> Side:
                          "the zip is damaged; rebuild it") from None
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     return Side(str(path), "zip", facts, names, content_digest(hashed), file_sha256(path),
-                comment, duplicates, sidecar(path).get("compressor"))
+                comment, duplicates, read_buildinfo(path).get("compressor"))
 
 
 def _member_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
@@ -475,7 +466,7 @@ def wheels_known(zip_path: Path, lock_path: Path | None) -> tuple[dict[str, Owne
     inside = _lock_inside(zip_path)
     if inside is not None:
         return _from_lock(inside), f"{zip_path.name}!{LOCK_FILE}"
-    packages = sidecar(zip_path).get("packages")
+    packages = read_buildinfo(zip_path).get("packages")
     if isinstance(packages, list):
         known = {}
         for item in packages:

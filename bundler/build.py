@@ -24,7 +24,14 @@ from bundler.errors import BuildError, UsageError
 from bundler.indexes import IndexConfig, read_pip_config
 from bundler.lock import LOCK_FILE, Lock, WheelRef
 from bundler.model import Bundle, BytesData, Entry, content_digest, file_sha256
-from bundler.project import METADATA, ProjectSpec, load_project
+from bundler.project import (
+    ProjectSpec,
+    buildinfo_path,
+    definition_path,
+    load_project,
+    read_buildinfo,
+    sha256_path,
+)
 from bundler.resolve import Requirements, Resolver, pyproject_requirements, read_requirements
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import PACKAGES, LaidOutWheel, layout_wheel
@@ -363,7 +370,7 @@ def build_project(root: Path, options: BuildOptions = BuildOptions(), **override
     inputs = read_inputs(root, options)
     zip_path = output_path(inputs.spec, options)
     key = input_key(inputs)
-    previous = _read_buildinfo(buildinfo_path(zip_path))
+    previous = read_buildinfo(zip_path)
     # A no-op is noticed from the inputs' hashes: the same key as a zip that passed the checks
     # and still hashes to its recorded sha256 -> nothing is redone, not even the checks.
     if previous.get("input_key") == key and zip_path.is_file():
@@ -390,7 +397,7 @@ def build_project(root: Path, options: BuildOptions = BuildOptions(), **override
 def write_definition(spec: ProjectSpec, zip_path: Path) -> Path:
     """``<agent>.metadata.json`` beside the zip: the definition as built (flags applied), the
     multipart ``metadata`` part that ``deploy`` and ``validate`` pick up with the zip."""
-    path = zip_path.with_name(f"{zip_path.stem}.{METADATA}")
+    path = definition_path(zip_path)
     with atomic_output(path) as stream:
         stream.write((json.dumps(spec.metadata, indent=2, sort_keys=True) + "\n").encode())
     return path
@@ -424,21 +431,9 @@ def largest(bundle: Bundle, count: int = 5) -> str:
     return ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in ranked)
 
 
-def buildinfo_path(zip_path: Path) -> Path:
-    return zip_path.with_name(zip_path.name + ".json")
-
-
-def _read_buildinfo(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def write_identities(result: BuildResult) -> None:
     """``<zip>.sha256`` (sha256sum format) and ``<zip>.json`` (both identities and the inputs)."""
-    sha_path = result.zip_path.with_name(result.zip_path.name + ".sha256")
+    sha_path = sha256_path(result.zip_path)
     with atomic_output(sha_path) as stream:
         stream.write(f"{result.sha256}  {result.zip_path.name}\n".encode())
     info = {

@@ -22,6 +22,7 @@ import pathspec
 
 from bundler.errors import UsageError
 from bundler.model import EXEC_MODE, FILE_MODE, Entry, FileData
+from bundler.project import build_outputs
 
 IGNORE_FILES = (".fbundleignore", ".agentignore")
 DEFAULT_EXCLUDES = (
@@ -69,9 +70,7 @@ def scan_sources(
     # One spec in gitignore order, so a user's ``!pattern`` can re-include a default.
     combined = _spec([*DEFAULT_EXCLUDES, *extra_excludes, *_ignore_lines(root)])
     output = output.resolve() if output else None
-    outputs = {output, output.with_name(output.name + ".sha256"),
-               output.with_name(output.name + ".json"),
-               output.with_name(output.stem + ".metadata.json")} if output else set()
+    outputs = build_outputs(output) if output else set()
     result = Collection()
     seen_dirs: set[tuple[int, int]] = set()
 
