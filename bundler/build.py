@@ -33,6 +33,7 @@ from bundler.project import (
     sha256_path,
 )
 from bundler.resolve import Requirements, Resolver, pyproject_requirements, read_requirements
+from bundler.settings import float_env
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import PACKAGES, LaidOutWheel, layout_wheel
 from bundler.write import ZipTooLarge, atomic_output, compressor_fingerprint, write_zip
@@ -251,11 +252,7 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
         "runtime": target.runtime, "glibc": target.glibc_text, "resolver": options.resolver,
         "indexes": indexes.fingerprint()}, sort_keys=True).encode()).hexdigest()
     memo = cache_root() / "resolutions" / f"{key}.toml"
-    try:
-        ttl = float(os.environ.get("FBUNDLE_RESOLUTION_TTL", RESOLUTION_TTL))
-    except ValueError:
-        raise UsageError("FBUNDLE_RESOLUTION_TTL must be a number of seconds",
-                         "unset it, or set e.g. 600 (0 turns the reuse off)") from None
+    ttl = float_env(os.environ, "FBUNDLE_RESOLUTION_TTL", RESOLUTION_TTL)
     if not options.refresh and memo.is_file():
         age = time.time() - memo.stat().st_mtime
         if options.offline or 0 <= age < ttl:

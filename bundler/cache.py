@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from bundler.errors import BuildError
 from bundler.indexes import IndexConfig
 from bundler.lock import WheelRef
 from bundler.model import file_sha256
+from bundler.write import atomic_output
 
 log = logging.getLogger(__name__)
 RETRIES = 3
@@ -82,35 +82,27 @@ class WheelCache:
                 "run the build once without --offline to fill the cache",
             )
         path = self.path_for(ref)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        tmp = Path(tmp_name)
-        os.close(fd)
-        try:
-            for attempt in range(RETRIES):
-                try:
-                    with open(tmp, "wb") as out:
-                        digest = _copy_from_source(ref, out, self.indexes, base,
-                                                   self._http)
-                    break
-                except _Transient as error:
-                    if attempt + 1 == RETRIES:
+        for attempt in range(RETRIES):
+            try:
+                # Renamed into the cache only once the bytes hash to what was locked.
+                with atomic_output(path) as out:
+                    digest = _copy_from_source(ref, out, self.indexes, base, self._http)
+                    if digest != ref.sha256:
                         raise BuildError(
-                            f"fetching {_redact(ref.location)} failed ({error})",
-                            "check your network or index, or use --offline with a warm cache",
-                        ) from None
-                    log.info("retrying %s after %s", _redact(ref.location), error)
-            if digest != ref.sha256:
-                raise BuildError(
-                    f"{ref.filename} from {_redact(ref.location)} has sha256 {digest}, "
-                    f"expected {ref.sha256}",
-                    "the index served different bytes than were locked; check the index or "
-                    "re-lock with `fbundle lock`",
-                )
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+                            f"{ref.filename} from {_redact(ref.location)} has sha256 {digest}, "
+                            f"expected {ref.sha256}",
+                            "the index served different bytes than were locked; check the "
+                            "index or re-lock with `fbundle lock`",
+                        )
+                return path
+            except _Transient as error:
+                if attempt + 1 == RETRIES:
+                    raise BuildError(
+                        f"fetching {_redact(ref.location)} failed ({error})",
+                        "check your network or index, or use --offline with a warm cache",
+                    ) from None
+                log.info("retrying %s after %s", _redact(ref.location), error)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _redact(url: str) -> str:

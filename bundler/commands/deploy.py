@@ -24,7 +24,6 @@ from bundler.deploy.client import (
     HttpOptions,
     ServiceError,
     Upload,
-    float_env,
     latest_version,
 )
 from bundler.deploy.poll import PollPolicy, VersionFailed, failure_line, wait_until_settled
@@ -37,6 +36,7 @@ from bundler.project import (
     metadata_problems,
     read_metadata,
 )
+from bundler.settings import float_env
 
 
 def _connection_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -29,6 +29,7 @@ from httpx_sse import EventSource
 from bundler.deploy.auth import REDACTED, Credential
 from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
 from bundler.model import CHUNK
+from bundler.settings import float_env
 from bundler.write import atomic_output
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,6 @@ class ServiceError(FbundleError):
         self.status = status
         self.code = code
         self.request_id = request_id
-
-
-def float_env(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if number < 0:
-        raise UsageError(f"{name}={value!r} is not a number of seconds", f"unset {name} or fix it")
-    return number
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bundler.deploy.client import float_env
 from bundler.errors import FbundleError
+from bundler.settings import float_env
 
 log = logging.getLogger(__name__)
 
