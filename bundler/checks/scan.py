@@ -99,35 +99,46 @@ def bomb_reason(entry: Entry) -> str | None:
     return None
 
 
+def _scan_chunks(chunks: Iterator[bytes], want_hash: bool, *, drain: bool) -> Scanned:
+    """What a member's bytes are: the head tells a binary from anything else, ELF files are
+    kept whole for their version needs, the sha256 is computed when wanted. Reading stops
+    after the head unless hashing, ELF or ``drain`` (a zip member's CRC is checked at its end)
+    needs the rest."""
+    digest = hashlib.sha256() if want_hash else None
+    buffer = bytearray()
+    whole: bool | None = None  # keep every byte (ELF), or just the head; None: not known yet
+    for out in chunks:
+        if digest is not None:
+            digest.update(out)
+        if whole is None:
+            buffer += out
+            if len(buffer) >= HEAD_SIZE:
+                whole = needs_whole_file(sniff(bytes(buffer[:8])))
+                if not whole and digest is None and not drain:
+                    break
+        elif whole:
+            buffer += out
+    data = bytes(buffer)
+    fmt = sniff(data[:8])
+    binary = inspect_binary(data if needs_whole_file(fmt) else data[:HEAD_SIZE]) if fmt else None
+    return Scanned(binary, digest.hexdigest() if digest is not None else None)
+
+
 def _scan_one(opener: Opener, entry: Entry, want_hash: bool) -> Scanned:
     # A build plan's wheel members carry the sha256 their RECORD declared, which the build
     # checked against the bytes (once per wheel sha256); those are not inflated again to hash
     # or to reach a CRC. Zips read back never carry one, so ``validate`` always reads the bytes.
     known = entry.sha256
-    hash_now = want_hash and known is None
     try:
         with opener.open(entry) as stream:
-            head = stream.read(HEAD_SIZE)
-            fmt = sniff(head[:8])
-            digest = hashlib.sha256(head) if hash_now else None
-            if needs_whole_file(fmt):
-                rest = stream.read()
-                if digest is not None:
-                    digest.update(rest)
-                binary = inspect_binary(head + rest)
-            else:
-                binary = inspect_binary(head) if fmt else None
-                # Read to the end: for a zip member that is where zipfile checks the CRC.
-                if digest is not None or (known is None and isinstance(entry.data,
-                                                                       ZipMemberData)):
-                    while chunk := stream.read(CHUNK):
-                        if digest is not None:
-                            digest.update(chunk)
+            scanned = _scan_chunks(iter(lambda: stream.read(CHUNK), b""),
+                                   want_hash and known is None,
+                                   drain=known is None and isinstance(entry.data, ZipMemberData))
     except Exception as error:  # noqa: BLE001 — see read_text
         return Scanned(error=describe(error))
-    if digest is not None:
-        return Scanned(binary, digest.hexdigest())
-    return Scanned(binary, known if want_hash else None)
+    if scanned.sha256 is None and want_hash:
+        return Scanned(scanned.binary, known)
+    return scanned
 
 
 def _head_of(stream: BinaryIO, data: ZipMemberData) -> bytes:
@@ -183,25 +194,10 @@ def _scan_raw(stream: BinaryIO, entry: Entry, want_hash: bool) -> Scanned:
     """``_scan_one`` for a stored or deflated member, without a zipfile stream per member
     (per-member overhead dominates bundles of thousands of small files)."""
     assert isinstance(entry.data, ZipMemberData)
-    digest = hashlib.sha256() if want_hash else None
-    buffer = bytearray()
-    whole: bool | None = None  # keep every byte (ELF), or just the head; None: not known yet
     try:
-        for out in inflate_member(stream, entry.data.info):
-            if digest is not None:
-                digest.update(out)
-            if whole is None:
-                buffer += out
-                if len(buffer) >= HEAD_SIZE:
-                    whole = needs_whole_file(sniff(bytes(buffer[:8])))
-            elif whole:
-                buffer += out
+        return _scan_chunks(inflate_member(stream, entry.data.info), want_hash, drain=True)
     except (zipfile.BadZipFile, zlib.error, OSError) as error:
         return Scanned(error=describe(error))
-    data = bytes(buffer)
-    fmt = sniff(data[:8])
-    binary = inspect_binary(data if needs_whole_file(fmt) else data[:HEAD_SIZE]) if fmt else None
-    return Scanned(binary, digest.hexdigest() if digest is not None else None)
 
 
 def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str]) -> None:
