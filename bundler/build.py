@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,14 @@ from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import IndexConfig, read_pip_config
 from bundler.lock import LOCK_FILE, Lock, WheelRef
-from bundler.model import Bundle, BytesData, Entry, content_digest, file_sha256
+from bundler.model import (
+    MAX_BUNDLE_BYTES,
+    Bundle,
+    BytesData,
+    Entry,
+    content_digest,
+    file_sha256,
+)
 from bundler.project import (
     ProjectSpec,
     buildinfo_path,
@@ -35,11 +41,10 @@ from bundler.project import (
 from bundler.resolve import Requirements, Resolver, pyproject_requirements, read_requirements
 from bundler.settings import float_env
 from bundler.targets import Target, parse_glibc
-from bundler.wheels import PACKAGES, LaidOutWheel, layout_wheel
+from bundler.wheels import LaidOutWheel, layout_wheel
 from bundler.write import ZipTooLarge, atomic_output, compressor_fingerprint, write_zip
 
 log = logging.getLogger(__name__)
-MAX_ZIP_BYTES = 250 * 1000 * 1000  # the service's 250 MB multipart limit
 REQUIREMENTS = "requirements.txt"
 
 
@@ -380,9 +385,11 @@ def build_project(root: Path, options: BuildOptions = BuildOptions(), **override
     plan = plan_inputs(inputs, options)
     check_plan(plan)
     try:
-        written = write_zip(plan.bundle.entries, zip_path, limit=MAX_ZIP_BYTES)
+        written = write_zip(plan.bundle.entries, zip_path, limit=MAX_BUNDLE_BYTES)
     except ZipTooLarge as error:
-        raise BuildError(error.message, "largest packages: " + largest(plan.bundle)) from None
+        from bundler.checks.size import largest
+
+        raise BuildError(error.message, "largest: " + largest(plan.bundle.entries)) from None
     result = BuildResult(zip_path, written.sha256, written.size, written.entries,
                          content_digest(plan.bundle.entries), key, plan.spec, inputs.packages,
                          reused=False)
@@ -412,20 +419,6 @@ def check_plan(plan: Plan) -> None:
         more = f" (and {len(findings) - 1} more; `fbundle validate` lists them)" \
             if len(findings) > 1 else ""
         raise BuildError(f"{first.code} {first.path}: {first.message}{more}", first.hint)
-
-
-def largest(bundle: Bundle, count: int = 5) -> str:
-    """The biggest top-level folders of ``packages/`` (or the root), for size errors."""
-    sizes: dict[str, int] = defaultdict(int)
-    for entry in bundle.files():
-        name = entry.name
-        if name.startswith(PACKAGES):
-            top = PACKAGES + name[len(PACKAGES):].split("/", 1)[0]
-        else:
-            top = name.split("/", 1)[0]
-        sizes[top] += entry.size
-    ranked = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
-    return ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in ranked)
 
 
 def write_identities(result: BuildResult) -> None:

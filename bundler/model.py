@@ -24,6 +24,7 @@ from bundler.errors import UsageError
 FILE_MODE = 0o644
 EXEC_MODE = 0o755
 CHUNK = 1 << 20
+MAX_BUNDLE_BYTES = 250 * 1000 * 1000  # the article's 250 MB limit, read strictly (decimal)
 
 Kind = Literal["file", "dir", "symlink"]
 

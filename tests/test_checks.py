@@ -300,3 +300,13 @@ def test_select_and_ignore_take_codes_and_prefixes() -> None:
     assert [f.code for f in select(fs, ["FB3"], ["FB307"])] == ["FB301"]
     assert [f.code for f in select(fs, ["FB307"], ["FB3"])] == ["FB307"]
     assert [f.code for f in select(fs, [], ["FB1"])] == ["FB301", "FB307"]
+
+
+def test_largest_names_packages_and_root_items_biggest_first() -> None:
+    from bundler.checks.size import largest
+
+    entries = [Entry(n, size, BytesData(b"")) for n, size in (
+        ("packages/torch/a.so", 3_000_000), ("packages/torch/b.so", 2_000_000),
+        ("packages/yaml/__init__.py", 1_000_000), ("data/model.bin", 4_000_000),
+        ("main.py", 10))]
+    assert largest(entries, 3) == "packages/torch 5.0 MB, data/ 4.0 MB, packages/yaml 1.0 MB"

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bundler.binaries import BinaryInfo
-from bundler.model import Bundle, Entry
+from bundler.model import MAX_BUNDLE_BYTES, Bundle, Entry
 from bundler.targets import Target
 
 Severity = Literal["error", "warning"]
 MODES = ("bundled", "remote_build")
-MAX_BUNDLE_BYTES = 250 * 1000 * 1000  # the article's 250 MB upload limit
 
 
 @dataclass(frozen=True)

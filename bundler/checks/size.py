@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.model import Entry
 
 RULES = rules(
     ("FB501", "error", "the contents add up to more than 250 MB"),
@@ -25,18 +26,21 @@ def top_level(name: str) -> str:
     return parts[0] if len(parts) == 1 else parts[0] + "/"
 
 
-def largest(facts: Facts, count: int = 5) -> list[tuple[str, int]]:
+def largest(entries: Iterable[Entry], count: int = 5) -> str:
+    """The biggest top-level items (``packages/<pkg>`` for dependencies), for size messages."""
     sizes: Counter[str] = Counter()
-    for entry in facts.files:
-        sizes[top_level(entry.name)] += entry.size
-    return sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
+    for entry in entries:
+        if entry.is_file:
+            sizes[top_level(entry.name)] += entry.size
+    ranked = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
+    return ", ".join(f"{name} {_mb(size)}" for name, size in ranked)
 
 
 def check(facts: Facts) -> Iterator[Finding]:
     limit = facts.context.max_bytes
     total = sum(e.size for e in facts.files)
     if total > limit:
-        biggest = ", ".join(f"{name} {_mb(size)}" for name, size in largest(facts))
+        biggest = largest(facts.files)
         yield finding("FB501", facts.bundle.location, f"the files add up to {_mb(total)}, over "
                       f"the {_mb(limit)} limit; largest: {biggest}",
                       "drop unused dependencies or large data files (fetch them at startup)")

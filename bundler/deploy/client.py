@@ -28,7 +28,7 @@ from httpx_sse import EventSource
 
 from bundler.deploy.auth import REDACTED, Credential
 from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
-from bundler.model import CHUNK
+from bundler.model import CHUNK, MAX_BUNDLE_BYTES
 from bundler.settings import float_env
 from bundler.write import atomic_output
 
@@ -38,7 +38,6 @@ PREVIEW_API_VERSION = "2025-11-15-preview"
 GA_API_VERSION = "v1"
 FEATURES_HEADER = "Foundry-Features"
 PREVIEW_FEATURES = "CodeAgents=V1Preview,HostedAgents=V1Preview"
-MAX_ZIP_BYTES = 250 * 1024 * 1024
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
@@ -422,7 +421,7 @@ class FoundryClient:
         only when the lookup found nothing, and a 409 (someone created it meanwhile) falls back
         to update, so two creates never race.
         """
-        if upload.size > MAX_ZIP_BYTES:
+        if upload.size > MAX_BUNDLE_BYTES:
             raise UsageError(f"{upload.zip_path}: {upload.size} bytes is over the service's "
                              "250 MB limit", "use remote_build or trim the bundle")
         before = self.get_agent(upload.agent)
