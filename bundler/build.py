@@ -20,7 +20,7 @@ from bundler import __version__
 from bundler.cache import WheelCache, cache_root
 from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
-from bundler.indexes import IndexConfig, read_pip_config
+from bundler.indexes import read_pip_config
 from bundler.lock import LOCK_FILE, Lock, WheelRef
 from bundler.model import (
     MAX_BUNDLE_BYTES,
@@ -177,7 +177,7 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
     entries = list(inputs.collection.entries)
     plan = Plan(inputs.spec, inputs.target, Bundle([]), inputs.collection, inputs.lock)
     if inputs.lock is not None:
-        cache = WheelCache(indexes=_indexes(options))
+        cache = WheelCache(indexes=read_pip_config())
         plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
                               base=inputs.spec.root)
         entries += [e for wheel in plan.wheels for e in wheel.entries]
@@ -195,10 +195,6 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
 def plan_project(root: Path, options: BuildOptions = BuildOptions()) -> Plan:
     """Decide every entry of the bundle for ``root`` (nothing is written)."""
     return plan_inputs(read_inputs(root, options), options)
-
-
-def _indexes(options: BuildOptions) -> IndexConfig:
-    return read_pip_config()
 
 
 def locked_requirements(root: Path, requirements: Requirements, target: Target,
@@ -251,7 +247,7 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
     answer for the same requirements, target, indexes and resolver is reused. ``--refresh``
     always asks; ``--offline`` takes the last answer whatever its age.
     """
-    indexes = _indexes(options)
+    indexes = read_pip_config()
     key = hashlib.sha256(json.dumps({
         "fbundle": __version__, "requirements": requirements.lines,
         "runtime": target.runtime, "glibc": target.glibc_text, "resolver": options.resolver,
@@ -288,7 +284,7 @@ def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Pa
     if requirements is None:
         raise UsageError(f"{root}: no requirements.txt (or pyproject.toml dependencies)",
                          "list the agent's dependencies in requirements.txt")
-    resolver = Resolver(target, _indexes(options), kind=options.resolver, offline=options.offline)
+    resolver = Resolver(target, read_pip_config(), kind=options.resolver, offline=options.offline)
     lock = resolver.resolve(requirements)
     lock.requirements = list(requirements.lines)
     path = root / LOCK_FILE
