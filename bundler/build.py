@@ -21,7 +21,7 @@ from bundler.cache import WheelCache, cache_root
 from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import read_pip_config
-from bundler.lock import LOCK_FILE, Lock, WheelRef
+from bundler.lock import LOCK_FILE, Lock, WheelRef, requirement_changes
 from bundler.model import (
     MAX_BUNDLE_BYTES,
     Bundle,
@@ -38,7 +38,13 @@ from bundler.project import (
     read_buildinfo,
     sha256_path,
 )
-from bundler.resolve import Requirements, Resolver, pyproject_requirements, read_requirements
+from bundler.resolve import (
+    Requirements,
+    Resolver,
+    check_fits,
+    pyproject_requirements,
+    read_requirements,
+)
 from bundler.settings import float_env
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import LaidOutWheel, layout_wheel
@@ -204,8 +210,6 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
     if lock_path.is_file() and not options.update_lock:
         lock = Lock.read(lock_path)
         if lock.requirements_sha256 and lock.requirements_sha256 != requirements.sha256:
-            from bundler.lock import requirement_changes
-
             changes = requirement_changes(lock.requirements, requirements.lines,
                                           requirements.text) \
                 if lock.requirements is not None else []
@@ -226,8 +230,6 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
                 f"{LOCK_FILE} is for glibc {lock.glibc}, the build is for {target.glibc_text}",
                 "run `fbundle lock` with the same --glibc (or build with --update-lock)",
             )
-        from bundler.resolve import check_fits
-
         check_fits(lock, target)
         return lock
     lock = recent_resolution(requirements, target, options)

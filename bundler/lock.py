@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,10 @@ class Lock:
         return tomli_w.dumps(document)
 
     @classmethod
-    def from_toml(cls, text: str, source: str = LOCK_FILE) -> Lock:
-        """Parse a pylock.toml (ours, or uv's with one wheel per package)."""
+    def from_toml(cls, text: str, source: str = LOCK_FILE,
+                  pick: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None) -> Lock:
+        """Parse a pylock.toml. A bundle lock pins one wheel per package; ``pick`` chooses one
+        where a document lists several (uv lists every wheel that fits the target)."""
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
@@ -109,6 +112,9 @@ class Lock:
         tool = document.get("tool", {}).get("fbundle", {})
         pins = []
         for package in document.get("packages", []):
+            wheels = package.get("wheels") or []
+            if pick is not None and len(wheels) > 1:
+                package = {**package, "wheels": [pick(wheels)]}
             pins.append(_pin_from_package(package, source))
         lines = tool.get("requirements")
         if lines is not None and (not isinstance(lines, list)

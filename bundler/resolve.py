@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import subprocess
@@ -213,8 +214,8 @@ class Resolver:
         result = self.runner(argv, self._env())
         if result.returncode != 0:
             raise self._explain(result.stderr or result.stdout)
-        text = _best_wheel_only(output.read_text(encoding="utf-8"), self.target)
-        parsed = Lock.from_toml(text, "uv's lock")
+        parsed = Lock.from_toml(output.read_text(encoding="utf-8"), "uv's lock",
+                                pick=best_wheel(self.target))
         return self._lock(parsed.pins)
 
     def _pip(self, source: Path, tmp: Path, requirements: Requirements) -> Lock:
@@ -349,38 +350,23 @@ class Resolver:
         return None
 
 
-def _best_wheel_only(text: str, target: Target) -> str:
-    """uv's pylock.toml with one wheel per package: the one the target prefers.
+def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    """Of the wheels a lock lists for one package, the one the target ranks first.
 
     uv lists every wheel that fits (aiohttp 3.14: a cp313 manylinux wheel *and* a py3-none-any
     fallback); an installer on the target would take the best-ranked tag, so the bundle does.
     """
-    import tomllib
-
-    import tomli_w
-
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return text  # Lock.from_toml reports it
     rank = target.tag_rank
-    changed = False
-    for package in document.get("packages", []):
-        wheels = package.get("wheels") or []
-        if len(wheels) < 2:
-            continue
 
-        def preference(wheel: dict[str, Any]) -> int:
-            name = wheel.get("name") or str(wheel.get("url") or wheel.get("path") or "")
-            try:
-                tags = parse_wheel_filename(name.rsplit("/", 1)[-1].split("#")[0])[3]
-            except (InvalidWheelFilename, InvalidVersion):
-                return len(rank) + 1
-            return min((rank[t] for t in tags if t in rank), default=len(rank))
+    def preference(wheel: dict[str, Any]) -> float:
+        name = wheel.get("name") or str(wheel.get("url") or wheel.get("path") or "")
+        try:
+            tags = parse_wheel_filename(name.rsplit("/", 1)[-1].split("#")[0])[3]
+        except (InvalidWheelFilename, InvalidVersion):
+            return math.inf
+        return min((rank[t] for t in tags if t in rank), default=math.inf)  # inf: never fits
 
-        package["wheels"] = [min(wheels, key=preference)]
-        changed = True
-    return tomli_w.dumps(document) if changed else text
+    return lambda wheels: min(wheels, key=preference)
 
 
 def _requirements_for(names: set[NormalizedName], metadata: dict[NormalizedName, list[str]],

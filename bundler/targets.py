@@ -104,8 +104,11 @@ class Target:
 
     @cached_property
     def tag_rank(self) -> dict[Tag, int]:
-        """Tag -> preference (lower is better)."""
-        return {tag: i for i, tag in enumerate(self.tags)}
+        """Tag -> preference (lower is better); a tag listed twice keeps its better place."""
+        rank: dict[Tag, int] = {}
+        for i, tag in enumerate(self.tags):
+            rank.setdefault(tag, i)
+        return rank
 
     @property
     def marker_environment(self) -> dict[str, str]:
