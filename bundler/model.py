@@ -125,8 +125,20 @@ class ZipMemberData:
     info: zipfile.ZipInfo
 
     def open(self) -> BinaryIO:
+        """The member's bytes, checked like zipfile checks them (size, then CRC at the end).
+
+        Stored and deflated members are inflated from the member's own offset: a ZipFile here
+        would parse the whole central directory for every member read (quadratic on bundles of
+        thousands of files). Other methods and encrypted members go through zipfile.
+        """
+        info = self.info
+        if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) \
+                and not info.flag_bits & 0x1:
+            raw = open(self.archive, "rb")
+            return cast(BinaryIO, io.BufferedReader(_ChunkStream(inflate_member(raw, info), raw),
+                                                    CHUNK))
         archive = zipfile.ZipFile(self.archive)
-        stream = archive.open(self.info)
+        stream = archive.open(info)
         return cast(BinaryIO, _ClosingStream(stream, archive))
 
     @property
@@ -138,6 +150,33 @@ class ZipMemberData:
             self.info.compress_size,
             self.info.CRC,
         )
+
+
+class _ChunkStream(io.RawIOBase):
+    """A readable stream over an iterator of chunks; closes ``owner`` when closed."""
+
+    def __init__(self, chunks: Iterator[bytes], owner: IO[bytes]) -> None:
+        self._chunks = chunks
+        self._owner = owner
+        self._pending = memoryview(b"")  # a view: handing out a large chunk copies nothing
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        self._owner.close()
+        super().close()
 
 
 class _ClosingStream(io.RawIOBase):

@@ -201,3 +201,25 @@ def test_large_files_stream_through_a_spool_with_the_same_bytes(tmp_path: Path) 
     with zipfile.ZipFile(result.path) as archive:
         assert archive.getinfo("weights.bin").compress_type == zipfile.ZIP_STORED
         assert archive.read("model.txt") == text and archive.read("weights.bin") == noise
+
+
+def test_members_read_back_from_a_zip_are_checked_like_zipfile_checks_them(
+    tmp_path: Path,
+) -> None:
+    from bundler.model import Bundle
+
+    path = tmp_path / "mixed.zip"
+    files = {"deflated.txt": b"hello " * 5000, "stored.bin": os.urandom(3000),
+             "bzip2.txt": b"bz " * 1000}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("deflated.txt", files["deflated.txt"], zipfile.ZIP_DEFLATED)
+        archive.writestr("stored.bin", files["stored.bin"], zipfile.ZIP_STORED)
+        archive.writestr("bzip2.txt", files["bzip2.txt"], zipfile.ZIP_BZIP2)  # via zipfile
+    entries = Bundle.from_zip(path).by_name()
+    assert {name: entries[name].read() for name in files} == files
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"stored.bin") + len(b"stored.bin") + 100  # inside the stored bytes
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(zipfile.BadZipFile, match="Bad CRC-32"):
+        Bundle.from_zip(path).by_name()["stored.bin"].read()
