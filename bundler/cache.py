@@ -20,6 +20,7 @@ from bundler.errors import BuildError
 from bundler.indexes import IndexConfig
 from bundler.lock import WheelRef
 from bundler.model import file_sha256
+from bundler.redact import redact_url
 from bundler.write import atomic_output
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class WheelCache:
                     digest = _copy_from_source(ref, out, self.indexes, base, self._http)
                     if digest != ref.sha256:
                         raise BuildError(
-                            f"{ref.filename} from {_redact(ref.location)} has sha256 {digest}, "
+                            f"{ref.filename} from {redact_url(ref.location)} has sha256 {digest}, "
                             f"expected {ref.sha256}",
                             "the index served different bytes than were locked; check the "
                             "index or re-lock with `fbundle lock`",
@@ -98,22 +99,11 @@ class WheelCache:
             except _Transient as error:
                 if attempt + 1 == RETRIES:
                     raise BuildError(
-                        f"fetching {_redact(ref.location)} failed ({error})",
+                        f"fetching {redact_url(ref.location)} failed ({error})",
                         "check your network or index, or use --offline with a warm cache",
                     ) from None
-                log.info("retrying %s after %s", _redact(ref.location), error)
+                log.info("retrying %s after %s", redact_url(ref.location), error)
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _redact(url: str) -> str:
-    """A URL without credentials, fit to print."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return parts._replace(netloc=host).geturl()
-    return url
 
 
 def _credentials_for(url: str, indexes: IndexConfig) -> tuple[str, str] | None:
@@ -169,7 +159,7 @@ def _download(url: str, sink: object, indexes: IndexConfig, client: Any) -> None
                 raise _Transient(f"HTTP {response.status_code}")
             if response.status_code != 200:
                 raise BuildError(
-                    f"fetching {_redact(url)} failed: HTTP {response.status_code}",
+                    f"fetching {redact_url(url)} failed: HTTP {response.status_code}",
                     "check the index URL and your credentials in pip.conf",
                 )
             for chunk in response.iter_bytes(1 << 20):
