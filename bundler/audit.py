@@ -23,12 +23,13 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from installer.records import InvalidRecordEntry, parse_record_file
 from packaging.utils import canonicalize_name
 
 from bundler.errors import UsageError
+from bundler.identity import BuildInfo
 from bundler.lock import LOCK_FILE, Lock
 from bundler.model import (
     CHUNK,
@@ -40,8 +41,10 @@ from bundler.model import (
     file_sha256,
     local_extra_and_start,
 )
-from bundler.project import read_buildinfo
 from bundler.wheels import PACKAGES, in_packages, record_hash_bytes
+
+if TYPE_CHECKING:
+    from bundler.plan import BuildOptions
 
 Kind = Literal["content", "permissions", "metadata", "compressed"]
 #: Most serious first; a change is labelled by the first kind it has.
@@ -130,7 +133,12 @@ def read_side(path: Path) -> Side:
                          "the zip is damaged; rebuild it") from None
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     return Side(str(path), "zip", facts, names, content_digest(hashed), file_sha256(path),
-                comment, duplicates, read_buildinfo(path).get("compressor"))
+                comment, duplicates, _compressor(path))
+
+
+def _compressor(zip_path: Path) -> str | None:
+    info = BuildInfo.read(zip_path)
+    return info.compressor if info else None
 
 
 def _member_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
@@ -343,9 +351,9 @@ class AuditResult:
                 "notes": self.notes, "diff": self.diff.as_json()}
 
 
-def audit(zip_path: Path, project: Path, options: Any) -> AuditResult:
+def audit(zip_path: Path, project: Path, options: BuildOptions) -> AuditResult:
     """Rebuild ``project`` (its lock, its sources) in a temporary folder and compare with
-    ``zip_path``. ``options`` is a :class:`bundler.build.BuildOptions`; its ``output`` is
+    ``zip_path``. ``options`` is a :class:`bundler.plan.BuildOptions`; its ``output`` is
     replaced, so the project's own ``dist/`` is never touched."""
     from bundler.build import build_project
     from bundler.write import compressor_fingerprint
@@ -466,8 +474,9 @@ def wheels_known(zip_path: Path, lock_path: Path | None) -> tuple[dict[str, Owne
     inside = _lock_inside(zip_path)
     if inside is not None:
         return _from_lock(inside), f"{zip_path.name}!{LOCK_FILE}"
-    packages = read_buildinfo(zip_path).get("packages")
-    if isinstance(packages, list):
+    info = BuildInfo.read(zip_path)
+    packages = info.packages if info else None
+    if packages:
         known = {}
         for item in packages:
             if isinstance(item, dict) and item.get("name") and item.get("version"):

@@ -21,8 +21,8 @@ from pathlib import Path
 import pathspec
 
 from bundler.errors import UsageError
+from bundler.identity import build_outputs
 from bundler.model import EXEC_MODE, FILE_MODE, Entry, FileData
-from bundler.project import build_outputs
 
 IGNORE_FILES = (".fbundleignore", ".agentignore")
 DEFAULT_EXCLUDES = (

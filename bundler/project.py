@@ -9,51 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from bundler.errors import UsageError
+from bundler.identity import METADATA
 from bundler.targets import DOTNET_RUNTIMES, PYTHON_RUNTIMES, RUNTIMES
 
-METADATA = "metadata.json"
 MODES = ("bundled", "remote_build")
 DEFAULT_ENTRY_POINT = ["python", "main.py"]
 AGENT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 PROTOCOLS = ("responses", "invocations")
-
-
-def buildinfo_path(zip_path: Path) -> Path:
-    """``<zip>.json``: the identities and inputs ``build`` records beside its zip."""
-    return zip_path.with_name(zip_path.name + ".json")
-
-
-def sha256_path(zip_path: Path) -> Path:
-    """``<zip>.sha256``, in ``sha256sum`` format."""
-    return zip_path.with_name(zip_path.name + ".sha256")
-
-
-def definition_path(zip_path: Path) -> Path:
-    """``<stem>.metadata.json``: the agent definition that travels with the zip."""
-    return zip_path.with_name(f"{zip_path.stem}.{METADATA}")
-
-
-def build_outputs(zip_path: Path) -> set[Path]:
-    """Every file ``build`` writes for a zip: never a source of the next build."""
-    return {zip_path, sha256_path(zip_path), buildinfo_path(zip_path), definition_path(zip_path)}
-
-
-def read_buildinfo(zip_path: Path) -> dict[str, Any]:
-    """What ``<zip>.json`` records (empty when absent or unreadable)."""
-    try:
-        data = json.loads(buildinfo_path(zip_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def metadata_beside(zip_path: Path) -> Path | None:
-    """The agent definition that travels with a zip: ``<stem>.metadata.json`` (what ``build``
-    writes beside its zip), else a plain ``metadata.json`` in the same folder."""
-    for candidate in (definition_path(zip_path), zip_path.with_name(METADATA)):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def agent_name_problem(name: str) -> str | None:

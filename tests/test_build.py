@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bundler.build import BuildOptions, build_project, plan_project
+from bundler.build import build_project
 from bundler.model import file_sha256
+from bundler.plan import BuildOptions, plan_project
 from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support.index import SimpleIndex
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bundler.commands.build import build_options
 from bundler.errors import EXIT_FAILURE
+
+if TYPE_CHECKING:
+    from bundler.plan import BuildOptions
 
 
 @click.command()
@@ -42,17 +45,16 @@ def diff(a: Path, b: Path, as_json: bool) -> None:
 @click.option("--strict", is_flag=True,
               help="Also require the zip's sha256 to match (same compressor, same bytes).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def audit(zip_path: Path, project: Path, strict: bool, as_json: bool, **options: Any) -> None:
+def audit(zip_path: Path, project: Path, strict: bool, as_json: bool,
+          options: BuildOptions) -> None:
     """Rebuild PROJECT (its lock, its sources) in a temporary folder and compare with ZIP.
 
     Prints `reproduced <content digest>` and exits 0 when the files, bytes and permissions
     match; otherwise prints the diff and exits 1. PROJECT/dist is never touched.
     """
     from bundler.audit import audit as run_audit
-    from bundler.build import BuildOptions
 
-    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
-    result = run_audit(zip_path, project, BuildOptions(verbose=verbose, **options))
+    result = run_audit(zip_path, project, options)
     ok = result.reproduced and (result.diff.same_zip_bytes or not strict)
     if as_json:
         click.echo(json.dumps({**result.as_json(), "ok": ok}, indent=2))

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bundler.errors import UsageError
-from bundler.project import METADATA, MODES, example_metadata
+from bundler.identity import METADATA
+from bundler.project import MODES, example_metadata
 from bundler.resolve import RESOLVERS
 from bundler.targets import RUNTIMES
 from bundler.write import atomic_output
+
+if TYPE_CHECKING:
+    from bundler.plan import BuildOptions
 
 HELLO_MAIN = '''"""A minimal hosted agent: answers the Responses protocol on port 8088."""
 
@@ -42,9 +50,10 @@ if __name__ == "__main__":
 '''
 
 
-def build_options(function: click.decorators.FC) -> click.decorators.FC:
-    """The options every command that builds shares (build, lock, audit, deploy)."""
-    options = [
+def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command that builds shares (build, lock, audit), handed to the
+    command as one typed ``options: BuildOptions`` built from the flags by name."""
+    flags = [
         click.option("--runtime", type=click.Choice(RUNTIMES),
                      help="Override code_configuration.runtime."),
         click.option("--mode", type=click.Choice(MODES),
@@ -61,9 +70,23 @@ def build_options(function: click.decorators.FC) -> click.decorators.FC:
                      help="The agent definition (default: PROJECT/metadata.json)."),
         click.option("--project", "project_file", help=".NET: which project file to publish."),
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+
+    @functools.wraps(function)
+    def with_options(*args: Any, runtime: str | None, mode: str | None, resolver: str,
+                     glibc: str | None, offline: bool, refresh: bool, name: str | None,
+                     metadata: Path | None, project_file: str | None, **kwargs: Any) -> Any:
+        from bundler.plan import BuildOptions  # lazily: `fbundle --help` needs no build stack
+
+        verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+        kwargs["options"] = BuildOptions(
+            runtime=runtime, mode=mode, resolver=resolver, glibc=glibc, offline=offline,
+            refresh=refresh, name=name, metadata=metadata, project_file=project_file,
+            verbose=verbose)
+        return function(*args, **kwargs)
+
+    for flag in reversed(flags):
+        with_options = flag(with_options)
+    return with_options
 
 
 def _progress(message: str) -> None:
@@ -80,13 +103,13 @@ def _progress(message: str) -> None:
 @click.option("--list", "list_only", is_flag=True,
               help="Show what would go in (and what was left out, and why); write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def build(project: Path, output: Path | None, list_only: bool, as_json: bool,
-          **options: object) -> None:
+def build(project: Path, output: Path | None, update_lock: bool, list_only: bool,
+          as_json: bool, options: BuildOptions) -> None:
     """Build PROJECT into a deterministic zip; the last line printed is its sha256."""
-    from bundler.build import BuildOptions, build_project, plan_project
+    from bundler.build import build_project
+    from bundler.plan import plan_project
 
-    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
-    opts = BuildOptions(output=output, verbose=verbose, **options)  # type: ignore[arg-type]
+    opts = dataclasses.replace(options, output=output, update_lock=update_lock)
     if list_only:
         plan = plan_project(project, opts)
         if as_json:
@@ -139,11 +162,11 @@ def init(directory: Path, runtime: str, mode: str) -> None:
 @click.command()
 @click.argument("project", default=".", type=click.Path(path_type=Path))
 @build_options
-def lock(project: Path, **options: object) -> None:
+def lock(project: Path, options: BuildOptions) -> None:
     """Resolve PROJECT's requirements for its runtime and write PROJECT/pylock.toml (PEP 751)."""
-    from bundler.build import BuildOptions, lock_project
+    from bundler.plan import lock_project
 
-    path, locked = lock_project(project, BuildOptions(**options))  # type: ignore[arg-type]
+    path, locked = lock_project(project, options)
     click.echo(f"wrote {path} ({len(locked.pins)} packages for {locked.runtime}, "
                f"glibc {locked.glibc})")
 

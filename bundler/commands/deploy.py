@@ -28,14 +28,9 @@ from bundler.deploy.client import (
 )
 from bundler.deploy.poll import PollPolicy, VersionFailed, failure_line, wait_until_settled
 from bundler.errors import UsageError
+from bundler.identity import METADATA, metadata_beside
 from bundler.model import file_sha256
-from bundler.project import (
-    METADATA,
-    agent_name_problem,
-    metadata_beside,
-    metadata_problems,
-    read_metadata,
-)
+from bundler.project import agent_name_problem, metadata_problems, read_metadata
 from bundler.settings import float_env
 
 
@@ -109,8 +104,9 @@ def _inputs(target: Path, metadata_path: Path | None, agent: str | None
         _agent(agent)
     if target.is_dir():
         from bundler.build import build_project  # lazily: deploy of a zip needs no build stack
+        from bundler.plan import BuildOptions
 
-        result = build_project(target, metadata=metadata_path)
+        result = build_project(target, BuildOptions(metadata=metadata_path))
         metadata = read_metadata(metadata_path) if metadata_path else result.spec.metadata
         return result.zip_path, result.sha256, metadata, _agent(agent or result.spec.name)
     if not target.is_file():

@@ -1,0 +1,302 @@
+"""The plan: everything a build decides before a byte is written.
+
+``read_inputs`` reads what decides a bundle's bytes (the project, its target, its sources, its
+lock) from hashes alone, so ``build`` can notice a no-op; ``plan_inputs`` then fetches and lays
+out the wheels (or publishes the .NET project) and decides every entry. ``BuildOptions`` is the
+one typed record of what the user asked for; the CLI builds it from explicit flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bundler import __version__
+from bundler.cache import WheelCache, cache_root
+from bundler.collect import Collection, scan_sources
+from bundler.errors import BuildError, UsageError
+from bundler.indexes import read_pip_config
+from bundler.lock import LOCK_FILE, Lock, WheelRef, requirement_changes
+from bundler.model import Bundle, BytesData, Entry
+from bundler.project import ProjectSpec, load_project
+from bundler.resolve import (
+    Requirements,
+    Resolver,
+    check_fits,
+    pyproject_requirements,
+    read_requirements,
+)
+from bundler.settings import float_env
+from bundler.targets import Target, parse_glibc
+from bundler.wheels import LaidOutWheel, layout_wheel
+from bundler.write import atomic_output
+
+log = logging.getLogger(__name__)
+REQUIREMENTS = "requirements.txt"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    output: Path | None = None
+    runtime: str | None = None
+    mode: str | None = None
+    resolver: str = "uv"
+    glibc: str | None = None
+    offline: bool = False
+    name: str | None = None
+    metadata: Path | None = None
+    update_lock: bool = False
+    project_file: str | None = None
+    verbose: bool = False
+    refresh: bool = False
+
+
+@dataclass
+class Plan:
+    """Everything a build decided, before a byte is written."""
+
+    spec: ProjectSpec
+    target: Target
+    bundle: Bundle
+    collection: Collection
+    lock: Lock | None = None
+    wheels: list[LaidOutWheel] = field(default_factory=list)
+
+    @property
+    def packages(self) -> list[dict[str, str]]:
+        return packages_of(self.lock)
+
+
+def packages_of(lock: Lock | None) -> list[dict[str, str]]:
+    """The pinned packages as build reports them (name, version, wheel, sha256)."""
+    if lock is None:
+        return []
+    return [{"name": p.key, "version": p.version, "wheel": p.wheel.filename,
+             "sha256": p.wheel.sha256} for p in lock.sorted_pins()]
+
+
+def requirements_of(root: Path) -> Requirements | None:
+    """requirements.txt, else pyproject.toml's [project].dependencies, else None."""
+    if (root / REQUIREMENTS).exists():
+        return read_requirements(root / REQUIREMENTS)
+    if (root / "pyproject.toml").is_file():
+        requirements = pyproject_requirements(root / "pyproject.toml")
+        if requirements.lines:
+            return requirements
+    return None
+
+
+def output_path(spec: ProjectSpec, options: BuildOptions) -> Path:
+    return options.output or spec.root / "dist" / f"{spec.name}.zip"
+
+
+@dataclass
+class Inputs:
+    """What decides a bundle's bytes, read before any wheel is fetched or opened: enough to
+    notice a no-op from hashes alone."""
+
+    spec: ProjectSpec
+    target: Target
+    collection: Collection
+    requirements: Requirements | None = None
+    lock: Lock | None = None
+
+    @property
+    def packages(self) -> list[dict[str, str]]:
+        return packages_of(self.lock)
+
+
+def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
+    """The project, its target, its sources and (bundled Python) its lock."""
+    spec = load_project(root, metadata_path=options.metadata, runtime=options.runtime,
+                        mode=options.mode, name=options.name)
+    glibc = parse_glibc(options.glibc) if options.glibc else None
+    target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
+    if spec.is_dotnet:
+        from bundler.dotnet import plan_dotnet
+
+        entries = plan_dotnet(spec, project_file=options.project_file, verbose=options.verbose,
+                              output=output_path(spec, options))
+        return Inputs(spec, target, Collection(entries=entries))
+    excludes = ["/packages/"] if spec.mode == "bundled" else []
+    collection = scan_sources(root, excludes, output=output_path(spec, options))
+    requirements = requirements_of(root)
+    if requirements is None:
+        raise UsageError(
+            f"{root}: no requirements.txt (or pyproject.toml dependencies)",
+            f"create {REQUIREMENTS}, even an empty one: the service expects it in {spec.mode} mode",
+        )
+    inputs = Inputs(spec, target, collection, requirements)
+    if spec.mode == "bundled":
+        inputs.lock = locked_requirements(root, requirements, target, options)
+    return inputs
+
+
+def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
+    """Fetch and lay out the locked wheels, and decide every entry of the bundle."""
+    entries = list(inputs.collection.entries)
+    plan = Plan(inputs.spec, inputs.target, Bundle([]), inputs.collection, inputs.lock)
+    if inputs.lock is not None:
+        cache = WheelCache(indexes=read_pip_config())
+        plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
+                              base=inputs.spec.root)
+        entries += [e for wheel in plan.wheels for e in wheel.entries]
+        entries = merge_package_entries(entries)
+    if inputs.requirements is not None and not any(e.name == REQUIREMENTS for e in entries):
+        # pyproject-only projects: the service reads requirements.txt, so write one.
+        lines = [f"{p.name}=={p.version}" for p in inputs.lock.sorted_pins()] if inputs.lock \
+            else inputs.requirements.lines
+        text = ("\n".join(lines) + "\n").encode("utf-8")
+        entries.append(Entry(REQUIREMENTS, len(text), BytesData(text), origin="generated"))
+    plan.bundle = Bundle(entries).sorted()
+    return plan
+
+
+def plan_project(root: Path, options: BuildOptions = BuildOptions()) -> Plan:
+    """Decide every entry of the bundle for ``root`` (nothing is written)."""
+    return plan_inputs(read_inputs(root, options), options)
+
+
+def locked_requirements(root: Path, requirements: Requirements, target: Target,
+                        options: BuildOptions) -> Lock:
+    """The project's pylock.toml when it is current, else a fresh resolution."""
+    lock_path = root / LOCK_FILE
+    if lock_path.is_file() and not options.update_lock:
+        lock = Lock.read(lock_path)
+        if lock.requirements_sha256 and lock.requirements_sha256 != requirements.sha256:
+            changes = requirement_changes(lock.requirements, requirements.lines,
+                                          requirements.text) \
+                if lock.requirements is not None else []
+            if lock.requirements is not None and not changes:
+                changes = ["only comments or blank lines"]
+            raise BuildError(
+                f"{requirements.source.name} changed since {LOCK_FILE} was written"
+                + (f" ({'; '.join(changes)})" if changes else ""),
+                "run `fbundle lock` (or build with --update-lock) to re-resolve",
+            )
+        if lock.runtime and lock.runtime != target.runtime:
+            raise BuildError(
+                f"{LOCK_FILE} is for {lock.runtime}, the build is for {target.runtime}",
+                "run `fbundle lock` for this runtime (or build with --update-lock)",
+            )
+        if lock.glibc and lock.glibc != target.glibc_text:
+            raise BuildError(
+                f"{LOCK_FILE} is for glibc {lock.glibc}, the build is for {target.glibc_text}",
+                "run `fbundle lock` with the same --glibc (or build with --update-lock)",
+            )
+        check_fits(lock, target)
+        return lock
+    lock = recent_resolution(requirements, target, options)
+    if lock_path.is_file() and options.update_lock:
+        write_lock(lock, lock_path)
+    return lock
+
+
+RESOLUTION_TTL = 600  # seconds; PyPI's simple pages say max-age=600, which pip's cache honours
+
+
+def recent_resolution(requirements: Requirements, target: Target, options: BuildOptions) -> Lock:
+    """A resolution of ``requirements`` no older than the freshness window, else a new one.
+
+    Without a lock every build would ask the index again; within ``FBUNDLE_RESOLUTION_TTL``
+    seconds (default 600, the freshness PyPI gives its simple pages; 0 turns it off) the last
+    answer for the same requirements, target, indexes and resolver is reused. ``--refresh``
+    always asks; ``--offline`` takes the last answer whatever its age.
+    """
+    indexes = read_pip_config()
+    key = hashlib.sha256(json.dumps({
+        "fbundle": __version__, "requirements": requirements.lines,
+        "runtime": target.runtime, "glibc": target.glibc_text, "resolver": options.resolver,
+        "indexes": indexes.fingerprint()}, sort_keys=True).encode()).hexdigest()
+    memo = cache_root() / "resolutions" / f"{key}.toml"
+    ttl = float_env(os.environ, "FBUNDLE_RESOLUTION_TTL", RESOLUTION_TTL)
+    if not options.refresh and memo.is_file():
+        age = time.time() - memo.stat().st_mtime
+        if options.offline or 0 <= age < ttl:
+            try:
+                lock = Lock.read(memo)
+            except UsageError:
+                memo.unlink(missing_ok=True)  # a damaged memo is only a cache miss
+            else:
+                log.info("reusing the resolution from %.0f s ago (--refresh asks again)", age)
+                return lock
+    resolver = Resolver(target, indexes, kind=options.resolver, offline=options.offline)
+    lock = resolver.resolve(requirements)
+    lock.requirements = list(requirements.lines)
+    write_lock(lock, memo)
+    return lock
+
+
+def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Path, Lock]:
+    """Resolve afresh and write ``pylock.toml``; parsed back before it replaces the old one."""
+    spec = load_project(root, metadata_path=options.metadata, runtime=options.runtime,
+                        mode=options.mode, name=options.name)
+    if not spec.is_python:
+        raise UsageError(f"{spec.runtime} projects have no Python lock",
+                         "`fbundle lock` is for python_3_13 / python_3_14 projects")
+    glibc = parse_glibc(options.glibc) if options.glibc else None
+    target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
+    requirements = requirements_of(root)
+    if requirements is None:
+        raise UsageError(f"{root}: no requirements.txt (or pyproject.toml dependencies)",
+                         "list the agent's dependencies in requirements.txt")
+    resolver = Resolver(target, read_pip_config(), kind=options.resolver, offline=options.offline)
+    lock = resolver.resolve(requirements)
+    lock.requirements = list(requirements.lines)
+    path = root / LOCK_FILE
+    write_lock(lock, path)
+    return path, lock
+
+
+def write_lock(lock: Lock, path: Path) -> None:
+    text = lock.to_toml()
+    if Lock.from_toml(text).to_toml() != text:  # the file must say what we mean
+        raise BuildError(f"{path}: the lock does not parse back to itself", "please report it")
+    with atomic_output(path) as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path) -> list[LaidOutWheel]:
+    """Fetch every pinned wheel (verified) and lay it out under ``packages/``.
+
+    Each wheel is laid out as soon as it arrives, in a thread pool: downloads overlap with the
+    first-use RECORD validation of the wheels already here (zlib and hashlib release the GIL).
+    """
+
+    def one(ref: WheelRef) -> LaidOutWheel:
+        path = cache.fetch(ref, offline=offline, base=base)
+        verified_marker = cache.root / "verified" / ref.sha256
+        wheel = layout_wheel(path, ref.sha256, verified=verified_marker.exists())
+        verified_marker.parent.mkdir(parents=True, exist_ok=True)
+        verified_marker.touch()
+        return wheel
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(one, [pin.wheel for pin in lock.sorted_pins()]))
+    finally:
+        cache.close()
+
+
+def merge_package_entries(entries: list[Entry]) -> list[Entry]:
+    """One entry per name: identical duplicates (namespace ``__init__``) merge, others fail."""
+    by_name: dict[str, Entry] = {}
+    for entry in entries:
+        other = by_name.get(entry.name)
+        if other is None:
+            by_name[entry.name] = entry
+        elif other.digest() != entry.digest():
+            where = "your sources" if other.origin == "source" else other.origin
+            raise BuildError(
+                f"{entry.name} comes from both {where} and {entry.origin} with different bytes",
+                "remove one of the two packages, or rename your module",
+            )
+    return list(by_name.values())
+
+

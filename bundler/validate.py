@@ -1,0 +1,121 @@
+"""``fbundle validate`` as a library: a bundle and a definition -> the context -> findings.
+
+``build`` checks its plan through the same two functions (``context_for``, ``check_bundle``) that
+``fbundle validate`` uses on a zip or a folder, so for the same bundle and definition the two
+cannot disagree. ``commands/validate.py`` is only the click shell around this module.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from bundler.checks import CheckContext, Finding, run_checks
+from bundler.checks.base import MODES
+from bundler.checks.dotnet import PROJECT_SUFFIXES
+from bundler.checks.scan import MAX_ENTRIES, TEXT_LIMIT, declared_entries
+from bundler.errors import UsageError
+from bundler.identity import METADATA, metadata_beside
+from bundler.model import Bundle, read_dir, read_zip
+from bundler.project import DEFAULT_ENTRY_POINT, read_metadata
+from bundler.targets import DEFAULT_GLIBC, PYTHON_RUNTIMES, RUNTIMES, Target, parse_glibc
+
+
+def load_bundle(path: Path) -> Bundle:
+    """A zip or a folder; anything else (or a hostile zip) is exit 2 with one line."""
+    if path.is_dir():
+        return read_dir(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder", "pass a bundle zip or a folder")
+    count = declared_entries(path)
+    if count is not None and count > MAX_ENTRIES:
+        raise UsageError(f"{path}: declares {count} entries, more than {MAX_ENTRIES}",
+                         "a bundle this large cannot be an agent; rebuild it")
+    try:
+        return read_zip(path)
+    except UsageError:
+        raise
+    # zipfile can fail in many ways on hostile bytes (struct.error, OverflowError, ...).
+    except Exception as error:  # noqa: BLE001
+        raise UsageError(f"{path}: not a readable zip ({type(error).__name__}: {error})",
+                         "rebuild the bundle") from None
+
+
+def find_definition(path: Path, bundle: Bundle, explicit: Path | None) -> dict[str, Any] | None:
+    """The agent definition for a bundle: ``--metadata``, else the folder's metadata.json, else
+    the one inside the zip, else the one beside it (what ``build`` writes)."""
+    if explicit is not None:
+        return read_metadata(explicit)
+    if path.is_dir():
+        candidate = path / METADATA
+        return read_metadata(candidate) if candidate.is_file() else None
+    inside = bundle.by_name().get(METADATA)
+    if inside is not None and inside.is_file and inside.size <= TEXT_LIMIT:
+        try:
+            data = json.loads(inside.read().decode("utf-8"))
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as error:
+            raise UsageError(f"{path}!{METADATA}: not valid JSON ({error})",
+                             "fix metadata.json, or pass --metadata") from None
+        return data if isinstance(data, dict) else None
+    beside = metadata_beside(path)
+    return read_metadata(beside) if beside else None
+
+
+def _code_config(definition: dict[str, Any] | None) -> dict[str, Any]:
+    inner = (definition or {}).get("definition")
+    code = inner.get("code_configuration") if isinstance(inner, dict) else None
+    return code if isinstance(code, dict) else {}
+
+
+def context_for(bundle: Bundle, definition: dict[str, Any] | None, *,
+                runtime: str | None = None, mode: str | None = None,
+                entry_point: str | None = None, glibc: str | None = None,
+                target: Target | None = None) -> CheckContext:
+    """What ``bundle`` is meant to be. Overrides (flags) win over the definition; without
+    either, runtime and mode are inferred from the bundle. ``target`` (build's, with its floor)
+    replaces ``runtime``/``glibc`` when given."""
+    code = _code_config(definition)
+    names = bundle.names()
+    root = [n for n in names if "/" not in n]
+    if target is not None:
+        runtime = target.runtime
+    elif runtime is None:
+        declared = code.get("runtime")
+        if isinstance(declared, str) and declared in RUNTIMES:
+            runtime = declared
+        elif any(n.endswith((*PROJECT_SUFFIXES, ".runtimeconfig.json")) for n in root):
+            runtime = "dotnet_10"
+        else:
+            runtime = "python_3_13"
+    if target is None:
+        target = Target.for_runtime(runtime, parse_glibc(glibc) if glibc else DEFAULT_GLIBC)
+    if mode is None:
+        declared = code.get("dependency_resolution")
+        if declared in MODES:
+            mode = str(declared)
+        elif runtime in PYTHON_RUNTIMES:
+            mode = "bundled" if any(n.startswith("packages/") for n in names) else "remote_build"
+        else:
+            mode = "bundled" if any(n.endswith(".runtimeconfig.json") for n in root) \
+                else "remote_build"
+    if entry_point is not None:
+        try:
+            entry = shlex.split(entry_point)
+        except ValueError as error:
+            raise UsageError(f"--entry-point {entry_point!r}: {error}",
+                             "quote it like a shell command: 'python main.py'") from None
+    else:
+        declared_entry = code.get("entry_point")
+        if isinstance(declared_entry, list) and all(isinstance(x, str) for x in declared_entry):
+            entry = list(declared_entry)
+        else:
+            entry = list(DEFAULT_ENTRY_POINT) if runtime in PYTHON_RUNTIMES else []
+    return CheckContext(target=target, mode=mode, entry_point=entry, metadata=definition)
+
+
+def check_bundle(bundle: Bundle, context: CheckContext) -> list[Finding]:
+    """Every finding for ``bundle`` in ``context`` (the rules of docs/rules.md)."""
+    return run_checks(bundle, context)
