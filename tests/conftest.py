@@ -1,5 +1,5 @@
-"""Fixtures every test can use: the standard wheel corpus, a loopback index, CPython 3.13,
-an environment that cannot reach a real index or read a user's config, and the CLI runner.
+"""Fixtures every test can use: the standard wheel corpus, a loopback index, CPython 3.13 and
+3.14, an environment that cannot reach a real index or read a user's config, and the CLI runner.
 
 The generators live in ``tests/support`` (wheels, binaries, index); nothing here is checked in
 as bytes.
@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.support import RunCli
+from tests.support import python314 as py314
 from tests.support.index import SimpleIndex
 from tests.support.wheels import standard_corpus
 
@@ -87,6 +88,20 @@ def python313() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+@pytest.fixture(scope="session")
+def python314() -> Path:
+    """The real CPython 3.14 (Debian sid's, see ``tests/support/python314.py``): a wrapper
+    script usable as an interpreter path. Made on first use when missing (as root); skipped
+    with the reason when it cannot be had, failed on CI."""
+    found = py314.ensure()
+    if found.wrapper is None:
+        message = f"CPython 3.14 not available: {found.reason}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found.wrapper
 
 
 @pytest.fixture(autouse=True)

@@ -358,12 +358,17 @@ def test_hash_seed_and_locale_do_not_change_the_zip(tmp_path: Path, index: Simpl
 
 
 def test_python_314_target_takes_abi3_and_pure_wheels_never_cp313(
-    tmp_path: Path, index: SimpleIndex, run_cli
+    tmp_path: Path, index: SimpleIndex, run_cli, python314: Path
 ) -> None:
     project = make_project(tmp_path / "agent", "limited\nbeta\n", runtime="python_3_14")
     result = build_project(project)
     assert [p["name"] for p in result.packages] == ["beta", "limited"]
     assert_validates_clean(result.zip_path, runtime="python_3_14")
+    out = import_under(python314, result.zip_path, tmp_path, (
+        "import sys, beta, limited\n"
+        "print('%d.%d' % sys.version_info[:2], beta.VALUE, limited.answer())\n"
+    ))
+    assert out.split() == ["3.14", "beta", "2.0", "42"]  # the abi3 .so loads under 3.14
     (project / "requirements.txt").write_text("native\n")  # cp313-only: nothing for 3.14
     failed = run_cli("build", project)
     assert failed.exit_code == 2
@@ -457,10 +462,15 @@ def test_wheel_whose_record_does_not_match_its_bytes_is_refused(
     assert "didn't match RECORD" in result.stderr
 
 
-def test_the_definition_as_built_travels_beside_the_zip(tmp_path: Path, run_cli) -> None:
+def test_the_definition_as_built_travels_beside_the_zip(
+    tmp_path: Path, run_cli, python314: Path
+) -> None:
     project = make_project(tmp_path / "agent", "", mode="remote_build")
     assert run_cli("build", project, "--runtime", "python_3_14", "-o",
                    project / "out" / "agent.zip").exit_code == 0
+    out = import_under(python314, project / "out" / "agent.zip", tmp_path,
+                       "import runpy; runpy.run_path('main.py', run_name='__main__')\n")
+    assert out.strip() == "hello from (3, 14)"
     beside = project / "out" / "agent.metadata.json"
     code = json.loads(beside.read_text())["definition"]["code_configuration"]
     assert code["runtime"] == "python_3_14"  # the flag, as the bundle was built for it
