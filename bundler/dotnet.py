@@ -18,21 +18,20 @@ observe a real stand-in executable instead of patching this module.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol
 
 from bundler.binaries import inspect_binary
+from bundler.checks.dotnet import PROJECT_SUFFIXES
 from bundler.collect import collect_sources
 from bundler.errors import BuildError, UsageError
 from bundler.model import EXEC_MODE, FILE_MODE, BytesData, Entry
@@ -40,8 +39,8 @@ from bundler.project import DEFAULT_ENTRY_POINT, ProjectSpec
 from bundler.targets import DOTNET_RUNTIMES
 
 log = logging.getLogger(__name__)
+publish_log = logging.getLogger(f"{__name__}.publish")
 
-PROJECT_SUFFIXES = (".csproj", ".fsproj")
 RID = "linux-x64"
 # Build output and IDE state that never belongs in a remote_build upload (gitignore syntax).
 REMOTE_BUILD_EXCLUDES = ("bin/", "obj/", "publish/", ".vs/", "*.user")
@@ -72,16 +71,15 @@ class Runner(Protocol):
 
 @dataclass
 class SubprocessRunner:
-    """The real runner. With ``echo`` set, each output line is also copied to ``stream``
-    (standard error by default) as it arrives, so a long restore shows progress."""
+    """The real runner. With ``echo`` set, each output line is also logged (at INFO, on the
+    ``bundler.dotnet.publish`` logger) as it arrives, so a long restore shows progress under
+    ``fbundle -v``; the library itself never writes to the terminal."""
 
     echo: bool = False
-    stream: TextIO | None = None
 
     def __call__(
         self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]
     ) -> tuple[int, str]:
-        out = self.stream or sys.stderr
         lines: list[str] = []
         try:
             process = subprocess.Popen(
@@ -97,8 +95,7 @@ class SubprocessRunner:
             for line in process.stdout:
                 lines.append(line)
                 if self.echo:
-                    out.write(line)
-                    out.flush()
+                    publish_log.info("%s", line.rstrip("\n"))
         return process.wait(), "".join(lines)
 
 
@@ -239,20 +236,25 @@ def publish_argv(dotnet: str, project: DotnetProject, output: Path, tfm: str, *,
     return argv
 
 
-def plan_dotnet(
-    spec: ProjectSpec,
-    *,
-    project_file: str | None = None,
-    verbose: bool = False,
-    runner: Runner | None = None,
-    output: Path | None = None,
-) -> list[Entry]:
-    """The bundle entries for a ``dotnet_10`` project, in either dependency-resolution mode
-    (``output``: the zip being written, never collected as a source).
+@dataclass(frozen=True)
+class DotnetInputs:
+    """What decides a .NET bundle, known before anything is published: the project file, its
+    framework, the effective entry point and the project's sources (what remote_build ships and
+    what the input key hashes, so an unchanged project is noticed without publishing)."""
+
+    project: DotnetProject
+    tfm: str
+    entry: list[str]
+    sources: list[Entry]
+
+
+def read_dotnet_inputs(spec: ProjectSpec, *, project_file: str | None = None,
+                       output: Path | None = None) -> DotnetInputs:
+    """Find and read the project (``output``: the zip being written, never a source).
 
     Raises :class:`UsageError` (exit 2) for a missing or ambiguous project file, a project that
-    does not target the runtime's framework, or a missing SDK; :class:`BuildError` (exit 1) when
-    the publish fails or its output cannot run on the service.
+    does not target the runtime's framework, or (remote_build) a project file the zip cannot
+    have at its root.
     """
     if spec.runtime not in DOTNET_RUNTIMES:
         raise UsageError(f"runtime {spec.runtime} is not a .NET runtime",
@@ -262,8 +264,45 @@ def plan_dotnet(
     tfm = check_framework(project, spec.runtime)
     entry = entry_point(spec, project)
     if spec.mode == "remote_build":
-        return plan_sources(spec.root, project, entry, output=output)
-    return plan_publish(spec.root, project, tfm, entry, verbose=verbose, runner=runner)
+        sources = plan_sources(spec.root, project, entry, output=output)
+    else:
+        sources = collect_sources(spec.root.resolve(), REMOTE_BUILD_EXCLUDES, output=output)
+    return DotnetInputs(project, tfm, entry, sources)
+
+
+def effective_definition(spec: ProjectSpec, entry: list[str]) -> ProjectSpec:
+    """``spec`` with the entry point the bundle really runs written into its definition, so
+    the ``<agent>.metadata.json`` beside the zip (what deploy sends) says what was built."""
+    definition = dict(spec.metadata.get("definition") or {})
+    code = {**dict(definition.get("code_configuration") or {}), "entry_point": list(entry)}
+    metadata = {**spec.metadata, "definition": {**definition, "code_configuration": code}}
+    return replace(spec, entry_point=list(entry), metadata=metadata)
+
+
+def dotnet_entries(spec: ProjectSpec, inputs: DotnetInputs, *, verbose: bool = False,
+                   runner: Runner | None = None) -> list[Entry]:
+    """The bundle's entries: the sources (remote_build) or the publish output (bundled)."""
+    if spec.mode == "remote_build":
+        return inputs.sources
+    return publish(spec.root, inputs.project, inputs.tfm, verbose=verbose, runner=runner)
+
+
+def plan_dotnet(
+    spec: ProjectSpec,
+    *,
+    project_file: str | None = None,
+    verbose: bool = False,
+    runner: Runner | None = None,
+    output: Path | None = None,
+) -> list[Entry]:
+    """The bundle entries for a ``dotnet_10`` project, in either dependency-resolution mode.
+
+    Whether they can run (entry assembly, runtimeconfig, native Windows files) is judged by the
+    FB7xx/FB301 rules, as for any bundle: ``build`` refuses a plan those rules fail.
+    Raises :class:`BuildError` (exit 1) when the publish fails.
+    """
+    inputs = read_dotnet_inputs(spec, project_file=project_file, output=output)
+    return dotnet_entries(spec, inputs, verbose=verbose, runner=runner)
 
 
 def plan_sources(root: Path, project: DotnetProject, entry: list[str], *,
@@ -287,8 +326,8 @@ def plan_sources(root: Path, project: DotnetProject, entry: list[str], *,
     return entries
 
 
-def plan_publish(root: Path, project: DotnetProject, tfm: str, entry: list[str], *,
-                 verbose: bool = False, runner: Runner | None = None) -> list[Entry]:
+def publish(root: Path, project: DotnetProject, tfm: str, *, verbose: bool = False,
+            runner: Runner | None = None) -> list[Entry]:
     """bundled: publish into a fresh folder and take its files, rooted, into memory."""
     env = {**os.environ, **_ENV}
     dotnet = shutil.which("dotnet", path=env.get("PATH"))
@@ -310,9 +349,7 @@ def plan_publish(root: Path, project: DotnetProject, tfm: str, entry: list[str],
         if not output.is_dir():
             raise BuildError(f"dotnet publish {project.path.name} wrote nothing to {output}",
                              "run the publish command by hand with -v normal to see why")
-        entries = read_publish_output(output)
-    check_publish(entries, project, tfm, entry)
-    return entries
+        return read_publish_output(output)
 
 
 def _tail(text: str, count: int = TAIL_LINES) -> str:
@@ -348,52 +385,6 @@ def read_publish_output(folder: Path) -> list[Entry]:
         log.warning("dropped %s (%d file%s): not loadable by a framework-dependent %s app",
                     key, count, "" if count == 1 else "s", RID)
     return entries
-
-
-def check_publish(entries: Sequence[Entry], project: DotnetProject, tfm: str,
-                  entry: list[str]) -> None:
-    """Refuse publish output the service cannot run: native Windows files, a missing entry
-    assembly, or a runtimeconfig.json for another framework."""
-    names = {e.name: e for e in entries}
-    native = [e.name for e in entries if pe_kind(e.read()) == "native"]
-    if native:
-        shown = ", ".join(native[:5]) + (f" and {len(native) - 5} more" if len(native) > 5 else "")
-        raise BuildError(
-            f"publish output holds native Windows binaries that cannot load on Linux: {shown}",
-            "find the package that ships them (obj/project.assets.json) and use its Linux "
-            "build, or exclude them from publish",
-        )
-    dll = _entry_dll(entry)
-    if dll is not None:
-        if dll not in names:
-            present = sorted(n for n in names if "/" not in n and n.endswith(".dll")
-                             and f"{n[:-4]}.runtimeconfig.json" in names)
-            raise BuildError(
-                f"entry point {' '.join(entry)}: {dll} is not in the publish output"
-                + (f" (it has {', '.join(present)})" if present else ""),
-                f'set entry_point to ["dotnet", "{present[0] if present else project.dll}"] '
-                "in metadata.json, or <AssemblyName> in the project file",
-            )
-        if pe_kind(names[dll].read()) != "managed":
-            raise BuildError(f"entry point {dll} is not a .NET assembly",
-                             "point entry_point at the assembly dotnet publish built")
-    elif entry and entry[0].removeprefix("./") not in names:
-        raise BuildError(f"entry point {' '.join(entry)}: {entry[0]} is not in the publish "
-                         "output", f'use ["dotnet", "{project.dll}"]')
-    config = names.get(f"{Path(dll or project.dll).stem}.runtimeconfig.json")
-    if config is not None:
-        _check_runtimeconfig(config, tfm)
-
-
-def _check_runtimeconfig(config: Entry, tfm: str) -> None:
-    try:
-        options = json.loads(config.read()).get("runtimeOptions", {})
-    except (ValueError, AttributeError):
-        raise BuildError(f"{config.name}: not valid JSON", "rebuild; publish wrote it") from None
-    found = options.get("tfm") if isinstance(options, dict) else None
-    if isinstance(found, str) and found != tfm:
-        raise BuildError(f"{config.name} says the app runs on {found}, the runtime needs {tfm}",
-                         f"set <TargetFramework>{tfm}</TargetFramework> and rebuild")
 
 
 def _entry_dll(entry: Sequence[str]) -> str | None:

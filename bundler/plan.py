@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bundler import __version__
 from bundler.cache import WheelCache, cache_root
@@ -36,6 +37,9 @@ from bundler.settings import float_env
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import LaidOutWheel, layout_wheel
 from bundler.write import atomic_output
+
+if TYPE_CHECKING:
+    from bundler.dotnet import DotnetInputs
 
 log = logging.getLogger(__name__)
 REQUIREMENTS = "requirements.txt"
@@ -106,6 +110,7 @@ class Inputs:
     collection: Collection
     requirements: Requirements | None = None
     lock: Lock | None = None
+    dotnet: DotnetInputs | None = None  # the project read, not yet published
 
     @property
     def packages(self) -> list[dict[str, str]]:
@@ -113,17 +118,19 @@ class Inputs:
 
 
 def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
-    """The project, its target, its sources and (bundled Python) its lock."""
+    """The project, its target, its sources and (bundled Python) its lock: what decides the
+    bytes, read from hashes alone (nothing is fetched or published here)."""
     spec = load_project(root, metadata_path=options.metadata, runtime=options.runtime,
                         mode=options.mode, name=options.name)
     glibc = parse_glibc(options.glibc) if options.glibc else None
     target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
     if spec.is_dotnet:
-        from bundler.dotnet import plan_dotnet
+        from bundler.dotnet import effective_definition, read_dotnet_inputs
 
-        entries = plan_dotnet(spec, project_file=options.project_file, verbose=options.verbose,
-                              output=output_path(spec, options))
-        return Inputs(spec, target, Collection(entries=entries))
+        dotnet = read_dotnet_inputs(spec, project_file=options.project_file,
+                                    output=output_path(spec, options))
+        return Inputs(effective_definition(spec, dotnet.entry), target,
+                      Collection(entries=dotnet.sources), dotnet=dotnet)
     excludes = ["/packages/"] if spec.mode == "bundled" else []
     collection = scan_sources(root, excludes, output=output_path(spec, options))
     requirements = requirements_of(root)
@@ -141,6 +148,10 @@ def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
 def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
     """Fetch and lay out the locked wheels, and decide every entry of the bundle."""
     entries = list(inputs.collection.entries)
+    if inputs.dotnet is not None:
+        from bundler.dotnet import dotnet_entries
+
+        entries = dotnet_entries(inputs.spec, inputs.dotnet, verbose=options.verbose)
     plan = Plan(inputs.spec, inputs.target, Bundle([]), inputs.collection, inputs.lock)
     if inputs.lock is not None:
         cache = WheelCache(indexes=read_pip_config())

@@ -6,7 +6,6 @@ as a real subprocess, so the argv it records is the argv the SDK would get.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bundler.build import build_project
 from bundler.dotnet import (
     REMOTE_BUILD_EXCLUDES,
     SubprocessRunner,
@@ -24,6 +24,7 @@ from bundler.dotnet import (
     read_project,
 )
 from bundler.errors import BuildError, UsageError
+from bundler.identity import definition_path
 from bundler.model import Entry
 from bundler.project import ProjectSpec, example_metadata, load_project
 from bundler.write import write_zip
@@ -149,14 +150,21 @@ def test_windows_and_macos_runtime_folders_are_dropped_with_a_warning(
     assert any("runtimes/osx-arm64/" in w for w in warnings)
 
 
+def refusal(spec: ProjectSpec) -> str:
+    """The one line ``build`` refuses ``spec`` with (the FB rule that the plan fails)."""
+    with pytest.raises(BuildError) as caught:
+        build_project(spec.root)
+    assert caught.value.exit_code == 1
+    assert not (spec.root / "dist" / "agent.zip").exists()
+    return str(caught.value)
+
+
 def test_native_windows_dll_in_the_publish_output_is_refused(
         tmp_path: Path, bin_dir: Path, calls: Path) -> None:
     install_fake_dotnet(bin_dir, calls, extra=NATIVE_AT_ROOT)
-    with pytest.raises(BuildError) as caught:
-        plan_dotnet(make_project(tmp_path / "agent"))
-    assert caught.value.exit_code == 1
-    assert "native Windows binaries" in str(caught.value)
-    assert "e_sqlite3.dll" in str(caught.value)
+    message = refusal(make_project(tmp_path / "agent"))
+    assert message.startswith("FB301 e_sqlite3.dll: Windows PE binary")
+    assert "obj/project.assets.json" in message
 
 
 def test_managed_and_native_pe_are_told_apart_by_the_cli_header() -> None:
@@ -173,11 +181,10 @@ def test_entry_point_missing_from_the_publish_output_names_what_is_there(
         tmp_path: Path, bin_dir: Path, calls: Path) -> None:
     install_fake_dotnet(bin_dir, calls)
     spec = make_project(tmp_path / "agent", entry_point=["dotnet", "Other.dll"])
-    with pytest.raises(BuildError) as caught:
-        plan_dotnet(spec)
-    message = str(caught.value)
-    assert "Other.dll is not in the publish output" in message
-    assert "MyAgent.dll" in message
+    message = refusal(spec)
+    assert message.startswith("FB701 Other.dll: the entry point runs Other.dll, which is not "
+                              "at the zip root (it has MyAgent.dll)")
+    assert 'set entry_point to ["dotnet", "MyAgent.dll"]' in message
 
 
 def test_assembly_name_from_the_project_file_names_the_output(
@@ -192,8 +199,8 @@ def test_assembly_name_from_the_project_file_names_the_output(
 def test_runtimeconfig_for_another_framework_is_refused(
         tmp_path: Path, bin_dir: Path, calls: Path) -> None:
     install_fake_dotnet(bin_dir, calls, tfm="net8.0")
-    with pytest.raises(BuildError, match="says the app runs on net8.0"):
-        plan_dotnet(make_project(tmp_path / "agent"))
+    message = refusal(make_project(tmp_path / "agent"))
+    assert message.startswith("FB703 MyAgent.runtimeconfig.json: targets net8.0")
 
 
 def test_missing_dotnet_is_a_usage_error_saying_how_to_install_the_sdk(
@@ -221,14 +228,15 @@ def test_failing_publish_is_a_build_error_with_the_tail_of_its_output(
     assert "Determining projects" not in text
 
 
-def test_verbose_streams_publish_output_and_asks_for_minimal_verbosity(
-        tmp_path: Path, bin_dir: Path, calls: Path) -> None:
+def test_verbose_logs_publish_output_and_asks_for_minimal_verbosity(
+        tmp_path: Path, bin_dir: Path, calls: Path, caplog: pytest.LogCaptureFixture) -> None:
     install_fake_dotnet(bin_dir, calls)
-    stream = io.StringIO()
     spec = make_project(tmp_path / "agent")
-    plan_dotnet(spec, verbose=True, runner=SubprocessRunner(echo=True, stream=stream))
-    assert "Determining projects to restore" in stream.getvalue()
-    assert "MyAgent ->" in stream.getvalue()
+    with caplog.at_level(logging.INFO, logger="bundler.dotnet.publish"):
+        plan_dotnet(spec, verbose=True, runner=SubprocessRunner(echo=True))
+    logged = [r.getMessage() for r in caplog.records if r.name == "bundler.dotnet.publish"]
+    assert any("Determining projects to restore" in line for line in logged)
+    assert any("MyAgent ->" in line for line in logged)
     [argv] = recorded_calls(calls)
     assert argv[-2:] == ["-v", "minimal"]
 
@@ -382,8 +390,9 @@ def test_apphost_entry_point_is_accepted_when_published(tmp_path: Path, bin_dir:
                                                          calls: Path) -> None:
     install_fake_dotnet(bin_dir, calls)
     assert "MyAgent" in names(plan_dotnet(make_project(tmp_path / "a", entry_point=["./MyAgent"])))
-    with pytest.raises(BuildError, match='use \\["dotnet", "MyAgent.dll"\\]'):
-        plan_dotnet(make_project(tmp_path / "b", entry_point=["python", "app.py"]))
+    message = refusal(make_project(tmp_path / "b", entry_point=["python", "app.py"]))
+    assert message.startswith("FB701 python: the entry point 'python app.py' runs python")
+    assert 'use ["dotnet", "MyAgent.dll"]' in message
 
 
 def test_python_default_entry_point_is_derived_from_the_assembly(
@@ -392,3 +401,27 @@ def test_python_default_entry_point_is_derived_from_the_assembly(
     spec = make_project(tmp_path / "agent", entry_point=["python", "main.py"],
                         extra="\n    <AssemblyName>Echo</AssemblyName>")
     assert "Echo.dll" in names(plan_dotnet(spec))
+
+
+def test_the_effective_entry_point_is_written_beside_the_zip(
+        tmp_path: Path, bin_dir: Path, calls: Path) -> None:
+    install_fake_dotnet(bin_dir, calls)
+    spec = make_project(tmp_path / "agent", entry_point=["python", "main.py"],
+                        extra="\n    <AssemblyName>Echo</AssemblyName>")
+    result = build_project(spec.root)
+    beside = json.loads(definition_path(result.zip_path).read_text(encoding="utf-8"))
+    assert beside["definition"]["code_configuration"]["entry_point"] == ["dotnet", "Echo.dll"]
+    assert result.spec.entry_point == ["dotnet", "Echo.dll"]
+
+
+def test_a_no_op_rebuild_does_not_publish_and_a_source_change_does(
+        tmp_path: Path, bin_dir: Path, calls: Path) -> None:
+    install_fake_dotnet(bin_dir, calls)
+    spec = make_project(tmp_path / "agent")
+    first = build_project(spec.root)
+    again = build_project(spec.root)
+    assert again.reused and again.sha256 == first.sha256
+    assert len(recorded_calls(calls)) == 1
+    (spec.root / "Program.cs").write_text("var app = WebApplication.Create(args);\n")
+    assert not build_project(spec.root).reused
+    assert len(recorded_calls(calls)) == 2

@@ -56,7 +56,7 @@ def test_build_refuses_a_native_windows_dll_and_writes_nothing(
     install_fake_dotnet(bin_dir, tmp_path / "calls.jsonl", extra=NATIVE_AT_ROOT)
     result = run_cli("build", agent)
     assert result.exit_code == 1
-    assert "e_sqlite3.dll" in result.stderr and "native Windows" in result.stderr
+    assert "FB301 e_sqlite3.dll: Windows PE binary" in result.stderr
     assert not (agent / "dist").exists()
 
 

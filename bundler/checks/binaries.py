@@ -91,8 +91,8 @@ def _binary(name: str, binary: BinaryInfo, target: Target) -> Iterator[Finding]:
             return  # IL runs anywhere .NET does (dotnet bundles, pythonnet)
         yield finding("FB301", name, f"Windows PE binary ({binary.machine}); the runtime is "
                       "Linux x86_64", _REBUILD_LINUX if target.is_python else
-                      "publish with -r linux-x64 (dotnet publish -c Release -r linux-x64 "
-                      "--self-contained false)")
+                      "find the package that ships it (obj/project.assets.json) and use its "
+                      "Linux build, or exclude it from publish (-r linux-x64 drops the others)")
     elif binary.format in ("macho", "macho-fat"):
         kind = "universal (fat) " if binary.format == "macho-fat" else ""
         yield finding("FB302", name, f"{kind}macOS Mach-O binary ({binary.machine}); the "

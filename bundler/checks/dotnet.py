@@ -54,9 +54,19 @@ def _bundled(facts: Facts, names: set[str], tfm: str) -> Iterator[Finding]:
         yield finding("FB701", "", "no entry assembly: the entry point names no .dll and no "
                       "*.runtimeconfig.json is at the root", _PUBLISH)
         return
+    entry = facts.context.entry_point
+    program = entry[0].removeprefix("./") if entry else "dotnet"
+    if program.rsplit("/", 1)[-1] not in ("dotnet", "dotnet.exe") and program not in names:
+        yield finding("FB701", program, f"the entry point {' '.join(entry)!r} runs {program}, "
+                      "which is not in the bundle (the service's .NET image runs dotnet or the "
+                      "published apphost)", f'use ["dotnet", "{dll}"]')
     if dll not in names:
-        yield finding("FB701", dll, f"the entry point runs {dll}, which is not at the zip root",
-                      _PUBLISH)
+        present = sorted(n for n in names if "/" not in n and n.endswith(".dll")
+                         and f"{n[:-4]}.runtimeconfig.json" in names)
+        yield finding("FB701", dll, f"the entry point runs {dll}, which is not at the zip root"
+                      + (f" (it has {', '.join(present)})" if present else ""),
+                      f'set entry_point to ["dotnet", "{present[0]}"] in the definition, or '
+                      "<AssemblyName> in the project file" if present else _PUBLISH)
     else:
         scanned = facts.scanned.get(dll)
         if scanned is not None and not scanned.error and not (
