@@ -25,6 +25,7 @@ class Subject:
     bytes: int
     runtime: str
     mode: str
+    layout: str = ""  # where the dependencies were found (checks.layout.LAYOUT_WORDS)
 
 
 def printable(text: str) -> str:
@@ -51,7 +52,8 @@ def _plural(n: int, word: str) -> str:
 def summary_line(findings: Sequence[Finding], subject: Subject) -> str:
     errors, warnings = counts(findings)
     where = (f"{printable(subject.location)} ({_plural(subject.files, 'file')}, "
-             f"{subject.bytes / 1_000_000:.1f} MB, {subject.runtime} {subject.mode})")
+             f"{subject.bytes / 1_000_000:.1f} MB, {subject.runtime} {subject.mode}"
+             f"{', ' + subject.layout if subject.layout else ''})")
     if not findings:
         return f"no findings in {where}"
     line = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')} in {where}"
@@ -81,7 +83,7 @@ def as_json(findings: Sequence[Finding], subject: Subject) -> str:
         "summary": {
             "errors": errors, "warnings": warnings, "location": subject.location,
             "files": subject.files, "bytes": subject.bytes, "runtime": subject.runtime,
-            "mode": subject.mode,
+            "mode": subject.mode, "layout": subject.layout,
         },
     }
     # ensure_ascii keeps undecodable names (surrogates) representable.

@@ -16,6 +16,7 @@ from typing import Any
 from bundler.checks import CheckContext, Finding, run_checks
 from bundler.checks.base import MODES
 from bundler.checks.dotnet import PROJECT_SUFFIXES
+from bundler.checks.layout import dependency_layout
 from bundler.checks.scan import MAX_ENTRIES, TEXT_LIMIT, declared_entries
 from bundler.errors import UsageError
 from bundler.identity import METADATA, metadata_beside
@@ -97,7 +98,8 @@ def context_for(bundle: Bundle, definition: dict[str, Any] | None, *,
         if declared in MODES:
             mode = str(declared)
         elif runtime in PYTHON_RUNTIMES:
-            mode = "bundled" if any(n.startswith("packages/") for n in names) else "remote_build"
+            # packages/, or azd's layout (dependencies installed at the root)
+            mode = "bundled" if dependency_layout(names) != "none" else "remote_build"
         else:
             mode = "bundled" if any(n.endswith(".runtimeconfig.json") for n in root) \
                 else "remote_build"

@@ -45,6 +45,9 @@ from bundler.model import (
 log = logging.getLogger(__name__)
 PACKAGES = "packages/"
 INSTALLER_NAME = b"fbundle\n"
+#: Written by ``build --exclude-package``: the distributions left out on purpose, one canonical
+#: name a line, so ``validate`` (which sees only the zip) does not call them missing.
+EXCLUDED_FILE = "packages/.fbundle-excluded"
 
 
 @dataclass
@@ -69,10 +72,29 @@ def record_hash_value(digest: bytes) -> str:
 
 def in_packages(record_path: str) -> str | None:
     """``packages/<path>`` for a RECORD path, or None when it points outside (scripts, data)."""
+    return in_site(record_path, PACKAGES)
+
+
+def in_site(record_path: str, site: str) -> str | None:
+    """The archive path of a RECORD path for a dist-info installed in ``site`` (``packages/``,
+    or ``""`` for azd's layout, installed at the zip root), or None when it points outside."""
     if record_path.startswith("/") or "\\" in record_path:
         return None
-    full = posixpath.normpath(PACKAGES + record_path)
-    return full if full.startswith(PACKAGES) else None
+    full = posixpath.normpath(site + record_path)
+    if full.startswith("../") or full == ".." or (site and not full.startswith(site)):
+        return None
+    return full
+
+
+def dist_info_site(folder: str) -> str | None:
+    """Where the dist-info folder ``folder`` (an archive path, no trailing slash) installs:
+    ``packages/`` for ``packages/x-1.dist-info``, ``""`` for ``x-1.dist-info`` at the root."""
+    if not folder.endswith(".dist-info"):
+        return None
+    parts = folder.split("/")
+    if len(parts) == 2 and parts[0] + "/" == PACKAGES:
+        return PACKAGES
+    return "" if len(parts) == 1 else None
 
 
 def _record_digest(entry: RecordEntry) -> str | None:

@@ -174,6 +174,81 @@ def _compress_spooled(entry: Entry) -> Member:
     return Member(name, normal_mode(entry), STORED, crc, size, from_source, size)
 
 
+# -- the size of the zip before it is written -------------------------------------------------
+# Every byte of a member's headers is fixed by its name (no extra fields, no comment), so the
+# zip's size is the headers plus each member's compressed bytes: known for members copied from a
+# wheel, and at most the entry's size for the rest (deflate is kept only when it is smaller).
+
+def member_overhead(name: str) -> int:
+    """Bytes a member costs besides its compressed data: local header + central record."""
+    return _LOCAL.size + _CENTRAL.size + 2 * len(name.encode("utf-8"))
+
+
+def directory_overhead(count: int) -> int:
+    """The end records: zip64 ones too past 65,535 entries (as ``_write_directory`` does)."""
+    return _END.size + (_END64.size + _LOCATOR64.size if count > _MAX_16 else 0)
+
+
+def raw_compress_size(entry: Entry) -> int | None:
+    """The compressed size the writer will copy for ``entry``, or None if it will deflate it."""
+    data = entry.data
+    if not isinstance(data, ZipMemberData) or data.info.compress_type not in (STORED, DEFLATED):
+        return None
+    if data.info.flag_bits & 0x1:
+        return None
+    return data.info.compress_size
+
+
+def deflated_size(entry: Entry) -> int:
+    """What ``compress`` will store for ``entry`` (counted, not kept): deflate or the size."""
+    packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    out = size = 0
+    with entry.open() as stream:
+        while chunk := stream.read(CHUNK):
+            size += len(chunk)
+            out += len(packer.compress(chunk))
+    out += len(packer.flush())
+    return out if out < size else size
+
+
+def stored_size(entry: Entry) -> int:
+    """The bytes ``entry`` will take in the zip, headers included (exact)."""
+    raw = raw_compress_size(entry)
+    return member_overhead(entry.name) + (raw if raw is not None else deflated_size(entry))
+
+
+@dataclass(frozen=True)
+class SizeBounds:
+    """The zip's size before writing: ``low`` counts deflated members as empty, ``high`` as
+    stored; both equal the exact size when every member is copied raw."""
+
+    low: int
+    high: int
+
+    @property
+    def exact(self) -> bool:
+        return self.low == self.high
+
+
+def size_bounds(entries: Iterable[Entry]) -> SizeBounds:
+    """Bounds on the size ``write_zip(entries)`` will produce, without compressing anything."""
+    files = [e for e in entries if e.is_file]
+    low = high = directory_overhead(len(files))
+    for entry in files:
+        fixed = member_overhead(entry.name)
+        raw = raw_compress_size(entry)
+        low += fixed + (raw if raw is not None else 0)
+        high += fixed + (raw if raw is not None else entry.size)
+    return SizeBounds(low, high)
+
+
+def predicted_size(entries: Iterable[Entry]) -> int:
+    """The exact size ``write_zip(entries)`` will produce: raw copies are counted, the rest is
+    deflated once and counted (nothing kept), as the writer will deflate it."""
+    files = [e for e in entries if e.is_file]
+    return directory_overhead(len(files)) + sum(stored_size(e) for e in files)
+
+
 def prepare(entry: Entry) -> Member:
     return _raw_copy(entry) or compress(entry)
 

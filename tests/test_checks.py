@@ -252,12 +252,14 @@ def test_file_listed_in_record_but_missing(tmp_path: Path, helper: list[Entry]) 
 
 # ---- size -----------------------------------------------------------------------------------
 
-def test_over_the_limit_lists_the_largest_top_level_packages(tmp_path: Path) -> None:
+def test_over_the_unpacked_threshold_lists_the_largest_top_level_packages(
+        tmp_path: Path) -> None:
     path = write(tmp_path, {**MAIN, "packages/big/a.bin": bytes(3000),
                             "packages/small/b.bin": bytes(100)})
-    context = CheckContext(Target.for_runtime("python_3_13"), "remote_build", max_bytes=2000)
+    context = CheckContext(Target.for_runtime("python_3_13"), "remote_build",
+                           unpacked_warning=2000, max_unpacked=2000)
     found = run_checks(Bundle.from_zip(path), context)
-    (size,) = [f for f in found if f.code == "FB501"]
+    (size,) = [f for f in found if f.code == "FB503"]
     assert "packages/big 0.0 MB" in size.message
     assert "FB003" in codes(found)
 

@@ -50,7 +50,7 @@ manylinux x86_64 wheel instead: pip install --platform manylinux2014_x86_64 \
 FB303 packages/y/lib.so: ELF for aarch64; the runtime is x86-64 — install the manylinux x86_64 \
 wheel instead: pip install --platform manylinux2014_x86_64 --only-binary=:all: (fbundle build \
 does)
-2 errors, 1 warning in bad.zip (5 files, 0.0 MB, python_3_13 bundled)
+2 errors, 1 warning in bad.zip (5 files, 0.0 MB, python_3_13 bundled, dependencies in packages/)
 """
 
 
@@ -72,7 +72,8 @@ def test_json_output_holds_findings_and_summary(bad: str) -> None:
                 "manylinux2014_x86_64 --only-binary=:all: (fbundle build does)"}
     assert document["summary"] == {"errors": 2, "warnings": 1, "location": "bad.zip",
                                    "files": 5, "bytes": document["summary"]["bytes"],
-                                   "runtime": "python_3_13", "mode": "bundled"}
+                                   "runtime": "python_3_13", "mode": "bundled",
+                                   "layout": "dependencies in packages/"}
 
 
 def test_github_output_is_workflow_commands(bad: str) -> None:
@@ -164,7 +165,7 @@ def test_bad_crc_is_a_finding_not_a_traceback(tmp_path: Path) -> None:
     assert "FB001 data.txt: cannot be read" in result.stdout
 
 
-def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
+def test_300_mb_of_zeros_in_a_small_zip_is_a_size_warning(tmp_path: Path) -> None:
     path = tmp_path / "bomb.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in MAIN.items():
@@ -173,8 +174,10 @@ def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
             for _ in range(300):
                 member.write(bytes(1_000_000))  # 300 MB of zeros deflate to ~300 kB
     result = run(str(path), "--mode", "remote_build")
-    assert result.exit_code == 1
-    assert "FB501" in result.stdout and "FB003" in result.stdout
+    # The zip is ~300 kB, so the upload limit is not the question; the unpacked total is a
+    # warning (FB503), and each member stays within what deflate can produce.
+    assert result.exit_code == 0, result.stdout
+    assert "FB503" in result.stdout and "FB501" not in result.stdout
 
 
 def test_lying_declared_size_is_refused(tmp_path: Path) -> None:

@@ -19,13 +19,15 @@ from bundler.checks.base import (
     Rule,
     Severity,
 )
-from bundler.checks.scan import Opener, bomb_reason, read_text, scan_bytes
+from bundler.checks.scan import Opener, bomb_reason, read_head, read_text, scan_bytes
 from bundler.model import Bundle
+from bundler.wheels import EXCLUDED_FILE
 
 __all__ = ["FAMILIES", "REGISTRY", "archive", "binaries", "deps", "dotnet", "layout", "metadata",
            "paths", "size", "CheckContext", "Finding", "Rule", "Severity", "errors", "run_checks",
            "select"]
 
+PYC_HEADER = 16  # magic, flags, and the source hash or mtime+size (PEP 552)
 FAMILIES = (archive, layout, paths, binaries, deps, size, metadata, dotnet)
 
 
@@ -49,12 +51,15 @@ def _read(facts: Facts, opener: Opener) -> None:
             text = read_text(opener, entry, facts)
             if text is not None:
                 facts.texts[entry.name] = text
+        elif entry.name.endswith(".pyc") and "__pycache__/" in entry.name:
+            facts.heads[entry.name] = read_head(opener, entry, PYC_HEADER)
     want_hash = deps.hashes_wanted(facts)
     facts.bombs = {e.name: why for e in facts.files if (why := bomb_reason(e))}
     declared = sum(e.size for e in facts.files)
-    if declared > facts.context.max_bytes:
-        facts.content_skipped = (f"the entries declare {declared} bytes uncompressed, over the "
-                                 f"{facts.context.max_bytes // 1_000_000} MB limit")
+    # A build's own plan is not a bomb (its wheels were inflated to check their RECORDs).
+    if declared > facts.context.max_unpacked and facts.bundle.read_from != "plan":
+        facts.content_skipped = (f"the entries declare {declared} bytes uncompressed, over "
+                                 f"{facts.context.max_unpacked // 1_000_000} MB")
         return
     scan_bytes(facts, opener, want_hash)
 
@@ -64,9 +69,12 @@ def wanted_text(name: str, facts: Facts) -> bool:
     parts = name.split("/")
     if len(parts) == 1:
         return (name == "requirements.txt" or name.endswith(".runtimeconfig.json")
-                or name.endswith(dotnet.PROJECT_SUFFIXES))
-    return (len(parts) == 3 and parts[0] == "packages" and parts[1].endswith(".dist-info")
-            and parts[2] in ("METADATA", "RECORD", "WHEEL"))
+                or name.endswith(dotnet.PROJECT_SUFFIXES) or name.endswith(".pth"))
+    if len(parts) == 2 and parts[0] == "packages":
+        return name.endswith(".pth") or name == EXCLUDED_FILE
+    dist_info = (parts[-2].endswith(".dist-info") and parts[-1] in ("METADATA", "RECORD", "WHEEL"))
+    # packages/<dist>.dist-info/..., or <dist>.dist-info/... at the root (azd's layout)
+    return dist_info and (len(parts) == 2 or (len(parts) == 3 and parts[0] == "packages"))
 
 
 def errors(findings: Iterable[Finding]) -> list[Finding]:

@@ -50,7 +50,12 @@ class CheckContext:
     mode: str = "bundled"
     entry_point: list[str] = field(default_factory=lambda: ["python", "main.py"])
     metadata: dict[str, Any] | None = None
-    max_bytes: int = MAX_BUNDLE_BYTES
+    max_bytes: int = MAX_BUNDLE_BYTES  # the upload limit, on the zip (FB501/FB502)
+    #: Unpacked total past which FB503 warns (start-up unpacks and imports all of it).
+    unpacked_warning: int = MAX_BUNDLE_BYTES
+    #: Declared unpacked total past which a zip's bytes are not inflated at all (FB003): four
+    #: times the upload limit, more than any honest 250 MB zip of code and wheels unpacks to.
+    max_unpacked: int = 4 * MAX_BUNDLE_BYTES
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class Facts:
     bombs: dict[str, str] = field(default_factory=dict)  # name -> why it was not inflated
     content_skipped: str | None = None  # why the byte scan did not run (zip bomb)
     records: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    heads: dict[str, bytes] = field(default_factory=dict)  # first 16 bytes of each .pyc
 
     @property
     def target(self) -> Target:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from bundler.binaries import BinaryInfo
 from bundler.checks.base import Facts, Finding, finding, rules
-from bundler.checks.deps import owners
+from bundler.checks.deps import dist_label, owner_folders, tags_fit, wheel_tags
 from bundler.targets import Target
 
 RULES = rules(
@@ -25,6 +25,7 @@ RULES = rules(
     ("FB306", "error", ".pyd / .dll / .dylib file in a Python bundle"),
     ("FB307", "error", "ELF that needs a glibc newer than the floor"),
     ("FB308", "error", "binary header that cannot be parsed"),
+    ("FB309", "warning", "a wheel that fits the target ships a binary for another platform"),
 )
 
 _EXTENSION = re.compile(r"^[^.]+\.(?P<tag>[^.]+)\.(?:so|pyd)$")
@@ -50,11 +51,71 @@ def extension_tag_problem(basename: str, target: Target) -> str | None:
             f"{target.python_version} imports only {want} or abi3)")
 
 
+FOREIGN = ("FB301", "FB302", "FB303", "FB304", "FB306")
+
+
 def check(facts: Facts) -> Iterator[Finding]:
-    owner_of = owners(facts)
+    owner_of = owner_folders(facts)
+    fitting = {folder for folder in set(owner_of.values())
+               if tags_fit(wheel_tags(facts, folder)[1], facts.target)}
+    names = {e.name for e in facts.files}
     for found in _check(facts):
-        owner = owner_of.get(found.path)
-        yield replace(found, message=f"{found.message} (from {owner})") if owner else found
+        folder = owner_of.get(found.path)
+        if folder is None:
+            yield found
+            continue
+        owner = dist_label(folder)
+        if found.code in FOREIGN and folder in fitting and facts.target.is_python \
+                and not _imported_on_linux(found.path, names, facts):
+            # debugpy's universal wheel ships attach helpers for Windows and macOS: a wheel
+            # that fits the target and carries them does not load them on Linux.
+            yield finding("FB309", found.path, f"shipped by {owner} for other platforms; never "
+                          f"loaded on Linux ({found.message.split(';')[0]})",
+                          "harmless; to leave it out, add its path to .fbundleignore "
+                          f"(e.g. {_pattern(found.path)})")
+            continue
+        yield replace(found, message=f"{found.message} (from {owner})")
+
+
+def _pattern(path: str) -> str:
+    base = path.rsplit(".", 1)
+    return f"/{path.rsplit('/', 1)[0]}/*.{base[1]}" if len(base) == 2 and "/" in path \
+        else f"/{path}"
+
+
+def _imported_on_linux(path: str, names: set[str], facts: Facts) -> bool:
+    """Whether ``import M`` on the target would load this file as an extension module where
+    the distribution also offers ``M`` for Linux (a module or extension it would shadow), or
+    its name claims the target's own ABI tag: then the foreign bytes break the import."""
+    target = facts.target
+    if target.python is None:
+        return False
+    folder, _, base = path.rpartition("/")
+    specific = f".cpython-{target.python[0]}{target.python[1]}-x86_64-linux-gnu.so"
+    # CPython's extension suffixes on Linux, in the order its FileFinder tries them.
+    suffixes = [specific, ".abi3.so", ".so"]
+    for at, suffix in enumerate(suffixes):
+        if not base.endswith(suffix):
+            continue
+        if suffix == specific:
+            return True
+        module = base[: -len(suffix)]
+        if "." in module:
+            return False  # another interpreter's tag (FB305's business), never this one's
+        prefix = f"{folder}/{module}" if folder else module
+        if any(f"{prefix}/__init__{s}" in names for s in (*suffixes, ".py")):
+            return False  # a package of the same name wins over the module
+        later = [prefix + s for s in suffixes[at + 1:]] + [prefix + ".py"]
+        return any(other in names and _loads_on_linux(other, facts) for other in later)
+    return False
+
+
+def _loads_on_linux(name: str, facts: Facts) -> bool:
+    if name.endswith(".py"):
+        return True
+    scanned = facts.scanned.get(name)
+    binary = scanned.binary if scanned else None
+    return binary is not None and binary.format == "elf" and binary.machine == "x86_64"
 
 
 def _check(facts: Facts) -> Iterator[Finding]:

@@ -23,7 +23,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from bundler.checks.base import Facts, Finding, finding, rules
-from bundler.wheels import PACKAGES, in_packages, record_hash_value
+from bundler.targets import Target
+from bundler.wheels import EXCLUDED_FILE, dist_info_site, in_site, record_hash_value
 
 RULES = rules(
     ("FB401", "error", "a requirement in requirements.txt is not installed in packages/"),
@@ -58,11 +59,20 @@ class Dist:
 
 
 def dist_info_folders(facts: Facts) -> list[str]:
+    """Every installed distribution's dist-info: in ``packages/``, and at the zip root (azd's
+    layout: ``pip install -t .``), where the root being on ``sys.path`` makes them importable
+    just the same."""
+    return site_folders(facts.bundle.names())
+
+
+def site_folders(names: list[str]) -> list[str]:
     folders = set()
-    for name in facts.bundle.names():
+    for name in names:
         parts = name.split("/")
         if len(parts) >= 3 and parts[0] == "packages" and parts[1].endswith(".dist-info"):
             folders.add(f"packages/{parts[1]}")
+        elif len(parts) >= 2 and parts[0].endswith(".dist-info"):
+            folders.add(parts[0])
     return sorted(folders)
 
 
@@ -94,13 +104,26 @@ def _read_dists(facts: Facts) -> tuple[list[Dist], list[Finding]]:
 def owners(facts: Facts) -> dict[str, str]:
     """``packages/`` path -> the distribution whose RECORD lists it (``PyYAML 6.0.2``), so a
     finding about a file can say which requirement brought it in."""
+    return {path: dist_label(folder) for path, folder in owner_folders(facts).items()}
+
+
+def dist_label(folder: str) -> str:
+    """``PyYAML 6.0.2`` for ``packages/PyYAML-6.0.2.dist-info``."""
+    stem = folder.rsplit("/", 1)[-1].removesuffix(".dist-info")
+    return stem.replace("-", " ", 1) if "-" in stem else stem
+
+
+def owner_folders(facts: Facts) -> dict[str, str]:
+    """Archive path -> the dist-info folder whose RECORD lists it."""
     result: dict[str, str] = {}
     for record, rows in facts.records.items():
-        folder = record.rsplit("/", 1)[0][len(PACKAGES):].removesuffix(".dist-info")
-        label = folder.replace("-", " ", 1) if "-" in folder else folder
+        folder = record.rsplit("/", 1)[0]
+        site = dist_info_site(folder)
+        if site is None:
+            continue
         for path, _, _ in rows:
-            if full := in_packages(path):
-                result.setdefault(full, label)
+            if full := in_site(path, site):
+                result.setdefault(full, folder)
     return result
 
 
@@ -186,6 +209,8 @@ def _need(facts: Facts, req: Requirement, parent: Dist | None, extras: frozenset
     found = installed.get(canonicalize_name(req.name))
     path = "requirements.txt" if parent is None else f"{parent.folder}/METADATA"
     who = f"requirements.txt requires {req}" if parent is None else f"{parent.label} requires {req}"
+    if not found and canonicalize_name(req.name) in excluded_names(facts):
+        return  # left out on purpose (build --exclude-package), not missing
     if not found:
         yield finding("FB401" if parent is None else "FB403", path,
                       f"{who} (on {target.runtime}), which is not installed in packages/",
@@ -196,6 +221,13 @@ def _need(facts: Facts, req: Requirement, parent: Dist | None, extras: frozenset
             dist.version, prereleases=True):
         yield finding("FB402", path, f"{who}, but {dist.label} is installed", _INSTALL)
     pending.extend((dist, canonicalize_name(e)) for e in sorted(req.extras) or [""])
+
+
+def excluded_names(facts: Facts) -> set[NormalizedName]:
+    """The distributions ``build --exclude-package`` left out, from the bundle's own record."""
+    text = facts.texts.get(EXCLUDED_FILE, "")
+    return {canonicalize_name(line.strip()) for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")}
 
 
 def _parse_record(text: str) -> list[tuple[str, str, str]] | None:
@@ -210,14 +242,15 @@ def hashes_wanted(facts: Facts) -> set[str]:
     sizes = {e.name: e.size for e in facts.files}
     wanted: set[str] = set()
     for name, text in facts.texts.items():
-        if not (name.startswith(PACKAGES) and name.endswith(".dist-info/RECORD")):
+        site = dist_info_site(name.rsplit("/", 1)[0]) if name.endswith("/RECORD") else None
+        if site is None:
             continue
         rows = _parse_record(text)
         if rows is None:
             continue
         facts.records[name] = rows
         for path, hash_, size in rows:
-            full = in_packages(path)
+            full = in_site(path, site)
             if full and hash_.startswith("sha256=") and full in sizes and (
                     not size or size == str(sizes[full])):
                 wanted.add(full)
@@ -236,8 +269,9 @@ def _records(facts: Facts) -> Iterator[Finding]:
             if record in facts.texts:
                 yield finding("FB408", record, "RECORD is not a valid CSV file", _INSTALL)
             continue
+        site = dist_info_site(folder) or ""
         for path, hash_, size in facts.records[record]:
-            full = in_packages(path)
+            full = in_site(path, site)
             if full is None or full == record:
                 continue
             entry = entries.get(full)
@@ -287,21 +321,40 @@ def _rehash(entry: object, algorithm: str) -> str:
     return record_hash_value(digest.digest())
 
 
-def _wheel_tags(facts: Facts, dists: list[Dist]) -> Iterator[Finding]:
-    accepted = facts.target.tag_rank
-    for folder in dist_info_folders(facts):
-        text = facts.texts.get(f"{folder}/WHEEL")
-        if text is None:
+def wheel_tags(facts: Facts, folder: str) -> tuple[list[str], set[Tag]]:
+    """The ``Tag:`` lines of a dist-info's WHEEL, as written and parsed."""
+    text = facts.texts.get(f"{folder}/WHEEL")
+    if text is None:
+        return [], set()
+    message = HeaderParser().parsestr(text)
+    tags = [str(t).strip() for t in message.get_all("Tag") or []]
+    parsed: set[Tag] = set()
+    for tag in tags:
+        try:
+            parsed |= parse_tag(tag)
+        except ValueError:
             continue
-        message = HeaderParser().parsestr(text)
-        tags = [str(t).strip() for t in message.get_all("Tag") or []]
-        parsed: set[Tag] = set()
-        for tag in tags:
-            try:
-                parsed |= parse_tag(tag)
-            except ValueError:
-                continue
-        if parsed and not parsed & accepted.keys():
+    return tags, parsed
+
+
+def tags_fit(parsed: set[Tag], target: Target) -> bool:
+    """Whether a wheel with these tags runs on the target. Bare ``linux_x86_64`` counts as the
+    manylinux tag it stands for: pip and azd install such wheels, and they run when their ELF
+    files fit the floor, which FB307 judges from the bytes."""
+    accepted = target.tag_rank
+    for tag in parsed:
+        if tag in accepted:
+            return True
+        if tag.platform == "linux_x86_64" and Tag(tag.interpreter, tag.abi,
+                                                  "manylinux2014_x86_64") in accepted:
+            return True
+    return False
+
+
+def _wheel_tags(facts: Facts, dists: list[Dist]) -> Iterator[Finding]:
+    for folder in dist_info_folders(facts):
+        tags, parsed = wheel_tags(facts, folder)
+        if parsed and not tags_fit(parsed, facts.target):
             yield finding("FB409", f"{folder}/WHEEL", f"installed from a wheel tagged "
                           f"{', '.join(tags)}, which does not fit {facts.target.runtime} "
                           f"(CPython {facts.target.python_version}, manylinux x86_64 at glibc "

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from bundler.checks.base import Facts, Finding, finding, rules
-from bundler.checks.deps import requirement_lines
+from bundler.checks.deps import owners, requirement_lines
 from bundler.model import Bundle
 
 RULES = rules(
@@ -21,6 +21,7 @@ RULES = rules(
     ("FB109", "warning", "version-control metadata (.git/) shipped"),
     ("FB110", "warning", "a .env secrets file shipped"),
     ("FB111", "error", "the bundle is empty"),
+    ("FB130", "warning", "a .pth file where Python does not process it"),
 )
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
@@ -56,7 +57,9 @@ def entry_script(entry_point: list[str]) -> tuple[str, str] | None:
 
 def check(facts: Facts) -> Iterator[Finding]:
     names = facts.bundle.names()
+    names_set = set(names)
     files = [e.name for e in facts.files]
+    owner_of = owners(facts)
     if not files:
         yield finding("FB111", facts.bundle.location, "the bundle holds no files",
                       "zip your agent's sources (fbundle build does)")
@@ -75,9 +78,14 @@ def check(facts: Facts) -> Iterator[Finding]:
             yield finding("FB103", name, "a raw package archive is shipped; the service does "
                           "not install it", "install it extracted into packages/ "
                           "(fbundle build does), or list it in requirements.txt")
-        if base.endswith((".pyc", ".pyo")) or "__pycache__" in parts[:-1]:
+        if (base.endswith((".pyc", ".pyo")) or "__pycache__" in parts[:-1]) \
+                and not target_bytecode(name, facts, names_set):
             yield finding("FB107", name, "compiled bytecode is shipped",
-                          "exclude __pycache__/ and *.pyc; Python recompiles them")
+                          "exclude __pycache__/ and *.pyc; Python recompiles them (or build "
+                          "with --compile: bytecode made by the target's interpreter)")
+        if base.endswith(".pth") and facts.target.is_python and (
+                len(parts) == 1 or (len(parts) == 2 and parts[0] == "packages")):
+            yield _pth(facts, name, owner_of.get(name))
         venv = _folder_of(parts, ".venv") or (
             "/".join(parts[:-1]) + "/" if base == "pyvenv.cfg" and len(parts) >= 2 else None)
         if venv:
@@ -108,7 +116,8 @@ def _root_files(facts: Facts, names: set[str]) -> Iterator[Finding]:
     if "requirements.txt" not in names:
         yield finding("FB104", "requirements.txt", "requirements.txt is missing at the root",
                       "add one (it may be empty); the service reads it in both modes")
-    has_packages = any(n.startswith("packages/") for n in names)
+    has_packages = any(n.startswith("packages/") for n in names) or \
+        dependency_layout(list(names)) == "root"
     # An agent with no dependencies has nothing to put in packages/: that is not a mistake.
     requirements = facts.texts.get("requirements.txt")
     no_dependencies = requirements is not None and not any(requirement_lines(requirements))
@@ -134,3 +143,75 @@ def _folder_of(parts: list[str], folder: str) -> str | None:
     if folder in parts[:-1]:
         return "/".join(parts[: parts.index(folder) + 1]) + "/"
     return None
+
+
+def dependency_layout(names: list[str]) -> str:
+    """Where a bundle's dependencies are installed: ``packages`` (the article's bundled
+    layout), ``root`` (azd's: ``pip install -t .``, dist-infos at the zip root, which is on
+    ``sys.path``), or ``none``."""
+    tops = {n.split("/", 1)[0] for n in names if "/" in n}
+    if any(n.startswith("packages/") and ".dist-info/" in n for n in names):
+        return "packages"
+    if any(t.endswith(".dist-info") for t in tops):
+        return "root"
+    return "packages" if "packages" in tops else "none"
+
+
+LAYOUT_WORDS = {"packages": "dependencies in packages/",
+                "root": "dependencies at the zip root (azd's pip install -t . layout)",
+                "none": "no installed dependencies"}
+
+_PYCACHE = re.compile(r"^(?P<stem>[^/.]+)\.(?P<tag>[a-z]+-\d+)(?:\.opt-[12])?\.pyc$")
+
+
+def target_bytecode(name: str, facts: Facts, names: set[str]) -> bool:
+    """Whether ``name`` is bytecode for the target that its interpreter will use as is: in
+    ``__pycache__`` beside its source, tagged and magic-numbered for the target's CPython, and
+    hash-based (PEP 552), so the zip's fixed timestamps cannot make it stale. ``build
+    --compile`` writes exactly these; host bytecode (another version, timestamp-based) is
+    still reported."""
+    target = facts.target
+    parts = name.split("/")
+    if target.python is None or len(parts) < 2 or parts[-2] != "__pycache__":
+        return False
+    match = _PYCACHE.match(parts[-1])
+    if not match or match["tag"] != f"cpython-{target.python[0]}{target.python[1]}":
+        return False
+    source = "/".join([*parts[:-2], match["stem"] + ".py"])
+    head = facts.heads.get(name, b"")
+    if source not in names or len(head) < 16 or head[2:4] != b"\r\n":
+        return False
+    magic = int.from_bytes(head[:2], "little")
+    # CPython gives each minor version a block of 50 magic numbers (3.11: 3450-3499, 3.12:
+    # 3500-3549, 3.13: 3550-3599, 3.14: 3600-3649; Lib/importlib/_bootstrap_external.py).
+    first = 3450 + 50 * (target.python[1] - 11)
+    flags = int.from_bytes(head[4:8], "little")
+    return first <= magic < first + 50 and flags & 0b1 == 1
+
+
+def _pth(facts: Facts, name: str, owner: str | None) -> Finding:
+    """What a .pth file would have done had Python processed it (only site-packages folders
+    get that; ``packages/`` is on ``PYTHONPATH`` and the root is the script's folder)."""
+    text = facts.texts.get(name, "")
+    imports, paths = [], []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith(("import ", "import\t")):
+            imports.append(stripped)
+        else:
+            paths.append(stripped)
+    did = []
+    if imports:
+        code = imports[0] if len(imports[0]) <= 80 else imports[0][:77] + "..."
+        did.append(f"run `{code}` at start-up" + (f" (and {len(imports) - 1} more import "
+                                                   "lines)" if len(imports) > 1 else ""))
+    if paths:
+        did.append(f"add {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''} to sys.path")
+    what = " and ".join(did) if did else "do nothing (it has no lines)"
+    who = f"shipped by {owner}; " if owner else ""
+    return finding("FB130", name, f"{who}Python does not process .pth files outside "
+                   f"site-packages, so it will not {what}",
+                   "if the agent needs that effect, do it in the entry point (import the "
+                   "module, or extend sys.path); otherwise it is harmless")

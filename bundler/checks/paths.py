@@ -20,7 +20,9 @@ RULES = rules(
     ("FB208", "error", "symlink entry"),
 )
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
+# Only a leading drive letter is one (``C:``, ``C:/x``, ``C:\\x``): ``a:b.txt`` is a valid Linux
+# name (and ``c:x`` would be drive-relative on Windows, so a lone letter before ':' counts).
+_DRIVE = re.compile(r"^[A-Za-z]:(?:[/\\]|$)")
 _REBUILD = "rebuild the zip from a folder with a standard tool (fbundle build)"
 
 

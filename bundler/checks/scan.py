@@ -85,6 +85,17 @@ def read_text(opener: Opener, entry: Entry, facts: Facts) -> str | None:
     return data.decode("utf-8", "replace")
 
 
+def read_head(opener: Opener, entry: Entry, size: int) -> bytes:
+    """A member's first ``size`` bytes (empty if it cannot be read: FB001 says why)."""
+    if entry.compress_size is not None and bomb_reason(entry):
+        return b""
+    try:
+        with opener.open(entry) as stream:
+            return stream.read(size)
+    except Exception:  # noqa: BLE001 — see read_text
+        return b""
+
+
 def bomb_reason(entry: Entry) -> str | None:
     """Why inflating this member would be unsafe, judged from its declared sizes alone."""
     if entry.compress_size is None or not isinstance(entry.data, ZipMemberData):

@@ -1,4 +1,11 @@
-"""FB5xx: the article's 250 MB limit, on the unpacked contents and on the zip itself."""
+"""FB5xx: the article's 250 MB limit ("Maximum zip size (multipart upload)"), on the zip.
+
+The limit is the zip as uploaded, so that is what is measured: the file itself when validating
+a zip (FB502), and for a build plan or a folder the size the writer will produce (FB501) —
+exact without compressing anything when every member is copied from a wheel, else bounded and
+deflated only when the bounds straddle the limit. What the files add up to unpacked is a
+warning past a threshold (FB503): it costs start-up time, not the upload.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,18 @@ from collections.abc import Iterable, Iterator
 
 from bundler.checks.base import Facts, Finding, finding, rules
 from bundler.model import Entry
+from bundler.sizes import SizeTable, mb, size_table
+from bundler.write import member_overhead, predicted_size, raw_compress_size, size_bounds
 
 RULES = rules(
-    ("FB501", "error", "the contents add up to more than 250 MB"),
+    ("FB501", "error", "the zip the bundle makes is larger than 250 MB"),
     ("FB502", "error", "the zip file is larger than 250 MB"),
+    ("FB503", "warning", "the files unpack to more than 250 MB"),
 )
 
 
 def _mb(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
+    return mb(size)
 
 
 def top_level(name: str) -> str:
@@ -36,16 +46,54 @@ def largest(entries: Iterable[Entry], count: int = 5) -> str:
     return ", ".join(f"{name} {_mb(size)}" for name, size in ranked)
 
 
+def _cheap(entry: Entry) -> int:
+    """A member's zip bytes without compressing: exact for raw copies, else its size."""
+    raw = raw_compress_size(entry) if entry.compress_size is None else entry.compress_size
+    return member_overhead(entry.name) + (raw if raw is not None else entry.size)
+
+
+def _table(facts: Facts, exact: bool) -> SizeTable:
+    return size_table(facts.bundle, facts.target, facts.texts,
+                      **({} if exact else {"measure": _cheap}))
+
+
+def _biggest(table: SizeTable, facts: Facts, *, unpacked: bool) -> str:
+    """The largest distributions (or, without any, the largest top-level items)."""
+    if not table.dists:
+        return largest(facts.files)
+    ranked = sorted(table.dists, key=lambda d: -(d.unpacked if unpacked else d.zipped))[:5]
+    return ", ".join(f"{d.name} {_mb(d.unpacked if unpacked else d.zipped)}" for d in ranked)
+
+
 def check(facts: Facts) -> Iterator[Finding]:
     limit = facts.context.max_bytes
-    total = sum(e.size for e in facts.files)
-    if total > limit:
-        biggest = largest(facts.files)
-        yield finding("FB501", facts.bundle.location, f"the files add up to {_mb(total)}, over "
-                      f"the {_mb(limit)} limit; largest: {biggest}",
-                      "drop unused dependencies or large data files (fetch them at startup)")
+    files = facts.files
     archive = facts.bundle.archive_size
-    if archive is not None and archive > limit:
-        yield finding("FB502", facts.bundle.location, f"the zip is {_mb(archive)}, over the "
-                      f"{_mb(limit)} upload limit", "shrink the bundle; the service refuses "
-                      "the upload")
+    if archive is not None:
+        if archive > limit:
+            table = _table(facts, exact=True)
+            yield finding("FB502", facts.bundle.location, f"the zip is {_mb(archive)}, over the "
+                          f"{_mb(limit)} upload limit; largest in the zip: "
+                          f"{_biggest(table, facts, unpacked=False)}",
+                          "leave out what the agent does not import (--exclude-package, "
+                          "--slim; docs/build.md); the service refuses the upload")
+    else:
+        bounds = size_bounds(files)
+        size = bounds.high if bounds.high <= limit else (
+            bounds.low if bounds.low > limit else predicted_size(files))
+        if size > limit:
+            table = _table(facts, exact=True)
+            yield finding("FB501", facts.bundle.location, f"the zip will be "
+                          f"{'at least ' if size == bounds.low and not bounds.exact else ''}"
+                          f"{_mb(size)}, over the {_mb(limit)} upload limit; largest in the "
+                          f"zip: {_biggest(table, facts, unpacked=False)}",
+                          "leave out what the agent does not import (--exclude-package, "
+                          "--slim; `fbundle build --list` shows each package's size)")
+    total = sum(e.size for e in files)
+    if total > facts.context.unpacked_warning:
+        table = _table(facts, exact=False)
+        yield finding("FB503", facts.bundle.location, f"the files unpack to {_mb(total)} "
+                      f"(the upload limit is on the zip, so this is not refused); largest "
+                      f"unpacked: {_biggest(table, facts, unpacked=True)}",
+                      "start-up unpacks and imports all of it: leave out what the agent does "
+                      "not import (--exclude-package, --slim)")

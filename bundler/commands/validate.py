@@ -12,6 +12,7 @@ import click
 
 from bundler.checks import errors, select, unknown_codes
 from bundler.checks.base import MODES
+from bundler.checks.layout import LAYOUT_WORDS, dependency_layout
 from bundler.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from bundler.report import FORMATS, Subject, render
 from bundler.targets import RUNTIMES
@@ -50,8 +51,9 @@ def validate(bundle_path: Path, runtime: str | None, metadata_path: Path | None,
     context = context_for(bundle, definition, runtime=runtime, mode=mode,
                           entry_point=entry_point, glibc=glibc)
     findings = select(check_bundle(bundle, context), chosen, dropped)
+    layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if context.target.is_python else ""
     subject = Subject(str(bundle_path), sum(1 for _ in bundle.files()), bundle.total_size,
-                      context.target.runtime, context.mode)
+                      context.target.runtime, context.mode, layout)
     click.echo(render(findings, subject, fmt), nl=False)
     click.get_current_context().exit(EXIT_FAILURE if errors(findings) else EXIT_OK)
 
