@@ -449,27 +449,31 @@ def definition_problems(metadata: Mapping[str, Any]) -> Iterator[Problem]:
     protocols = definition.get("protocol_versions")
     if protocols is None:
         yield Problem("FB606", "warning", "definition.protocol_versions",
-                      "definition.protocol_versions is missing: the agent declares no protocol; add "
+                      "definition.protocol_versions is missing: the agent declares no "
+                      "protocol; add "
                       '[{"protocol": "responses", "version": "1.0.0"}] (or invocations, ...)')
     elif isinstance(protocols, list):
         for record in protocols:
             if isinstance(record, dict) and isinstance(record.get("protocol"), str) \
                     and record["protocol"] not in PROTOCOLS:
                 yield Problem("FB609", "warning", "definition.protocol_versions",
-                              f"definition.protocol_versions: protocol {_short(record['protocol'])} is not one the service "
+                              "definition.protocol_versions: protocol "
+                              f"{_short(record['protocol'])} is not one the service "
                               f"documents ({', '.join(PROTOCOLS)})")
     env = definition.get("environment_variables")
     if isinstance(env, dict):
         for name, value in env.items():
             if not ENV_NAME.match(name):
                 yield Problem("FB608", "error", "definition.environment_variables",
-                              f"definition.environment_variables: {_short(name)} is not a valid variable name (a letter or _ "
+                              f"definition.environment_variables: {_short(name)} is not a "
+                              "valid variable name (a letter or _ "
                               "first, then letters, digits, _)")
             elif isinstance(value, str) and _REFERENCE.search(_FOUNDRY_SPAN.sub("", value)):
                 refs = sorted({m.group(1) for m in _REFERENCE.finditer(
                     _FOUNDRY_SPAN.sub("", value))})
                 yield Problem("FB607", "warning", f"definition.environment_variables.{name}",
-                              f"definition.environment_variables.{name} still holds ${{{'}, ${'.join(refs)}}}: the agent will see the "
+                              f"definition.environment_variables.{name} still holds "
+                              f"${{{'}, ${'.join(refs)}}}: the agent will see the "
                               "text as written")
 
 
@@ -735,8 +739,8 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
     if isinstance(azd.description, str) and azd.description.strip():
         metadata["description"] = azd.description.strip()[:512]
     metadata["definition"] = definition
-    name = azd.name if isinstance(azd.name, str) and azd.name else None
-    return Definition(metadata, where, azd.path, name, tuple(notes),
+    agent = azd.name if isinstance(azd.name, str) and azd.name else None
+    return Definition(metadata, where, azd.path, agent, tuple(notes),
                       secret_values=environment.used_dotenv)
 
 
@@ -795,7 +799,8 @@ def _split(value: str, where: str) -> list[str]:
                          "quote it like a shell command: --entry-point 'python main.py'") \
             from None
     if not words:
-        raise UsageError(f"{where}: the entry point is empty", "e.g. --entry-point 'python main.py'")
+        raise UsageError(f"{where}: the entry point is empty",
+                         "e.g. --entry-point 'python main.py'")
     return words
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from bundler.definition import (
 from bundler.definition import metadata_problems as metadata_problems
 from bundler.errors import UsageError
 from bundler.targets import DOTNET_RUNTIMES, PYTHON_RUNTIMES
+
 DEFAULT_ENTRY_POINT = ["python", "main.py"]
 AGENT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
@@ -116,8 +116,8 @@ def load_project(
         agent = name
     elif found.name:
         agent = found.name
-        if problem := agent_name_problem(agent):
-            raise UsageError(f"{where}: {problem}", "fix the name there, or pass --name")
+        if bad := agent_name_problem(agent):
+            raise UsageError(f"{where}: {bad}", "fix the name there, or pass --name")
     else:
         agent = default_agent_name(root)
         folder = root.resolve().name

@@ -229,7 +229,7 @@ def test_package_without_a_wheel_for_the_target_is_a_clear_error(
     [
         (lambda p: shutil.rmtree(p), "no such project folder"),
         (lambda p: (p / "requirements.txt").unlink(), "no requirements.txt"),
-        (lambda p: (p / "metadata.json").unlink(), "no agent definition (metadata.json, agent.yaml"),
+        (lambda p: (p / "metadata.json").unlink(), "no agent definition (metadata.json, agent"),
         (lambda p: (p / "metadata.json").write_text("{nope"), "not valid JSON"),
         (lambda p: (p / "metadata.json").write_text(json.dumps({"definition": {
             "kind": "hosted", "code_configuration": {
