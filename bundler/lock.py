@@ -2,6 +2,12 @@
 
 fbundle-specific facts (the runtime, the glibc floor, the hash of the requirements the lock was
 made from) live under ``[tool.fbundle]``, where PEP 751 lets tools keep their own data.
+
+A ``pylock.toml`` written by another tool (``uv export --format pylock.toml``, ``pdm export``,
+``pip lock``) is read the way the spec tells an installer to read it (:func:`read_for_target`):
+``environments`` and ``requires-python`` must admit the target, each package's ``marker`` is
+evaluated for the target (``extras`` empty, ``dependency_groups`` the lock's
+``default-groups``), and of a package's wheels the one the target ranks first is taken.
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion
 
-from bundler.errors import UsageError
+from bundler.errors import BuildError, UsageError
+from bundler.targets import Target
 
 LOCK_FILE = "pylock.toml"
 
@@ -60,6 +70,8 @@ class Lock:
     #: The requirement lines the lock was made from, so a stale lock can name the line that
     #: changed (the sha256 alone can only say *that* something changed).
     requirements: list[str] | None = None
+    #: The tool that wrote the lock (``created-by``); "fbundle" for our own.
+    created_by: str = "fbundle"
 
     def sorted_pins(self) -> list[Pin]:
         return sorted(self.pins, key=lambda p: p.key)
@@ -137,6 +149,122 @@ class Lock:
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"{path}: cannot be read ({error})", "fix or delete it") from None
         return cls.from_toml(text, str(path))
+
+
+def is_fbundle_lock(document: dict[str, Any]) -> bool:
+    """Ours: written by fbundle (``[tool.fbundle]``), one wheel per package for one target."""
+    return "fbundle" in (document.get("tool") or {})
+
+
+def read_for_target(path: Path, target: Target, text: str | None = None) -> Lock:
+    """``path`` as the lock of a bundle for ``target``: ours as written, another tool's
+    ``pylock.toml`` narrowed to the target the way PEP 751 tells an installer to."""
+    source = str(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"{path}: cannot be read ({error})", "fix or delete it") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{source}: not valid TOML ({error})",
+                         "regenerate it with the tool that wrote it") from None
+    if is_fbundle_lock(document):
+        return Lock.from_toml(text, source)
+    return foreign_lock(document, target, source)
+
+
+def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
+    """Another tool's PEP 751 lock, narrowed to ``target`` (one wheel per package)."""
+    from bundler.resolve import best_wheel  # resolve imports this module
+
+    tool = str(document.get("created-by") or "the tool that wrote it")
+    regenerate = f"regenerate it with {tool}"
+    version = str(document.get("lock-version", ""))
+    if version.split(".")[0] != "1":
+        raise UsageError(f"{source}: lock-version {document.get('lock-version')!r} is not "
+                         "supported (PEP 751 lock-version 1.x is)", regenerate)
+    environment: dict[str, Any] = {
+        **target.marker_environment, "extras": frozenset(),
+        "dependency_groups": frozenset(str(g) for g in document.get("default-groups") or []),
+    }
+
+    def holds(marker: object, what: str) -> bool:
+        try:
+            return Marker(str(marker)).evaluate(environment, context="lock_file")
+        except InvalidMarker as error:
+            raise UsageError(f"{source}: {what} marker {marker!r} is not valid ({error})",
+                             regenerate) from None
+
+    where = f"{target.runtime} (CPython {target.python_version}, x86_64 Linux)"
+    environments = document.get("environments")
+    if environments and not any(holds(m, "environments") for m in environments):
+        raise UsageError(f"{source}: none of its environments ({'; '.join(environments)}) "
+                         f"is {where}", f"lock for {target.runtime} too, then {regenerate}")
+    _check_requires_python(document.get("requires-python"), target, source,
+                           f"widen requires-python, or build for another runtime; {regenerate}")
+    pick = best_wheel(target)
+    pins: list[Pin] = []
+    seen: dict[str, str] = {}
+    for package in document.get("packages") or []:
+        name = str(package.get("name") or "")
+        label = f"{name} {package.get('version', '')}".strip()
+        if "marker" in package and not holds(package["marker"], f"{label}'s"):
+            continue
+        _check_requires_python(package.get("requires-python"), target, source,
+                               f"pin another version of {name}; {regenerate}", label)
+        if name and (other := seen.get(str(canonicalize_name(name)))) is not None:
+            raise UsageError(f"{source}: {name} is listed twice for {where} "
+                             f"({other} and {package.get('version')})", regenerate)
+        seen[str(canonicalize_name(name))] = str(package.get("version"))
+        fitting = [w for w in package.get("wheels") or [] if _fits(w, target)]
+        if not fitting:
+            kinds = [k for k in ("sdist", "archive", "directory", "vcs") if k in package]
+            has = f"only {', '.join(kinds)}" if kinds else \
+                f"{len(package.get('wheels') or [])} wheel(s), none"
+            raise BuildError(
+                f"{source}: {label} has {has} for {where}",
+                "a bundle needs a wheel for the target: lock a version that has one "
+                f"(manylinux glibc <= {target.glibc_text} or pure), or use remote_build")
+        try:
+            pins.append(_pin_from_package({**package, "wheels": [pick(fitting)]}, source))
+        except UsageError as error:
+            raise UsageError(error.message, regenerate) from None
+    return Lock(pins, runtime="", glibc="", requires_python=document.get("requires-python"),
+                created_by=tool)
+
+
+def _fits(wheel: dict[str, Any], target: Target) -> bool:
+    name = str(wheel.get("name") or wheel.get("url") or wheel.get("path") or "")
+    try:
+        tags = parse_wheel_filename(name.rsplit("/", 1)[-1].split("#")[0])[3]
+    except (InvalidWheelFilename, InvalidVersion):
+        return False
+    return bool(tags & set(target.tag_rank))
+
+
+def python_admits(specifier: str, target: Target) -> bool:
+    """Whether ``requires-python`` admits the target's CPython X.Y: some X.Y.N release (the
+    service's patch level is not published, so ``>=3.13.2`` still admits python_3_13)."""
+    spec = SpecifierSet(specifier)
+    return any(spec.contains(f"{target.python_version}.{patch}", prereleases=True)
+               for patch in range(0, 100))
+
+
+def _check_requires_python(specifier: object, target: Target, source: str, hint: str,
+                           what: str = "") -> None:
+    if not specifier:
+        return
+    try:
+        admitted = python_admits(str(specifier), target)
+    except InvalidSpecifier as error:
+        raise UsageError(f"{source}: requires-python {specifier!r} is not valid ({error})",
+                         hint) from None
+    if not admitted:
+        raise UsageError(f"{source}: {what + ' ' if what else ''}requires-python "
+                         f"{str(specifier)!r} excludes {target.runtime} (CPython "
+                         f"{target.python_version})", hint)
 
 
 def _pin_from_package(package: dict[str, Any], source: str) -> Pin:

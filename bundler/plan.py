@@ -23,9 +23,19 @@ from bundler.cache import WheelCache, cache_root
 from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import read_pip_config
-from bundler.lock import LOCK_FILE, Lock, WheelRef, requirement_changes
+from bundler.lock import LOCK_FILE, Lock, WheelRef, read_for_target, requirement_changes
 from bundler.model import Bundle, BytesData, Entry
 from bundler.project import ProjectSpec, load_project
+from bundler.projectlocks import (
+    POETRY_LOCK,
+    UV_LOCK,
+    ProjectLock,
+    check_requires_python,
+    pinned_requirements,
+    read_pyproject,
+    refuse_poetry,
+    uv_lock,
+)
 from bundler.resolve import (
     Requirements,
     Resolver,
@@ -111,10 +121,36 @@ class Inputs:
     requirements: Requirements | None = None
     lock: Lock | None = None
     dotnet: DotnetInputs | None = None  # the project read, not yet published
+    #: The requirements.txt a lock pins, shipped when the project has none (a uv project's
+    #: remote_build bundle: the service's pip then installs exactly the locked files).
+    pinned: str | None = None
 
     @property
     def packages(self) -> list[dict[str, str]]:
         return packages_of(self.lock)
+
+
+def project_lock(root: Path, target: Target) -> ProjectLock | None:
+    """The lock the project brought from another tool, when it decides the dependencies.
+
+    In order: ``requirements.txt`` or ``pylock.toml`` (whoever wrote it) decide when present;
+    else a uv project's ``uv.lock``; a poetry project is refused with its export command.
+    Every pyproject's ``requires-python`` must admit the target.
+    """
+    pyproject = read_pyproject(root)
+    if pyproject.get("project"):
+        check_requires_python(root, pyproject, target)
+    others = [name for name in (UV_LOCK, POETRY_LOCK) if (root / name).is_file()]
+    for decides in (LOCK_FILE, REQUIREMENTS):
+        if (root / decides).exists():
+            if others:
+                log.warning("%s decides the dependencies; %s is not read", decides,
+                            " and ".join(others))
+            return None
+    if (root / UV_LOCK).is_file() and pyproject.get("project"):
+        return uv_lock(root, target)
+    refuse_poetry(root, pyproject)
+    return None
 
 
 def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
@@ -133,13 +169,28 @@ def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
                       Collection(entries=dotnet.sources), dotnet=dotnet)
     excludes = ["/packages/"] if spec.mode == "bundled" else []
     collection = scan_sources(root, excludes, output=output_path(spec, options))
+    if (project := project_lock(root, target)) is not None:
+        if options.update_lock:
+            raise UsageError(f"--update-lock rewrites {LOCK_FILE}; this project is locked by "
+                             f"{project.kind}", "run `uv lock` to update it")
+        inputs = Inputs(spec, target, collection, project.requirements,
+                        pinned=project.requirements.text)
+        if spec.mode == "bundled":
+            inputs.lock = project.lock
+        return inputs
     requirements = requirements_of(root)
+    pinned = None
+    if requirements is None and (root / LOCK_FILE).is_file():
+        # a pylock.toml alone (another tool's): it pins the requirements.txt the service reads
+        lock = read_for_target(root / LOCK_FILE, target)
+        requirements = pinned_requirements(lock, root / LOCK_FILE, lock.created_by)
+        pinned = requirements.text
     if requirements is None:
         raise UsageError(
-            f"{root}: no requirements.txt (or pyproject.toml dependencies)",
+            f"{root}: no requirements.txt (or pyproject.toml dependencies, uv.lock, pylock.toml)",
             f"create {REQUIREMENTS}, even an empty one: the service expects it in {spec.mode} mode",
         )
-    inputs = Inputs(spec, target, collection, requirements)
+    inputs = Inputs(spec, target, collection, requirements, pinned=pinned)
     if spec.mode == "bundled":
         inputs.lock = locked_requirements(root, requirements, target, options)
     return inputs
@@ -163,7 +214,7 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
         # pyproject-only projects: the service reads requirements.txt, so write one.
         lines = [f"{p.name}=={p.version}" for p in inputs.lock.sorted_pins()] if inputs.lock \
             else inputs.requirements.lines
-        text = ("\n".join(lines) + "\n").encode("utf-8")
+        text = (inputs.pinned or "\n".join(lines) + "\n").encode("utf-8")
         entries.append(Entry(REQUIREMENTS, len(text), BytesData(text), origin="generated"))
     plan.bundle = Bundle(entries).sorted()
     return plan
@@ -179,7 +230,11 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
     """The project's pylock.toml when it is current, else a fresh resolution."""
     lock_path = root / LOCK_FILE
     if lock_path.is_file() and not options.update_lock:
-        lock = Lock.read(lock_path)
+        lock = read_for_target(lock_path, target)
+        if lock.created_by != "fbundle":
+            # Another tool's lock records no inputs to compare: it is taken as written.
+            check_fits(lock, target)
+            return lock
         if lock.requirements_sha256 and lock.requirements_sha256 != requirements.sha256:
             changes = requirement_changes(lock.requirements, requirements.lines,
                                           requirements.text) \
@@ -203,6 +258,8 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
             )
         check_fits(lock, target)
         return lock
+    if lock_path.is_file():
+        refuse_foreign(lock_path, "--update-lock")
     lock = recent_resolution(requirements, target, options)
     if lock_path.is_file() and options.update_lock:
         write_lock(lock, lock_path)
@@ -253,6 +310,11 @@ def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Pa
                          "`fbundle lock` is for python_3_13 / python_3_14 projects")
     glibc = parse_glibc(options.glibc) if options.glibc else None
     target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
+    if (root / LOCK_FILE).is_file():
+        refuse_foreign(root / LOCK_FILE, "`fbundle lock`")
+    elif (project := project_lock(root, target)) is not None:
+        raise UsageError(f"{root}: this project is locked by {project.kind}, which fbundle "
+                         "builds from as it is", "run `uv lock` to update it")
     requirements = requirements_of(root)
     if requirements is None:
         raise UsageError(f"{root}: no requirements.txt (or pyproject.toml dependencies)",
@@ -263,6 +325,20 @@ def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Pa
     path = root / LOCK_FILE
     write_lock(lock, path)
     return path, lock
+
+
+def refuse_foreign(path: Path, what: str) -> None:
+    """Never overwrite a lock another tool wrote: it is that tool's to regenerate."""
+    import tomllib
+
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # ours to rewrite: damaged, not foreign
+    if "fbundle" not in (document.get("tool") or {}):
+        tool = document.get("created-by") or "another tool"
+        raise UsageError(f"{path} was written by {tool}; {what} would overwrite it",
+                         f"regenerate it with {tool}, or delete it to let fbundle lock")
 
 
 def write_lock(lock: Lock, path: Path) -> None:

@@ -1,0 +1,240 @@
+"""Locks written by other tools: a uv project's ``uv.lock``, poetry, and ``pylock.toml`` from uv.
+
+Real uv makes the locks (``uv lock`` against the loopback index); the bundles are imported
+under the real CPython 3.13.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bundler.build import build_project
+from bundler.errors import BuildError
+from tests.buildkit import assert_validates_clean, import_under, make_project
+from tests.support.index import SimpleIndex
+
+
+@pytest.fixture(scope="session")
+def old_index(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleIndex]:
+    """The corpus as it was before beta 2.0 came out: what the uv.lock was made against."""
+    folder = tmp_path_factory.mktemp("old-wheelhouse")
+    for wheel in wheelhouse.iterdir():
+        if not wheel.name.startswith("beta-2.0"):
+            shutil.copy2(wheel, folder / wheel.name)
+    with SimpleIndex(folder) as index:
+        yield index
+
+
+@pytest.fixture
+def index(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> SimpleIndex:
+    """Today's index (beta 2.0 is out), configured the way users configure pip."""
+    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
+    return simple_index
+
+
+def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the real uv (the one installed with fbundle) in ``cwd``."""
+    from uv import find_uv_bin
+
+    return subprocess.run([find_uv_bin(), *args], cwd=cwd, capture_output=True, text=True,
+                          check=False)
+
+
+def uv_project(root: Path, index: SimpleIndex, dependencies: list[str], *,
+               requires_python: str = ">=3.11", extra: str = "", runtime: str = "python_3_13",
+               mode: str = "bundled") -> Path:
+    """A uv project (pyproject.toml + uv.lock made by ``uv lock`` against ``index``)."""
+    make_project(root, None, runtime=runtime, mode=mode)
+    deps = ", ".join(f'"{d}"' for d in dependencies)
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "agent"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
+        f"dependencies = [{deps}]\n{extra}")
+    locked = uv("lock", "--default-index", index.url, "--python-preference", "system",
+                cwd=root)
+    assert locked.returncode == 0, locked.stderr
+    return root
+
+
+def zip_text(zip_path: Path, name: str) -> str:
+    with zipfile.ZipFile(zip_path) as archive:
+        return archive.read(name).decode()
+
+
+def test_uv_lock_builds_the_locked_versions_not_the_newest(
+    tmp_path: Path, old_index: SimpleIndex, index: SimpleIndex, python313: Path
+) -> None:
+    """The lock was made when beta 1.0 was the newest; a fresh resolution would take 2.0."""
+    project = uv_project(tmp_path / "agent", old_index, ["beta", "alpha"])
+    assert 'name = "beta"\nversion = "1.0"' in (project / "uv.lock").read_text()
+    result = build_project(project)
+    names = zipfile.ZipFile(result.zip_path).namelist()
+    assert "packages/beta-1.0.dist-info/METADATA" in names
+    assert not any(n.startswith("packages/beta-2.0") for n in names)
+    assert "packages/delta/__init__.py" in names  # alpha's python>=3.13 marker, for the target
+    assert not any(n.startswith("packages/gamma") for n in names)  # python<3.12: host only
+    assert_validates_clean(result.zip_path)
+    out = import_under(python313, result.zip_path, tmp_path,
+                       "import alpha, beta\nprint(beta.VALUE)\n")
+    assert out.split() == ["beta", "1.0"]
+    assert index.total == 0  # the lock says where every wheel is: no resolver asked the index
+
+
+def test_a_stale_uv_lock_is_refused_naming_the_change_and_uv_lock(
+    tmp_path: Path, old_index: SimpleIndex, index: SimpleIndex, run_cli
+) -> None:
+    project = uv_project(tmp_path / "agent", old_index, ["beta"])
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('["beta"]', '["beta>=2", "alpha"]'))
+    result = run_cli("build", project)
+    assert result.exit_code == 1, result.output
+    assert "uv.lock is out of date with pyproject.toml" in result.stderr
+    assert "'beta>=2' declared" in result.stderr and "added: 'alpha'" in result.stderr
+    assert "run `uv lock`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert index.total == 0
+    # and uv agrees: after `uv lock` the same project builds with the new versions
+    assert uv("lock", "--default-index", index.url, cwd=project).returncode == 0
+    built = build_project(project)
+    assert "packages/beta-2.0.dist-info/METADATA" in zipfile.ZipFile(built.zip_path).namelist()
+
+
+def test_markers_uv_rewrote_do_not_make_the_lock_stale(
+    tmp_path: Path, old_index: SimpleIndex
+) -> None:
+    """uv locks `python_version < "3.12"` as `python_full_version < '3.12'`: the same rule."""
+    project = uv_project(tmp_path / "agent", old_index,
+                         ["beta", "gamma; python_version < '3.12'"],
+                         extra='[project.optional-dependencies]\nx = ["delta"]\n'
+                               '[dependency-groups]\ndev = ["native"]\n')
+    assert "python_full_version < '3.12'" in (project / "uv.lock").read_text()
+    names = zipfile.ZipFile(build_project(project).zip_path).namelist()
+    assert "packages/beta/__init__.py" in names
+    assert not any(n.startswith(("packages/gamma", "packages/delta", "packages/native"))
+                   for n in names)  # marker false for 3.13, an extra not asked for, dev only
+    # a change to an optional dependency or a group is a change uv would see too
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('dev = ["native"]', 'dev = ["limited"]'))
+    with pytest.raises(BuildError, match=r"group 'dev'"):
+        build_project(project)
+
+
+def test_requires_python_that_excludes_the_runtime_names_both(
+    tmp_path: Path, old_index: SimpleIndex, run_cli
+) -> None:
+    project = uv_project(tmp_path / "agent", old_index, ["beta"],
+                         requires_python=">=3.11,<3.14", runtime="python_3_14")
+    result = run_cli("build", project)
+    assert result.exit_code == 2, result.output
+    assert "requires-python '>=3.11,<3.14' excludes python_3_14 (CPython 3.14)" in result.stderr
+    assert run_cli("build", project, "--runtime", "python_3_13").exit_code == 0
+
+
+def test_remote_build_ships_a_requirements_txt_pinned_to_the_uv_lock(
+    tmp_path: Path, old_index: SimpleIndex, index: SimpleIndex
+) -> None:
+    project = uv_project(tmp_path / "agent", old_index, ["alpha"], mode="remote_build")
+    result = build_project(project)
+    text = zip_text(result.zip_path, "requirements.txt")
+    assert [line for line in text.splitlines() if not line.startswith("#")] == \
+        ["alpha==1.0", "beta==1.0", "delta==1.0"]
+    assert "uv.lock" in text
+    assert_validates_clean(result.zip_path, mode="remote_build")
+    assert not any(n.startswith("packages/") for n in zipfile.ZipFile(result.zip_path).namelist())
+
+
+def test_a_poetry_project_is_told_the_export_command(tmp_path: Path, run_cli) -> None:
+    project = make_project(tmp_path / "agent", None, files={
+        "pyproject.toml": '[tool.poetry]\nname = "agent"\n[tool.poetry.dependencies]\n'
+                          'python = "^3.13"\nrequests = "^2.31"\n',
+        "poetry.lock": '[[package]]\nname = "requests"\nversion = "2.31.0"\n'})
+    result = run_cli("build", project)
+    assert result.exit_code == 2
+    assert "poetry export -f requirements.txt --output requirements.txt" in result.stderr
+    assert "poetry self add poetry-plugin-export" in result.stderr
+    assert "empty" not in result.stderr
+    (project / "poetry.lock").unlink()
+    result = run_cli("build", project)
+    assert result.exit_code == 2 and "`poetry lock`, then `poetry export" in result.stderr
+
+
+@pytest.fixture(scope="session")
+def fallback_index(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[SimpleIndex]:
+    """native 1.0 as a cp313 manylinux wheel *and* a pure fallback; gamma behind a marker."""
+    from tests.support.wheels import make_wheel
+
+    folder = tmp_path_factory.mktemp("fallback-wheelhouse")
+    for wheel in wheelhouse.glob("*.whl"):
+        if wheel.name.startswith(("native-", "beta-1.0", "gamma-")):
+            shutil.copy2(wheel, folder / wheel.name)
+    make_wheel(folder, "native", "1.0")  # native-1.0-py3-none-any.whl: no compiled module
+    with SimpleIndex(folder) as index:
+        yield index
+
+
+def test_a_pylock_toml_uv_exported_is_read_for_the_target(
+    tmp_path: Path, fallback_index: SimpleIndex, python313: Path, run_cli
+) -> None:
+    project = uv_project(tmp_path / "agent", fallback_index,
+                         ["native", "beta", "gamma; python_version < '3.12'"])
+    exported = uv("export", "--format", "pylock.toml", "--no-emit-project", "-o", "pylock.toml",
+                  cwd=project)
+    assert exported.returncode == 0, exported.stderr
+    (project / "uv.lock").unlink()
+    text = (project / "pylock.toml").read_text()
+    assert 'created-by = "uv"' in text and text.count("native-1.0-") == 2
+    result = build_project(project)
+    names = zipfile.ZipFile(result.zip_path).namelist()
+    assert not any(n.startswith("packages/gamma") for n in names)  # its marker is false
+    out = import_under(python313, result.zip_path, tmp_path,
+                       "import native, beta\nprint(native.answer(), beta.VALUE)\n")
+    assert out.split() == ["42", "beta", "1.0"]  # the cp313 wheel, not the pure fallback
+    # fbundle lock never overwrites another tool's lock
+    refused = run_cli("lock", project)
+    assert refused.exit_code == 2
+    assert "written by uv" in refused.stderr and (project / "pylock.toml").read_text() == text
+
+
+def pip_style_lock(index: SimpleIndex, wheelhouse: Path, **top: str) -> str:
+    """A pylock.toml as `pip lock` writes it: one wheel per package, by URL, sha256."""
+    import hashlib
+
+    header = "".join(f"{key.replace('_', '-')} = {value}\n" for key, value in top.items())
+    wheel = next(wheelhouse.glob("beta-1.0-*.whl"))
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return (f'lock-version = "1.0"\ncreated-by = "pip"\n{header}\n[[packages]]\nname = "beta"\n'
+            f'version = "1.0"\n\n[[packages.wheels]]\nname = "{wheel.name}"\n'
+            f'url = "{index.file_url(wheel.name)}"\n\n[packages.wheels.hashes]\n'
+            f'sha256 = "{sha}"\n')
+
+
+def test_a_pip_lock_pylock_is_a_lock_and_ships_pinned_requirements(
+    tmp_path: Path, simple_index: SimpleIndex, wheelhouse: Path
+) -> None:
+    project = make_project(tmp_path / "agent", None, files={
+        "pylock.toml": pip_style_lock(simple_index, wheelhouse, requires_python='">=3.12"')})
+    result = build_project(project)
+    assert zip_text(result.zip_path, "requirements.txt").splitlines()[-1] == "beta==1.0"
+    assert "packages/beta-1.0.dist-info/METADATA" in zipfile.ZipFile(result.zip_path).namelist()
+    assert_validates_clean(result.zip_path)
+
+
+@pytest.mark.parametrize(("top", "message"), [
+    ({"environments": '["sys_platform == \'win32\'"]'}, "none of its environments"),
+    ({"requires_python": '"<3.13"'}, "requires-python '<3.13' excludes python_3_13"),
+])
+def test_a_foreign_pylock_for_another_environment_is_refused_by_name(
+    tmp_path: Path, simple_index: SimpleIndex, wheelhouse: Path, run_cli,
+    top: dict[str, str], message: str
+) -> None:
+    project = make_project(tmp_path / "agent", None, files={
+        "pylock.toml": pip_style_lock(simple_index, wheelhouse, **top)})
+    result = run_cli("build", project)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "regenerate it with pip" in result.stderr
