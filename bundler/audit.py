@@ -41,7 +41,7 @@ from bundler.model import (
     file_sha256,
     local_extra_and_start,
 )
-from bundler.wheels import PACKAGES, in_packages, record_hash_bytes
+from bundler.records import PACKAGES, in_packages, record_hash_bytes
 
 if TYPE_CHECKING:
     from bundler.plan import BuildOptions

@@ -19,8 +19,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from bundler.graph import parse_requirements, walk
 from bundler.model import Bundle, Entry
+from bundler.records import dist_info_site, in_site
 from bundler.targets import Target
-from bundler.wheels import dist_info_site, in_site
 from bundler.write import directory_overhead, member_overhead, stored_size
 
 

@@ -15,12 +15,8 @@ nothing is extracted to disk.
 
 from __future__ import annotations
 
-import base64
-import csv
 import hashlib
-import io
 import logging
-import posixpath
 import zipfile
 import zlib
 from dataclasses import dataclass, replace
@@ -28,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from installer.exceptions import InstallerError
-from installer.records import RecordEntry, parse_record_file
+from installer.records import RecordEntry
 from installer.sources import WheelFile
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -41,13 +37,16 @@ from bundler.model import (
     ZipMemberData,
     inflate_member,
 )
+from bundler.records import (
+    PACKAGES,
+    parse_records,
+    record_digest,
+    record_hash_bytes,
+    write_record,
+)
 
 log = logging.getLogger(__name__)
-PACKAGES = "packages/"
 INSTALLER_NAME = b"fbundle\n"
-#: Written by ``build --exclude-package``: the distributions left out on purpose, one canonical
-#: name a line, so ``validate`` (which sees only the zip) does not call them missing.
-EXCLUDED_FILE = "packages/.fbundle-excluded"
 
 
 @dataclass
@@ -58,50 +57,6 @@ class LaidOutWheel:
     sha256: str
     entries: list[Entry]
     dropped: list[str]
-
-
-def record_hash_bytes(value: str) -> bytes:
-    """A RECORD hash value (urlsafe base64, padding stripped) as the digest's bytes."""
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-def record_hash_value(digest: bytes) -> str:
-    """A digest as RECORD writes it: urlsafe base64 without padding."""
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def in_packages(record_path: str) -> str | None:
-    """``packages/<path>`` for a RECORD path, or None when it points outside (scripts, data)."""
-    return in_site(record_path, PACKAGES)
-
-
-def in_site(record_path: str, site: str) -> str | None:
-    """The archive path of a RECORD path for a dist-info installed in ``site`` (``packages/``,
-    or ``""`` for azd's layout, installed at the zip root), or None when it points outside."""
-    if record_path.startswith("/") or "\\" in record_path:
-        return None
-    full = posixpath.normpath(site + record_path)
-    if full.startswith("../") or full == ".." or (site and not full.startswith(site)):
-        return None
-    return full
-
-
-def dist_info_site(folder: str) -> str | None:
-    """Where the dist-info folder ``folder`` (an archive path, no trailing slash) installs:
-    ``packages/`` for ``packages/x-1.dist-info``, ``""`` for ``x-1.dist-info`` at the root."""
-    if not folder.endswith(".dist-info"):
-        return None
-    parts = folder.split("/")
-    if len(parts) == 2 and parts[0] + "/" == PACKAGES:
-        return PACKAGES
-    return "" if len(parts) == 1 else None
-
-
-def _record_digest(entry: RecordEntry) -> str | None:
-    """RECORD's sha256 as hex, or None for another algorithm."""
-    if entry.hash_ is None or entry.hash_.name != "sha256":
-        return None
-    return record_hash_bytes(entry.hash_.value).hex()
 
 
 def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutWheel:
@@ -119,7 +74,7 @@ def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutW
                 wheel.validate_record(validate_contents=False)  # names, RECORD's own rules
             dist_info = wheel.dist_info_dir
             data_dir = wheel.data_dir
-            records = {r.path: r for r in _records(wheel.read_dist_info("RECORD"))}
+            records = {r.path: r for r in parse_records(wheel.read_dist_info("RECORD"))}
             infos = archive.infolist()
         if not verified:
             _check_contents(path, infos, records)
@@ -144,7 +99,7 @@ def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutW
             dropped.append(member)
             continue
         record = records.get(member)
-        digest = _record_digest(record) if record else None
+        digest = record_digest(record) if record else None
         mode = EXEC_MODE if (info.external_attr >> 16) & 0o111 else FILE_MODE
         entry = Entry(PACKAGES + target, info.file_size, ZipMemberData(path, info), mode,
                       origin=origin, sha256=digest)
@@ -157,7 +112,7 @@ def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutW
         entries.append(Entry(PACKAGES + installer_file, len(INSTALLER_NAME),
                              BytesData(INSTALLER_NAME), origin=origin))
         shipped.append((installer_file, _sha(INSTALLER_NAME), len(INSTALLER_NAME)))
-    record_bytes = _write_record(shipped, record_path)
+    record_bytes = write_record(shipped, record_path)
     entries.append(Entry(PACKAGES + record_path, len(record_bytes), BytesData(record_bytes),
                          origin=origin))
     if dropped:
@@ -191,21 +146,6 @@ def _check_contents(path: Path, infos: list[zipfile.ZipInfo],
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _records(text: str) -> list[RecordEntry]:
-    rows = parse_record_file(io.StringIO(text))
-    return [RecordEntry.from_elements(path, hash_, size) for path, hash_, size in rows]
-
-
-def _write_record(shipped: list[tuple[str, str, int]], record_path: str) -> bytes:
-    """A RECORD for the files shipped, sorted, with RECORD's own line last and hashless."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for target, digest, size in sorted(shipped):
-        writer.writerow([target, "sha256=" + record_hash_value(bytes.fromhex(digest)), size])
-    writer.writerow([record_path, "", ""])
-    return out.getvalue().encode("utf-8")
 
 
 def _target_path(member: str, data_dir: str) -> str | None:

@@ -14,14 +14,14 @@ from bundler.checks import archive, binaries, deps, dotnet, layout, metadata, pa
 from bundler.checks.base import (
     REGISTRY,
     CheckContext,
-    Facts,
     Finding,
     Rule,
     Severity,
 )
+from bundler.checks.facts import Facts
 from bundler.checks.scan import Opener, bomb_reason, read_head, read_text, scan_bytes
 from bundler.model import Bundle
-from bundler.wheels import EXCLUDED_FILE
+from bundler.records import EXCLUDED_FILE
 
 __all__ = ["FAMILIES", "REGISTRY", "archive", "binaries", "deps", "dotnet", "layout", "metadata",
            "paths", "size", "CheckContext", "Finding", "Rule", "Severity", "errors", "run_checks",

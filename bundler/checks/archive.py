@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
+from bundler.checks.facts import Facts
 
 RULES = rules(
     ("FB001", "error", "a member cannot be read (bad CRC, truncated, unsupported or encrypted)"),

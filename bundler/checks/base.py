@@ -1,8 +1,8 @@
-"""The vocabulary every check family shares: rules, findings, the context and the facts.
+"""The vocabulary every check family shares: rules, findings and the context.
 
 A check family is a module with ``RULES`` (its codes, documented in docs/rules.md) and a pure
-``check(facts) -> Iterable[Finding]``. ``Facts`` is read from the bundle once (names, small
-text files, one streaming pass over the bytes) so that families never reopen members.
+``check(facts) -> Iterable[Finding]`` over ``checks.facts.Facts``. Families import only this
+module and ``facts``, never each other.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bundler.binaries import BinaryInfo
-from bundler.model import MAX_BUNDLE_BYTES, Bundle, Entry
+from bundler.model import MAX_BUNDLE_BYTES
 from bundler.targets import Target
 
 Severity = Literal["error", "warning"]
@@ -65,36 +65,6 @@ class Scanned:
     binary: BinaryInfo | None = None
     sha256: str | None = None  # only when a RECORD needs it
     error: str | None = None  # the member could not be read (bad CRC, truncated, ...)
-
-
-@dataclass
-class Facts:
-    """Everything a family may look at, read once."""
-
-    bundle: Bundle
-    context: CheckContext
-    texts: dict[str, str] = field(default_factory=dict)  # small text files, by name
-    unreadable: dict[str, str] = field(default_factory=dict)  # name -> why it could not be read
-    scanned: dict[str, Scanned] = field(default_factory=dict)
-    bombs: dict[str, str] = field(default_factory=dict)  # name -> why it was not inflated
-    content_skipped: str | None = None  # why the byte scan did not run (zip bomb)
-    records: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
-    heads: dict[str, bytes] = field(default_factory=dict)  # first 16 bytes of each .pyc
-
-    @property
-    def target(self) -> Target:
-        return self.context.target
-
-    @property
-    def files(self) -> list[Entry]:
-        return [e for e in self.bundle.entries if e.is_file]
-
-    @property
-    def wrapper(self) -> str | None:
-        """The one top-level folder everything sits in, if the zip is wrapped."""
-        from bundler.checks.layout import wrapper_folder
-
-        return wrapper_folder(self.bundle)
 
 
 REGISTRY: dict[str, Rule] = {}

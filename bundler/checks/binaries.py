@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from bundler.binaries import BinaryInfo
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
 from bundler.checks.deps import dist_label, owner_folders, tags_fit, wheel_tags
+from bundler.checks.facts import Facts
 from bundler.targets import Target
 
 RULES = rules(

@@ -22,9 +22,10 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
+from bundler.checks.facts import Facts
+from bundler.records import EXCLUDED_FILE, dist_info_site, in_site, record_hash_value
 from bundler.targets import Target
-from bundler.wheels import EXCLUDED_FILE, dist_info_site, in_site, record_hash_value
 
 RULES = rules(
     ("FB401", "error", "a requirement in requirements.txt is not installed in packages/"),

@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
+from bundler.checks.facts import Facts
 from bundler.targets import DOTNET_RUNTIMES
 
 RULES = rules(

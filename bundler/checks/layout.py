@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
 from bundler.checks.deps import owners, requirement_lines
-from bundler.model import Bundle
+from bundler.checks.facts import Facts
 
 RULES = rules(
     ("FB101", "error", "everything sits under one wrapper folder"),
@@ -26,18 +26,6 @@ RULES = rules(
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".egg", ".tar.bz2", ".tar.xz")
-
-
-def wrapper_folder(bundle: Bundle) -> str | None:
-    """The one top-level folder every entry sits in (``my-agent`` of ``my-agent/main.py``)."""
-    tops = {name.split("/", 1)[0] for name in bundle.names() if name}
-    names = bundle.names()
-    if len(tops) != 1 or not names or all("/" not in n.rstrip("/") for n in names):
-        return None
-    top = tops.pop()
-    if top in ("packages",):
-        return None
-    return top
 
 
 def entry_script(entry_point: list[str]) -> tuple[str, str] | None:

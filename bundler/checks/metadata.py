@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
+from bundler.checks.facts import Facts
 from bundler.definition import definition_problems, metadata_problems
 from bundler.project import agent_name_problem
 

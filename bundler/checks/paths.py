@@ -7,7 +7,8 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
+from bundler.checks.facts import Facts
 
 RULES = rules(
     ("FB201", "error", "absolute path"),

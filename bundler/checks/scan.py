@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bundler.binaries import HEAD_SIZE, inspect_binary, needs_whole_file, sniff
-from bundler.checks.base import Facts, Scanned
+from bundler.checks.base import Scanned
+from bundler.checks.facts import Facts
 from bundler.model import CHUNK, Entry, ZipMemberData, compressed_chunks, inflate_member
 
 TEXT_LIMIT = 16 * 1024 * 1024  # RECORD, METADATA, requirements.txt: never larger in practice

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from bundler.checks.base import Facts, Finding, finding, rules
+from bundler.checks.base import Finding, finding, rules
+from bundler.checks.facts import Facts
 from bundler.model import Entry
 from bundler.sizes import SizeTable, mb, size_table
 from bundler.write import member_overhead, predicted_size, raw_compress_size, size_bounds
