@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ def _ignore_lines(root: Path) -> list[str]:
         path = root / name
         if path.is_file():
             try:
-                lines.extend(path.read_text(encoding="utf-8").splitlines())
+                text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+                lines.extend(portable_pattern(line) for line in text.splitlines())
             except (OSError, UnicodeDecodeError) as error:
                 raise UsageError(f"{path}: cannot be read ({error})", "fix or remove it") from None
     return lines
@@ -129,11 +131,98 @@ def scan_sources(
             if not os.access(path, os.R_OK):
                 raise UsageError(f"{rel}: cannot be read (permission denied)",
                                  "fix its permissions or exclude it in .fbundleignore")
-            mode = EXEC_MODE if st.st_mode & 0o111 else FILE_MODE
+            mode = source_mode(path, rel)
             result.entries.append(Entry(rel, st.st_size, FileData(path), mode, origin="source"))
 
     walk(root, "")
+    refuse_host_dependent_names(result.entries)
     return result
+
+
+# -- what a Windows or macOS checkout would change --------------------------------------------
+# A source entry's mode is a function of its bytes, never of the host's execute bits (a Windows
+# checkout has none, a FAT or WSL mount sets them all): 0755 exactly when the file starts with
+# "#!" or is an ELF executable, 0644 otherwise. Names are stored NFC (macOS hands out NFD), and
+# names that differ only in case or normalisation are refused, because a Windows or macOS
+# checkout keeps one of them. Ignore-file patterns are read NFC, and a backslash that does not
+# escape a special character is a folder separator, as a Windows user means it.
+
+_ET_EXEC, _ET_DYN, _PT_INTERP = 2, 3, 3
+_SPECIAL_AFTER_BACKSLASH = set("\\#! *?[]")
+
+
+def source_mode(path: Path, rel: str) -> int:
+    """0755 when ``path`` starts with ``#!`` or is an ELF executable, else 0644."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4096)
+    except OSError as error:
+        raise UsageError(f"{rel}: cannot be read ({error.strerror or error})",
+                         "fix its permissions or exclude it in .fbundleignore") from None
+    return EXEC_MODE if head.startswith(b"#!") or elf_executable(head) else FILE_MODE
+
+
+def elf_executable(head: bytes) -> bool:
+    """An ELF program (ET_EXEC, or ET_DYN with a PT_INTERP: a PIE), not a shared library."""
+    if len(head) < 52 or not head.startswith(b"\x7fELF") or head[4] not in (1, 2) \
+            or head[5] not in (1, 2):
+        return False
+    order = "<" if head[5] == 1 else ">"
+    (e_type,) = struct.unpack_from(order + "H", head, 16)
+    if e_type == _ET_EXEC:
+        return True
+    if e_type != _ET_DYN:
+        return False
+    if head[4] == 2:
+        if len(head) < 64:
+            return False
+        (phoff,) = struct.unpack_from(order + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+    else:
+        (phoff,) = struct.unpack_from(order + "I", head, 28)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
+    for index in range(min(phnum, 64)):
+        at = phoff + index * phentsize
+        if phentsize < 4 or at + 4 > len(head):
+            return False
+        if struct.unpack_from(order + "I", head, at)[0] == _PT_INTERP:
+            return True
+    return False
+
+
+def portable_pattern(line: str) -> str:
+    """An ignore-file line as gitignore reads it on Linux: NFC, and ``\\`` as ``/`` unless it
+    escapes a special character (``\\#``, ``\\!``, ``\\ ``, ``\\*``, ...)."""
+    line = unicodedata.normalize("NFC", line)
+    if "\\" not in line:
+        return line
+    out: list[str] = []
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if char == "\\" and index + 1 < len(line) and line[index + 1] in _SPECIAL_AFTER_BACKSLASH:
+            out.append(line[index:index + 2])
+            index += 2
+            continue
+        out.append("/" if char == "\\" else char)
+        index += 1
+    return "".join(out)
+
+
+def refuse_host_dependent_names(entries: Sequence[Entry]) -> None:
+    """Two sources whose names differ only in case (or were NFC-normalised to one name) cannot
+    both exist in a Windows or macOS checkout: refuse, naming both."""
+    seen: dict[str, str] = {}
+    for entry in entries:
+        key = entry.name.casefold()
+        other = seen.get(key)
+        if other is not None:
+            what = "are the same name once normalised" if other == entry.name \
+                else "differ only in case"
+            raise UsageError(f"{other} and {entry.name} {what}: a Windows or macOS checkout "
+                             "keeps only one of them, so the bundle would differ by host",
+                             "rename one of them")
+        seen[key] = entry.name
 
 
 def _archive_name(name: str, directory: Path) -> str:

@@ -481,7 +481,7 @@ def _unknown(key: Any, known: tuple[str, ...], prefix: str) -> Problem:
     close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
     hint = f" — did you mean {close[0]!r}?" if close else ""
     return Problem("FB605", "warning", f"{prefix}{key}",
-                   f"{prefix}{_short(key)} is not a field the service documents{hint}")
+                   f"{prefix}{str(key)[:60]} is not a field the service documents{hint}")
 
 
 # ---------------------------------------------------------------------------------------------

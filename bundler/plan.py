@@ -25,7 +25,7 @@ from bundler.errors import BuildError, UsageError
 from bundler.indexes import read_pip_config
 from bundler.lock import LOCK_FILE, Lock, WheelRef, read_for_target, requirement_changes
 from bundler.model import Bundle, BytesData, Entry
-from bundler.project import ProjectSpec, load_project
+from bundler.project import Flags, ProjectSpec, load_project
 from bundler.projectlocks import (
     POETRY_LOCK,
     UV_LOCK,
@@ -69,6 +69,15 @@ class BuildOptions:
     project_file: str | None = None
     verbose: bool = False
     refresh: bool = False
+    entry_point: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    protocols: tuple[str, ...] = ()
+
+    def flags(self) -> Flags:
+        """What the flags say about the agent definition (they override its source)."""
+        return Flags(runtime=self.runtime, mode=self.mode, entry_point=self.entry_point,
+                     cpu=self.cpu, memory=self.memory, protocols=tuple(self.protocols))
 
 
 @dataclass
@@ -156,8 +165,8 @@ def project_lock(root: Path, target: Target) -> ProjectLock | None:
 def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
     """The project, its target, its sources and (bundled Python) its lock: what decides the
     bytes, read from hashes alone (nothing is fetched or published here)."""
-    spec = load_project(root, metadata_path=options.metadata, runtime=options.runtime,
-                        mode=options.mode, name=options.name)
+    spec = load_project(root, metadata_path=options.metadata, name=options.name,
+                        flags=options.flags())
     glibc = parse_glibc(options.glibc) if options.glibc else None
     target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
     if spec.is_dotnet:
@@ -303,8 +312,8 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
 
 def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Path, Lock]:
     """Resolve afresh and write ``pylock.toml``; parsed back before it replaces the old one."""
-    spec = load_project(root, metadata_path=options.metadata, runtime=options.runtime,
-                        mode=options.mode, name=options.name)
+    spec = load_project(root, metadata_path=options.metadata, name=options.name,
+                        flags=options.flags())
     if not spec.is_python:
         raise UsageError(f"{spec.runtime} projects have no Python lock",
                          "`fbundle lock` is for python_3_13 / python_3_14 projects")

@@ -65,28 +65,46 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--offline", is_flag=True, help="Use only the lock and the wheel cache."),
         click.option("--refresh", is_flag=True,
                      help="Ask the index again even if it answered in the last 10 minutes."),
-        click.option("--name", help="Agent name (default: the project folder's name)."),
+        click.option("--entry-point", metavar="'CMD ARGS'",
+                     help="Override code_configuration.entry_point, e.g. 'python main.py'."),
+        click.option("--cpu", metavar="CORES", help='Override definition.cpu, e.g. "0.5".'),
+        click.option("--memory", metavar="AMOUNT", help='Override definition.memory, e.g. "1Gi".'),
+        click.option("--protocol", "protocols", metavar="NAME@VERSION", multiple=True,
+                     help="Override protocol_versions (repeatable), e.g. responses@2.0.0."),
+        click.option("--name", help="Agent name (default: the definition's name, else the "
+                     "project folder's)."),
         click.option("--metadata", type=click.Path(path_type=Path, dir_okay=False),
-                     help="The agent definition (default: PROJECT/metadata.json)."),
+                     help="The agent definition (default: PROJECT/metadata.json, else azd's "
+                     "azure.yaml service or agent.yaml)."),
         click.option("--project", "project_file", help=".NET: which project file to publish."),
     ]
 
     @functools.wraps(function)
     def with_options(*args: Any, runtime: str | None, mode: str | None, resolver: str,
                      glibc: str | None, offline: bool, refresh: bool, name: str | None,
-                     metadata: Path | None, project_file: str | None, **kwargs: Any) -> Any:
+                     metadata: Path | None, project_file: str | None, entry_point: str | None,
+                     cpu: str | None, memory: str | None, protocols: tuple[str, ...],
+                     **kwargs: Any) -> Any:
         from bundler.plan import BuildOptions  # lazily: `fbundle --help` needs no build stack
 
         verbose = bool(click.get_current_context().find_root().params.get("verbose"))
         kwargs["options"] = BuildOptions(
             runtime=runtime, mode=mode, resolver=resolver, glibc=glibc, offline=offline,
             refresh=refresh, name=name, metadata=metadata, project_file=project_file,
-            verbose=verbose)
+            verbose=verbose, entry_point=entry_point, cpu=cpu, memory=memory,
+            protocols=tuple(protocols))
         return function(*args, **kwargs)
 
     for flag in reversed(flags):
         with_options = flag(with_options)
     return with_options
+
+
+def _notes(notes: tuple[str, ...]) -> None:
+    """What loading the definition said (defaults filled, warnings): one line each, on stderr,
+    so stdout stays the report (and its last line the sha256)."""
+    for note in notes:
+        click.echo(note, err=True)
 
 
 def _progress(message: str) -> None:
@@ -112,6 +130,7 @@ def build(project: Path, output: Path | None, update_lock: bool, list_only: bool
     opts = dataclasses.replace(options, output=output, update_lock=update_lock)
     if list_only:
         plan = plan_project(project, opts)
+        _notes(plan.spec.notes)
         if as_json:
             click.echo(json.dumps({
                 "entries": [{"name": e.name, "size": e.size, "origin": e.origin}
@@ -126,6 +145,7 @@ def build(project: Path, output: Path | None, update_lock: bool, list_only: bool
         return
     _progress(f"building {project} ...")
     result = build_project(project, opts)
+    _notes(result.spec.notes)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -138,21 +158,53 @@ def build(project: Path, output: Path | None, update_lock: bool, list_only: bool
 
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--runtime", type=click.Choice(sorted(k for k in RUNTIMES if k.startswith("py"))),
-              default="python_3_13", show_default=True)
+@click.option("--runtime", type=click.Choice(RUNTIMES),
+              help="default: python_3_13 (dotnet_10 for a folder with only a .csproj)")
 @click.option("--mode", type=click.Choice(MODES), default="bundled", show_default=True)
-def init(directory: Path, runtime: str, mode: str) -> None:
-    """Scaffold a Python agent: main.py, requirements.txt, metadata.json."""
+def init(directory: Path, runtime: str | None, mode: str) -> None:
+    """Scaffold a Python agent (main.py, requirements.txt, metadata.json); in a folder that
+    already holds a project, add only what is missing: the definition."""
+    from bundler.definition import default_entry_file, detect_runtime, load_definition
+
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory}: not a folder", "pass a folder")
+    existing = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+    if [n for n in existing if not n.startswith(".")]:
+        # An existing project: never touch its sources, add the definition if it has none.
+        try:
+            found = load_definition(directory)
+        except UsageError as error:
+            if "no agent definition" not in error.message:
+                raise
+        else:
+            click.echo(f"{directory} already has an agent definition ({found.source}); "
+                       f"nothing written; next: fbundle build {directory}")
+            return
+        runtime = runtime or detect_runtime(directory)
+        prefix = "dotnet" if runtime.startswith("dotnet") else "python"
+        entry = [prefix, default_entry_file(directory, runtime)]
+        with atomic_output(directory / METADATA) as stream:
+            stream.write((json.dumps(example_metadata(runtime, mode, entry), indent=2)
+                          + "\n").encode("utf-8"))
+        click.echo(f"wrote {directory / METADATA} ({runtime}, {mode}, entry point "
+                   f"{' '.join(entry)}); nothing else was changed; next: fbundle build "
+                   f"{directory}")
+        if prefix == "python" and not (directory / entry[1]).is_file():
+            click.echo(f"note: {entry[1]} is not in {directory}: set "
+                       "definition.code_configuration.entry_point to your agent's script",
+                       err=True)
+        return
+    runtime = runtime or "python_3_13"
+    if not runtime.startswith("python"):
+        raise UsageError(f"init scaffolds Python agents, not {runtime}",
+                         "run `fbundle init` in your existing .NET project folder to add only "
+                         "the definition")
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         "main.py": HELLO_MAIN,
         "requirements.txt": "# one requirement per line, e.g. azure-identity\n",
         METADATA: json.dumps(example_metadata(runtime, mode), indent=2) + "\n",
     }
-    existing = [name for name in files if (directory / name).exists()]
-    if existing:
-        raise UsageError(f"{directory} already has {', '.join(existing)}",
-                         "init a new folder, or remove those files")
     for name, text in files.items():
         with atomic_output(directory / name) as stream:
             stream.write(text.encode("utf-8"))

@@ -107,7 +107,7 @@ def _inputs(target: Path, metadata_path: Path | None, agent: str | None
         from bundler.plan import BuildOptions
 
         result = build_project(target, BuildOptions(metadata=metadata_path))
-        metadata = read_metadata(metadata_path) if metadata_path else result.spec.metadata
+        metadata = result.spec.metadata  # the effective definition, as written beside the zip
         return result.zip_path, result.sha256, metadata, _agent(agent or result.spec.name)
     if not target.is_file():
         raise UsageError(f"{target}: no such project folder or zip",

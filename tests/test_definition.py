@@ -1,0 +1,317 @@
+"""Where the agent definition comes from (bundler/definition.py), what is refused in one line,
+what only warns, and bundles that are the same bytes on any host."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import unicodedata
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bundler.collect import elf_executable, portable_pattern
+from bundler.definition import Environment, cpu_memory_problem, load_definition
+from bundler.project import example_metadata, load_project
+from tests.buildkit import MAIN
+
+
+def project(root: Path, metadata: Any = None, *, raw: bytes | None = None,
+            files: dict[str, str] | None = None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "main.py").write_text(MAIN)
+    (root / "requirements.txt").write_text("")
+    if raw is not None:
+        (root / "metadata.json").write_bytes(raw)
+    elif metadata is not None:
+        (root / "metadata.json").write_text(json.dumps(metadata))
+    for name, text in (files or {}).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def one_line_exit_2(result: Any, *expected: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "internal error" not in result.output and "Traceback" not in result.output
+    for text in expected:
+        assert text in result.stderr, result.stderr
+
+
+def remote(**changes: Any) -> dict[str, Any]:
+    metadata = example_metadata(mode="remote_build")
+    metadata["definition"].update(changes)
+    return {**metadata, "definition": {k: v for k, v in metadata["definition"].items()
+                                       if v is not None}}
+
+
+# ---- metadata.json variants (issues 12 and 15) ----------------------------------------------
+
+HOSTILE = {
+    "no-wrapper": (json.dumps(example_metadata()["definition"]).encode(), "wrap them in"),
+    "container-only": (json.dumps({"definition": {
+        "kind": "hosted", "cpu": "1", "memory": "2Gi",
+        "container_configuration": {"image": "r.azurecr.io/a:1"}}}).encode(),
+        "is an image deploy; a source-code deploy needs code_configuration"),
+    "misspelt-code": (json.dumps({"definition": {
+        "kind": "hosted", "cpu": "1", "memory": "2Gi", "code_configuraton": {
+            "runtime": "python_3_13", "entry_point": ["python", "main.py"],
+            "dependency_resolution": "bundled"}}}).encode(), "(found 'code_configuraton': "
+        "misspelt?)"),
+    "definition-list": (b'{"definition": []}', "definition must be an object, not a list"),
+    "cpu-nan": (json.dumps(remote(cpu="NaN")).encode(), "FB602 definition.cpu 'NaN' is not a "
+                "number of cores"),
+    "nan-literal": (b'{"definition": {"cpu": NaN}}', "holds NaN, which is not JSON"),
+    "5000-digits": (b'{"definition": {"cpu": ' + b"9" * 5000 + b"}}", "a number of 5,000 digits"),
+    "nested-100000": (b"[" * 100_000 + b"]" * 100_000, "nested"),
+    "nested-80": (b'{"definition": ' + b"[" * 80 + b"]" * 80 + b"}", "nested more than 64"),
+    "cpu-number": (json.dumps(remote(cpu=1)).encode(), "cpu is a number; write it as a string"),
+    "memory-alone": (json.dumps(remote(cpu=None)).encode(), "cpu is missing but memory is set"),
+    "bad-env-name": (json.dumps(remote(environment_variables={"api-key": "x"})).encode(),
+                     "FB608", "'api-key' is not a valid variable name"),
+    "not-utf8": (b'{"description": "\xff"}', "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_bad_definitions_are_one_line_and_exit_2(tmp_path: Path, run_cli: Any, case: str) -> None:
+    raw, *expected = HOSTILE[case]
+    root = project(tmp_path / "agent", raw=raw)
+    one_line_exit_2(run_cli("build", root), *expected)
+    if case in ("nested-100000", "5000-digits", "nan-literal", "definition-list", "cpu-nan"):
+        (tmp_path / "agent.zip").write_bytes(b"")  # validate and deploy read it the same way
+        zipfile.ZipFile(tmp_path / "agent.zip", "w").writestr("main.py", MAIN)
+        result = run_cli("validate", tmp_path / "agent.zip", "--metadata", root / "metadata.json")
+        assert "internal error" not in result.output and result.exit_code in (1, 2), \
+            result.output
+
+
+def test_bom_and_crlf_are_read_and_the_written_definition_has_neither(tmp_path: Path,
+                                                                     run_cli: Any) -> None:
+    text = json.dumps(remote(), indent=2).replace("\n", "\r\n")
+    root = project(tmp_path / "agent", raw=b"\xef\xbb\xbf" + text.encode())
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    assert "UTF-8 byte order mark" in result.stderr
+    written = (root / "dist" / "agent.metadata.json").read_bytes()
+    assert not written.startswith(b"\xef\xbb\xbf") and b"\r" not in written
+    assert json.loads(written) == remote()
+
+
+def test_cpu_memory_rule(tmp_path: Path, run_cli: Any) -> None:
+    for cpu, memory in (("0.25", "0.5Gi"), ("0.5", "1Gi"), ("1", "2Gi"), ("2", "4Gi"),
+                        ("4", "8Gi"), ("1.5", "3Gi"), (".5", "1Gi"), ("0.5", "1024Mi")):
+        assert cpu_memory_problem(cpu, memory) is None, (cpu, memory)
+    for cpu, memory in (("1", "4Gi"), ("8", "16Gi"), ("0.3", "0.6Gi")):
+        assert cpu_memory_problem(cpu, memory)[0] == "warning"  # type: ignore[index]
+    for cpu, memory in (("NaN", "1Gi"), ("1", "2"), ("-1", "2Gi"), ("0", "0Gi"), ("1", "2GB"),
+                        ("inf", "2Gi"), ("1" * 40, "2Gi"), (None, "2Gi"), ("1", None)):
+        assert cpu_memory_problem(cpu, memory)[0] == "error", (cpu, memory)  # type: ignore[index]
+    # both absent: azd's defaults are filled in and said in one line
+    root = project(tmp_path / "agent", remote(cpu=None, memory=None))
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count('using azd\'s defaults cpu "1", memory "2Gi"') == 1
+    written = json.loads((root / "dist" / "agent.metadata.json").read_text())
+    assert (written["definition"]["cpu"], written["definition"]["memory"]) == ("1", "2Gi")
+    # well-formed but unknown: a warning, and the build goes on
+    root = project(tmp_path / "big", remote(cpu="1", memory="4Gi"))
+    result = run_cli("build", root)
+    assert result.exit_code == 0 and "warning: FB604" in result.stderr, result.output
+    # flags override
+    result = run_cli("build", root, "--cpu", "0.25", "--memory", "0.5Gi")
+    assert result.exit_code == 0 and "FB604" not in result.stderr, result.output
+
+
+def test_every_protocol_of_the_spec_is_accepted_and_others_warn(tmp_path: Path,
+                                                                run_cli: Any) -> None:
+    names = ["responses", "invocations", "invocations_ws", "a2a", "activity", "mcp"]
+    args = [a for n in names for a in ("--protocol", f"{n}@1.0.0")]
+    root = project(tmp_path / "agent", remote())
+    result = run_cli("build", root, *args)
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    written = json.loads((root / "dist" / "agent.metadata.json").read_text())
+    assert [p["protocol"] for p in written["definition"]["protocol_versions"]] == names
+    result = run_cli("build", root, "--protocol", "grpc@1")
+    assert result.exit_code == 0 and "warning: FB609" in result.stderr
+    one_line_exit_2(run_cli("build", root, "--protocol", "responses"), "PROTOCOL@VERSION")
+
+
+def test_flags_alone_are_enough_and_without_them_the_error_says_what_to_add(
+        tmp_path: Path, run_cli: Any) -> None:
+    root = project(tmp_path / "agent", files={"serve.py": MAIN})
+    one_line_exit_2(run_cli("build", root), "no agent definition", "fbundle init",
+                    "--runtime and --mode")
+    result = run_cli("build", root, "--runtime", "python_3_13", "--mode", "remote_build",
+                     "--entry-point", "python serve.py", "--cpu", "0.5", "--memory", "1Gi",
+                     "--protocol", "responses@2.0.0")
+    assert result.exit_code == 0, result.output
+    written = json.loads((root / "dist" / "agent.metadata.json").read_text())
+    assert written == {"definition": {
+        "kind": "hosted", "cpu": "0.5", "memory": "1Gi",
+        "protocol_versions": [{"protocol": "responses", "version": "2.0.0"}],
+        "code_configuration": {"runtime": "python_3_13", "entry_point": ["python", "serve.py"],
+                               "dependency_resolution": "remote_build"}}}
+
+
+def test_agent_name_from_flag_definition_or_folder(tmp_path: Path, run_cli: Any) -> None:
+    for folder, name in (("My_Agent", "My-Agent"), ("über-agent", "uber-agent")):
+        root = project(tmp_path / folder, remote())
+        result = run_cli("build", root)
+        assert result.exit_code == 0, result.output
+        assert f"note: agent name {name!r} (the folder name {folder!r} made valid" \
+            in result.stderr
+        assert (root / "dist" / f"{name}.zip").is_file()
+    root = project(tmp_path / "plain", remote())
+    assert run_cli("build", root).stderr == ""  # a valid folder name is said nothing about
+    (root / "agent.yaml").write_text("kind: hosted\nname: from-yaml\n")
+    (root / "metadata.json").unlink()
+    assert load_project(root).name == "from-yaml"
+    assert load_project(root, name="flagged").name == "flagged"
+    (root / "agent.yaml").write_text("kind: hosted\nname: -bad-\n")
+    one_line_exit_2(run_cli("build", root), "agent.yaml: agent name '-bad-'", "--name")
+
+
+def test_variables_come_from_the_environment_then_dotenv_and_are_never_printed(
+        tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = project(tmp_path / "agent", files={"agent.yaml": (
+        "kind: hosted\nname: agent\ncode_configuration: {runtime: python_3_13, entry_point: "
+        "main.py, dependency_resolution: remote_build}\nenvironment_variables:\n"
+        "  - {name: A, value: '${FROM_ENV}'}\n  - {name: B, value: '${FROM_DOTENV}'}\n"
+        "  - {name: C, value: 'x-${UNSET_ONE}-${UNSET_TWO:-dflt}'}\n"
+        "  - {name: D, value: '${{connections.c.key}}'}\n")})
+    (root / ".env").write_text("FROM_ENV=dotenv-loses\nFROM_DOTENV=hunter2-from-dotenv\n")
+    monkeypatch.setenv("FROM_ENV", "env-wins")
+    monkeypatch.delenv("UNSET_ONE", raising=False)
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output and "env-wins" not in result.output
+    assert "UNSET_ONE not set in the environment or agent/.env; kept as written" in result.stderr
+    assert "warning: FB607 definition.environment_variables.C still holds ${UNSET_ONE}" \
+        in result.stderr
+    written = json.loads((root / "dist" / "agent.metadata.json").read_text())
+    assert written["definition"]["environment_variables"] == {
+        "A": "env-wins", "B": "hunter2-from-dotenv", "C": "x-${UNSET_ONE}-dflt",
+        "D": "${{connections.c.key}}"}
+    with zipfile.ZipFile(root / "dist" / "agent.zip") as archive:
+        assert ".env" not in archive.namelist()
+    assert Environment({}).expand("${A-}${B:-b}") == "b"
+
+
+def test_azure_yaml_service_wins_over_agent_yaml_and_metadata_json_over_both(
+        tmp_path: Path) -> None:
+    root = project(tmp_path / "repo" / "src" / "agent", files={"agent.yaml": (
+        "kind: hosted\nname: yaml-name\nresources: {cpu: 2, memory: 4Gi}\n")})
+    azure = tmp_path / "repo" / "azure.yaml"
+    azure.write_text("services:\n  agent:\n    host: azure.ai.agent\n    project: src/agent\n"
+                     "    container: {resources: {cpu: '0.5', memory: 1Gi}}\n"
+                     "    env: {LEVEL: debug}\n")
+    found = load_definition(root)  # no inline kind: agent.yaml, with the service's overrides
+    assert found.name == "yaml-name" and found.definition["cpu"] == "0.5"
+    assert found.definition["environment_variables"] == {"LEVEL": "debug"}
+    assert found.code["dependency_resolution"] == "remote_build"  # azd's default
+    assert any("no code_configuration; using azd's defaults" in n for n in found.notes)
+    azure.write_text(azure.read_text() + "    kind: hosted\n    name: inline-name\n")
+    assert load_definition(root).name == "inline-name"
+    azure.write_text("services:\n  agent:\n    host: azure.ai.agent\n    project: src/agent\n"
+                     "    config: {kind: hosted, name: legacy-config}\n")
+    assert load_definition(root).name == "legacy-config"
+    (root / "metadata.json").write_text(json.dumps(remote()))
+    assert load_definition(root).source == "metadata.json"
+
+
+def test_init_on_an_existing_folder_adds_only_the_definition(tmp_path: Path,
+                                                             run_cli: Any) -> None:
+    root = tmp_path / "existing"
+    root.mkdir()
+    (root / "app.py").write_text("print('mine')\n")
+    (root / "requirements.txt").write_text("mine==1\n")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.iterdir()}
+    result = run_cli("init", root, "--mode", "remote_build")
+    assert result.exit_code == 0, result.output
+    assert f"wrote {root / 'metadata.json'} (python_3_13, remote_build, entry point python " \
+        "app.py); nothing else was changed" in result.stdout
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.iterdir()}
+    assert after.pop("metadata.json") and after == before
+    assert load_project(root).entry_point == ["python", "app.py"]
+    again = run_cli("init", root)
+    assert again.exit_code == 0 and "already has an agent definition (metadata.json)" \
+        in again.stdout
+    yaml_project = project(tmp_path / "yaml", files={"agent.yaml": "kind: hosted\nname: y\n"})
+    result = run_cli("init", yaml_project)
+    assert "already has an agent definition (agent.yaml)" in result.stdout
+    assert not (yaml_project / "metadata.json").exists()
+
+
+# ---- the same bytes on any host -------------------------------------------------------------
+
+def _tree(root: Path, *, exec_bits: str, nfd: bool, backslash: bool) -> Path:
+    """One project as a Linux, Windows, WSL/FAT or macOS checkout leaves it."""
+    cafe = unicodedata.normalize("NFD" if nfd else "NFC", "café.py")
+    docs = unicodedata.normalize("NFD" if nfd else "NFC", "résumé")
+    files = {"main.py": MAIN, cafe: "X = 1\n", "run.sh": "#!/bin/sh\nexec python main.py\n",
+             "tool": "#!/usr/bin/env python3\nprint(1)\n", "data/notes.txt": "n\n",
+             f"{docs}/build/x.txt": "excluded\n", "requirements.txt": ""}
+    root = project(root, remote(), files=files)
+    ignore = f"{docs}\\build\\\n" if backslash else f"{docs}/build/\n"
+    (root / ".fbundleignore").write_text(unicodedata.normalize("NFD" if nfd else "NFC", ignore))
+    for path in root.rglob("*"):
+        if path.is_file():
+            script = path.name in ("run.sh", "tool")
+            mode = {"linux": 0o755 if script else 0o644, "windows": 0o644,
+                    "fat": 0o755}[exec_bits]
+            path.chmod(mode)
+    return root
+
+
+def test_bundle_bytes_do_not_depend_on_the_host(tmp_path: Path, run_cli: Any) -> None:
+    hosts = {"linux": dict(exec_bits="linux", nfd=False, backslash=False),
+             "windows": dict(exec_bits="windows", nfd=False, backslash=True),
+             "wsl-or-fat": dict(exec_bits="fat", nfd=False, backslash=False),
+             "macos": dict(exec_bits="linux", nfd=True, backslash=False)}
+    shas = {}
+    for host, shape in hosts.items():
+        root = _tree(tmp_path / host / "agent", **shape)  # type: ignore[arg-type]
+        result = run_cli("build", root)
+        assert result.exit_code == 0, (host, result.output)
+        zip_path = root / "dist" / "agent.zip"
+        shas[host] = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+        with zipfile.ZipFile(zip_path) as archive:
+            modes = {i.filename: i.external_attr >> 16 & 0o777 for i in archive.infolist()}
+        assert modes == {"café.py": 0o644, "data/notes.txt": 0o644, "main.py": 0o644,
+                         "requirements.txt": 0o644, "run.sh": 0o755, "tool": 0o755}, host
+    assert len(set(shas.values())) == 1, shas
+
+
+def test_names_a_windows_or_macos_checkout_would_merge_are_refused(tmp_path: Path,
+                                                                   run_cli: Any) -> None:
+    root = project(tmp_path / "agent", remote(), files={"Util.py": "", "util.py": ""})
+    if len({p.name.casefold() for p in root.iterdir()}) == len(list(root.iterdir())):
+        pytest.skip("this filesystem folds case")
+    one_line_exit_2(run_cli("build", root), "Util.py and util.py differ only in case")
+    (root / "Util.py").unlink()
+    nfc, nfd = unicodedata.normalize("NFC", "é.py"), unicodedata.normalize("NFD", "é.py")
+    (root / nfc).write_text("")
+    (root / nfd).write_text("")
+    if len(os.listdir(root)) == len({unicodedata.normalize("NFC", n) for n in os.listdir(root)}):
+        pytest.skip("this filesystem normalises names")
+    one_line_exit_2(run_cli("build", root), "are the same name once normalised")
+
+
+def test_mode_is_a_function_of_the_bytes() -> None:
+    with open(sys.executable, "rb") as stream:
+        assert elf_executable(stream.read(4096))  # a PIE program
+    elf_so = bytearray(64)
+    elf_so[:6] = b"\x7fELF\x02\x01"
+    elf_so[16] = 3  # ET_DYN without PT_INTERP: a shared library
+    assert not elf_executable(bytes(elf_so))
+    elf_so[16] = 2  # ET_EXEC
+    assert elf_executable(bytes(elf_so))
+    assert not elf_executable(b"#!/bin/sh\n")
+    assert portable_pattern("docs\\build\\") == "docs/build/"
+    assert portable_pattern("\\#not-a-comment") == "\\#not-a-comment"

@@ -1,0 +1,90 @@
+"""The project-shape corpus (fixtures/shapes): every shape builds bundled and remote_build as its
+author left it, validates clean, and the bundled zips import under the real CPython 3.13."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.buildkit import import_under
+
+SHAPES = Path(__file__).resolve().parent.parent / "fixtures" / "shapes"
+FLAGS = {"flags-only": ["--runtime", "python_3_13", "--entry-point", "python main.py"]}
+# (folder to build, inside the copied shape; agent name; what the definition must say)
+EXPECTED: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "agent-yaml": (".", "echo-agent", {"cpu": "0.25", "memory": "0.5Gi",
+                                       "protocol_versions": [{"protocol": "responses",
+                                                              "version": "2.0.0"}]}),
+    "agent-yaml-and-metadata": (".", "agent-yaml-and-metadata", {
+        "cpu": "0.5", "memory": "1Gi",
+        "protocol_versions": [{"protocol": "invocations", "version": "1.0.0"}]}),
+    "azure-yaml": ("src/echo", "echo-azure", {
+        "cpu": "1", "memory": "2Gi", "environment_variables": {"LOG_LEVEL": "info"},
+        "protocol_versions": [{"protocol": "invocations", "version": "1.0.0"}]}),
+    "flags-only": (".", "flags-only", {"cpu": "1", "memory": "2Gi"}),
+    "metadata-small": (".", "metadata-small", {"cpu": "0.25", "memory": "0.5Gi"}),
+    "metadata-bom-crlf": (".", "metadata-bom-crlf", {"cpu": "1", "memory": "2Gi"}),
+    "metadata-misspelt": (".", "metadata-misspelt", {"enviroment_variables": {
+        "LOG_LEVEL": "info"}}),
+    "metadata-no-protocols": (".", "metadata-no-protocols", {"cpu": "1"}),
+}
+NOTES = {
+    "flags-only": ['note: flags sets no cpu/memory; using azd\'s defaults cpu "1", memory "2Gi"',
+                   "note: no --protocol; using responses 1.0.0"],
+    "metadata-bom-crlf": ["note: metadata.json starts with a UTF-8 byte order mark"],
+    "metadata-misspelt": ["warning: FB605 definition.enviroment_variables is not a field the "
+                          "service documents — did you mean 'environment_variables'?"],
+    "metadata-no-protocols": ["warning: FB606 definition.protocol_versions is missing"],
+}
+
+
+def test_every_shape_in_the_corpus_is_tested() -> None:
+    assert sorted(p.name for p in SHAPES.iterdir() if p.is_dir()) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("mode", ["bundled", "remote_build"])
+@pytest.mark.parametrize("shape", sorted(EXPECTED))
+def test_shape_builds_validates_and_imports(tmp_path: Path, run_cli: Any, python313: Path,
+                                            monkeypatch: pytest.MonkeyPatch, shape: str,
+                                            mode: str) -> None:
+    copy = tmp_path / shape
+    shutil.copytree(SHAPES / shape, copy)
+    monkeypatch.delenv("FOUNDRY_PROJECT_ENDPOINT", raising=False)
+    monkeypatch.delenv("AZURE_AI_MODEL_DEPLOYMENT_NAME", raising=False)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    if shape == "agent-yaml":  # a .env beside agent.yaml, never shipped, never printed
+        (copy / ".env").write_text("FOUNDRY_PROJECT_ENDPOINT=https://dotenv-secret.example\n")
+    where, name, expected = EXPECTED[shape]
+    project = copy / where
+    result = run_cli("build", project, "--mode", mode, *FLAGS.get(shape, []))
+    assert result.exit_code == 0, result.output
+    assert "internal error" not in result.output and "dotenv-secret" not in result.output
+    for note in NOTES.get(shape, []):
+        assert note in result.stderr, result.stderr
+    zip_path = project / "dist" / f"{name}.zip"
+    metadata = json.loads((project / "dist" / f"{name}.metadata.json").read_text())
+    definition = metadata["definition"]
+    assert definition["code_configuration"] == {
+        "runtime": "python_3_13", "entry_point": ["python", "main.py"],
+        "dependency_resolution": mode}
+    assert expected.items() <= definition.items()
+    if shape == "agent-yaml":
+        assert definition["environment_variables"] == {
+            "FOUNDRY_PROJECT_ENDPOINT": "https://dotenv-secret.example",
+            "AZURE_AI_MODEL_DEPLOYMENT_NAME": "gpt-4.1-mini",
+            "CONNECTION_KEY": "${{connections.search.credentials.key}}"}
+        assert metadata["description"] == "An echo agent, as the samples lay one out."
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+    assert "main.py" in names and "requirements.txt" in names
+    assert not {".env", "metadata.json"} & set(names)
+    checked = run_cli("validate", zip_path, "--mode", mode)  # picks up <agent>.metadata.json
+    assert checked.exit_code == 0, checked.output
+    if mode == "bundled":
+        out = import_under(python313, zip_path, tmp_path, "import main\nprint(main.answer('x'))")
+        assert out.strip() == "echo: x"
