@@ -19,7 +19,7 @@ from bundler.checks.dotnet import PROJECT_SUFFIXES
 from bundler.checks.layout import dependency_layout
 from bundler.checks.scan import MAX_ENTRIES, TEXT_LIMIT, declared_entries
 from bundler.errors import UsageError
-from bundler.identity import METADATA, metadata_beside
+from bundler.identity import METADATA, definition_path, metadata_beside
 from bundler.model import Bundle, read_dir, read_zip
 from bundler.project import DEFAULT_ENTRY_POINT, read_metadata
 from bundler.targets import DEFAULT_GLIBC, PYTHON_RUNTIMES, RUNTIMES, Target, parse_glibc
@@ -46,13 +46,17 @@ def load_bundle(path: Path) -> Bundle:
 
 
 def find_definition(path: Path, bundle: Bundle, explicit: Path | None) -> dict[str, Any] | None:
-    """The agent definition for a bundle: ``--metadata``, else the folder's metadata.json, else
-    the one inside the zip, else the one beside it (what ``build`` writes)."""
+    """The agent definition for a bundle: ``--metadata``; for a folder, its metadata.json; for a
+    zip, the ``<stem>.metadata.json`` that ``build`` wrote beside it (the effective definition,
+    flags applied: what ``deploy`` sends), else the metadata.json inside it, else a plain
+    metadata.json beside it."""
     if explicit is not None:
         return read_metadata(explicit)
     if path.is_dir():
         candidate = path / METADATA
         return read_metadata(candidate) if candidate.is_file() else None
+    if definition_path(path).is_file():
+        return read_metadata(definition_path(path))
     inside = bundle.by_name().get(METADATA)
     if inside is not None and inside.is_file and inside.size <= TEXT_LIMIT:
         try:

@@ -78,6 +78,13 @@ def _find_python313() -> Path | None:
     return PYTHON313_FALLBACK if PYTHON313_FALLBACK.exists() else None
 
 
+@pytest.fixture
+def index(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> SimpleIndex:
+    """The loopback index, configured the way users configure pip (``PIP_INDEX_URL``)."""
+    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
+    return simple_index
+
+
 @pytest.fixture(scope="session")
 def python313() -> Path:
     """The real CPython 3.13 (the service's runtime); skipped when absent, failed on CI."""

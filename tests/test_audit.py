@@ -22,11 +22,6 @@ from tests.support.index import SimpleIndex
 BETA = "packages/beta/__init__.py"
 
 
-@pytest.fixture
-def index(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> SimpleIndex:
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
-    return simple_index
-
 
 def words(count: int, seed: int = 7) -> str:
     """Compressible but irregular text: deflate levels give different streams for it."""

@@ -17,13 +17,6 @@ from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support.index import SimpleIndex
 
 
-@pytest.fixture
-def index(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> SimpleIndex:
-    """The loopback index, configured the way users configure pip (PIP_INDEX_URL)."""
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
-    return simple_index
-
-
 def names(zip_path: Path) -> list[str]:
     with zipfile.ZipFile(zip_path) as archive:
         return archive.namelist()

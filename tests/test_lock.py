@@ -20,12 +20,6 @@ from tests.support import RunCli
 from tests.support.index import SimpleIndex
 
 
-@pytest.fixture
-def index(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> SimpleIndex:
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
-    return simple_index
-
-
 def test_lock_is_pep_751_with_exact_wheels_and_parses_back_to_itself(
     tmp_path: Path, index: SimpleIndex, run_cli: RunCli
 ) -> None:
