@@ -11,8 +11,11 @@ from __future__ import annotations
 import configparser
 import os
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from bundler.redact import redact_url
+from bundler.requirements import IndexOptions
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 _SECTIONS = ("global", "install", "download")
@@ -44,6 +47,30 @@ class IndexConfig:
     def verify(self) -> ssl.SSLContext | bool:
         """What httpx should trust: pip's ``cert`` when set, else the default store."""
         return ssl.create_default_context(cafile=self.cert) if self.cert else True
+
+    def with_file_options(self, options: IndexOptions) -> IndexConfig:
+        """These settings with a requirements file's own index options applied as pip applies
+        them: ``--index-url`` replaces the configured one, ``--extra-index-url`` and
+        ``--find-links`` add to it, ``--no-index`` turns every index off."""
+        if not options.any:
+            return self
+        return replace(
+            self,
+            index_url=options.index_url or self.index_url,
+            extra_index_urls=tuple(dict.fromkeys([*self.extra_index_urls,
+                                                  *options.extra_index_urls])),
+            find_links=tuple(dict.fromkeys([*self.find_links, *options.find_links])),
+            no_index=self.no_index or options.no_index,
+            sources=(*self.sources, "requirements file"),
+        )
+
+    def described(self) -> list[str]:
+        """What a lock records: each index and find-links location, credentials redacted."""
+        found = [] if self.no_index else [f"index-url {redact_url(self.index_url)}"]
+        if not self.no_index:
+            found += [f"extra-index-url {redact_url(url)}" for url in self.extra_index_urls]
+        found += [f"find-links {redact_url(link)}" for link in self.find_links]
+        return found
 
     def fingerprint(self) -> str:
         """What changes the resolution: part of a build's input key."""

@@ -12,7 +12,6 @@ evaluated for the target (``extras`` empty, ``dependency_groups`` the lock's
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +33,22 @@ LOCK_FILE = "pylock.toml"
 
 @dataclass(frozen=True)
 class WheelRef:
-    """One exact wheel: where it is and what its bytes hash to."""
+    """One exact artifact: where it is and what its bytes hash to.
+
+    ``kind`` says how it becomes a wheel: ``wheel`` is one already; ``sdist`` (PEP 751
+    ``sdist``) is built in isolation (see ``bundler.sdists``); ``directory`` is a local project
+    (``path`` relative to the project, ``sha256`` the hash of its source tree) built the same
+    way, ``editable`` recording that the requirement said ``-e`` (a bundle installs it
+    normally).
+    """
 
     filename: str
     sha256: str
     url: str | None = None
     path: str | None = None
     size: int | None = None
+    kind: str = "wheel"
+    editable: bool = False
 
     @property
     def location(self) -> str:
@@ -72,6 +80,9 @@ class Lock:
     requirements: list[str] | None = None
     #: The tool that wrote the lock (``created-by``); "fbundle" for our own.
     created_by: str = "fbundle"
+    #: The indexes and find-links the resolution used (pip config and the file's own options),
+    #: credentials redacted: what ``fbundle lock`` resolved against.
+    indexes: list[str] = field(default_factory=list)
 
     def sorted_pins(self) -> list[Pin]:
         return sorted(self.pins, key=lambda p: p.key)
@@ -83,24 +94,36 @@ class Lock:
     def to_toml(self) -> str:
         packages = []
         for pin in self.sorted_pins():
-            wheel: dict[str, Any] = {"name": pin.wheel.filename}
-            if pin.wheel.url:
-                wheel["url"] = pin.wheel.url
-            if pin.wheel.path:
-                wheel["path"] = pin.wheel.path
-            if pin.wheel.size is not None:
-                wheel["size"] = pin.wheel.size
-            wheel["hashes"] = {"sha256": pin.wheel.sha256}
             package: dict[str, Any] = {"name": pin.key, "version": pin.version}
             if pin.marker:
                 package["marker"] = pin.marker
-            package["wheels"] = [wheel]
+            ref = pin.wheel
+            if ref.kind == "directory":
+                # PEP 751 has no hash for a directory; ours (of the source tree) is tool data.
+                package["directory"] = {"path": ref.path or ".", "editable": ref.editable}
+                package["tool"] = {"fbundle": {"tree-sha256": ref.sha256}}
+                packages.append(package)
+                continue
+            wheel: dict[str, Any] = {"name": ref.filename}
+            if ref.url:
+                wheel["url"] = ref.url
+            if ref.path:
+                wheel["path"] = ref.path
+            if ref.size is not None:
+                wheel["size"] = ref.size
+            wheel["hashes"] = {"sha256": ref.sha256}
+            if ref.kind == "sdist":
+                package["sdist"] = wheel
+            else:
+                package["wheels"] = [wheel]
             packages.append(package)
         tool: dict[str, Any] = {"runtime": self.runtime, "glibc": self.glibc}
         if self.requirements_sha256:
             tool["requirements-sha256"] = self.requirements_sha256
         if self.requirements is not None:
             tool["requirements"] = list(self.requirements)
+        if self.indexes:
+            tool["indexes"] = list(self.indexes)
         document: dict[str, Any] = {"lock-version": "1.0", "created-by": "fbundle"}
         if self.requires_python:
             document["requires-python"] = self.requires_python
@@ -140,6 +163,7 @@ class Lock:
             requirements_sha256=tool.get("requirements-sha256"),
             requires_python=document.get("requires-python"),
             requirements=lines,
+            indexes=[str(i) for i in tool.get("indexes", [])],
         )
 
     @classmethod
@@ -274,6 +298,10 @@ def _pin_from_package(package: dict[str, Any], source: str) -> Pin:
     if not name or not version:
         raise UsageError(f"{source}: a package without name or version",
                          "regenerate it with `fbundle lock`")
+    if not wheels:
+        other = _non_wheel_ref(package, source)
+        if other is not None:
+            return Pin(str(name), str(version), other, package.get("marker"))
     if len(wheels) != 1:
         raise UsageError(
             f"{source}: {name} {version} lists {len(wheels)} wheels; "
@@ -300,6 +328,31 @@ def _pin_from_package(package: dict[str, Any], source: str) -> Pin:
     )
 
 
+def _non_wheel_ref(package: dict[str, Any], source: str) -> WheelRef | None:
+    """A PEP 751 ``directory``, ``sdist`` or ``archive`` (a direct URL or local file) as a
+    ref; None when the package has none of them."""
+    name, version = package["name"], package["version"]
+    directory = package.get("directory")
+    if isinstance(directory, dict):
+        tree = ((package.get("tool") or {}).get("fbundle") or {}).get("tree-sha256", "")
+        return WheelRef(f"{canonicalize_name(str(name))}-{version}", str(tree),
+                        path=str(directory.get("path", ".")), kind="directory",
+                        editable=bool(directory.get("editable", False)))
+    for key in ("sdist", "archive"):
+        item = package.get(key)
+        if not isinstance(item, dict):
+            continue
+        url, path = item.get("url"), item.get("path")
+        filename = item.get("name") or (url or path or "").rsplit("/", 1)[-1].split("#")[0]
+        sha256 = (item.get("hashes") or {}).get("sha256")
+        if not sha256 or not filename:
+            raise UsageError(f"{source}: {name} {version} has no file name or sha256",
+                             "regenerate it with `fbundle lock`")
+        kind = "wheel" if filename.endswith(".whl") else "sdist"
+        return WheelRef(filename, str(sha256).lower(), url, path, item.get("size"), kind=kind)
+    return None
+
+
 def _requirement_key(line: str) -> str:
     """The project a requirement line is about (the line itself if it does not parse)."""
     try:
@@ -313,11 +366,11 @@ def requirement_changes(locked: list[str], current: list[str], text: str = "") -
     per change, paired by project name: ``line 2 changed: 'beta==1.0' -> 'beta==2.0'``,
     ``line 3 added: 'delta'``, ``removed: 'alpha'``. ``text`` (the current file) gives line
     numbers; without it the phrases have none."""
+    from bundler.requirements import logical_lines
+
     numbers: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = re.sub(r"(^|\s)#.*$", "", raw).strip()  # as read_requirements does
-        if stripped:
-            numbers.setdefault(stripped, number)
+    for number, stripped in logical_lines(text):
+        numbers.setdefault(stripped, number)
 
     def where(line: str) -> str:
         return f"line {numbers[line]} " if line in numbers else ""

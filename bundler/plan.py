@@ -36,13 +36,8 @@ from bundler.projectlocks import (
     refuse_poetry,
     uv_lock,
 )
-from bundler.resolve import (
-    Requirements,
-    Resolver,
-    check_fits,
-    pyproject_requirements,
-    read_requirements,
-)
+from bundler.requirements import Requirements, pyproject_requirements, read_requirements
+from bundler.resolve import Resolver, check_fits, check_hashes
 from bundler.settings import float_env
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import LaidOutWheel, layout_wheel
@@ -214,7 +209,10 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
         entries = dotnet_entries(inputs.spec, inputs.dotnet, verbose=options.verbose)
     plan = Plan(inputs.spec, inputs.target, Bundle([]), inputs.collection, inputs.lock)
     if inputs.lock is not None:
-        cache = WheelCache(indexes=read_pip_config())
+        indexes = read_pip_config()
+        if inputs.requirements is not None:
+            indexes = indexes.with_file_options(inputs.requirements.options)
+        cache = WheelCache(indexes=indexes)
         plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
                               base=inputs.spec.root)
         entries += [e for wheel in plan.wheels for e in wheel.entries]
@@ -266,6 +264,7 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
                 "run `fbundle lock` with the same --glibc (or build with --update-lock)",
             )
         check_fits(lock, target)
+        check_hashes(lock, requirements)
         return lock
     if lock_path.is_file():
         refuse_foreign(lock_path, "--update-lock")
@@ -286,7 +285,7 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
     answer for the same requirements, target, indexes and resolver is reused. ``--refresh``
     always asks; ``--offline`` takes the last answer whatever its age.
     """
-    indexes = read_pip_config()
+    indexes = read_pip_config().with_file_options(requirements.options)
     key = hashlib.sha256(json.dumps({
         "fbundle": __version__, "requirements": requirements.lines,
         "runtime": target.runtime, "glibc": target.glibc_text, "resolver": options.resolver,
@@ -328,7 +327,8 @@ def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Pa
     if requirements is None:
         raise UsageError(f"{root}: no requirements.txt (or pyproject.toml dependencies)",
                          "list the agent's dependencies in requirements.txt")
-    resolver = Resolver(target, read_pip_config(), kind=options.resolver, offline=options.offline)
+    resolver = Resolver(target, read_pip_config().with_file_options(requirements.options),
+                        kind=options.resolver, offline=options.offline)
     lock = resolver.resolve(requirements)
     lock.requirements = list(requirements.lines)
     path = root / LOCK_FILE

@@ -9,7 +9,6 @@ packages must be the closure of the requirements with markers evaluated for the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -19,11 +18,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
@@ -36,82 +36,29 @@ from packaging.version import InvalidVersion, Version
 from bundler.errors import BuildError, ResolutionError, UsageError
 from bundler.indexes import IndexConfig
 from bundler.lock import Lock, Pin, WheelRef
+from bundler.model import file_sha256
+from bundler.redact import redact_urls
+from bundler.requirements import Requirements
 from bundler.targets import Target
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[Sequence[str], dict[str, str]], "subprocess.CompletedProcess[str]"]
+#: ``runner(argv, env, cwd)``: runs one resolver command (injectable, so tests can watch it).
+Runner = Callable[[Sequence[str], dict[str, str], Path | None],
+                  "subprocess.CompletedProcess[str]"]
 RESOLVERS = ("uv", "pip")
 
 
-def run(argv: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The default runner: a real subprocess, output captured as text."""
-    log.debug("running %s", " ".join(argv))
-    return subprocess.run(list(argv), env=env, capture_output=True, text=True, check=False)
-
-
-@dataclass(frozen=True)
-class Requirements:
-    """The requirement lines a project declares, and the file they came from."""
-
-    lines: list[str]
-    source: Path
-    text: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-
-    def parsed(self) -> list[Requirement]:
-        result = []
-        for line in self.lines:
-            try:
-                result.append(Requirement(line))
-            except InvalidRequirement as error:
-                reason = str(error).splitlines()[0]
-                raise UsageError(f"{self.source}: {line!r} is not a valid requirement ({reason})",
-                                 "fix the line") from None
-        return result
-
-
-def read_requirements(path: Path) -> Requirements:
-    """Requirement lines of a requirements.txt (comments, blanks and options dropped)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: not found", "bundled mode needs a requirements.txt") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot be read ({error})", "fix the file") from None
-    lines = []
-    for raw in text.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        if not line:
-            continue
-        if line.startswith("-"):
-            raise UsageError(
-                f"{path}: option line {line!r} is not supported",
-                "put index settings in pip.conf or PIP_INDEX_URL; list plain requirements here",
-            )
-        lines.append(line)
-    result = Requirements(lines, path, text)
-    result.parsed()  # refuse a malformed line here, with its text
-    return result
-
-
-def pyproject_requirements(path: Path) -> Requirements:
-    """``[project].dependencies`` of a pyproject.toml, for projects without requirements.txt."""
-    import tomllib
-
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"{path}: cannot be read ({error})", "fix the file") from None
-    dependencies = document.get("project", {}).get("dependencies", [])
-    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
-        raise UsageError(f"{path}: [project].dependencies must be a list of strings",
-                         "fix the file")
-    result = Requirements(list(dependencies), path, "\n".join(dependencies) + "\n")
-    result.parsed()
+def run(argv: Sequence[str], env: dict[str, str],
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The default runner: a real subprocess, output captured as text. With ``-v`` the
+    command line and the whole output are logged, every URL's credentials redacted."""
+    log.debug("running %s", redact_urls(" ".join(argv)))
+    result = subprocess.run(list(argv), env=env, capture_output=True, text=True, check=False,
+                            cwd=cwd)
+    for stream in (result.stdout, result.stderr):
+        if stream.strip():
+            log.debug("%s", redact_urls(stream.rstrip()))
     return result
 
 
@@ -123,8 +70,11 @@ def wheel_tags(filename: str) -> frozenset[Tag]:
 
 
 def check_fits(lock: Lock, target: Target) -> None:
-    """Every pinned wheel must carry a tag the target accepts."""
+    """Every pinned wheel must carry a tag the target accepts (sdists and local folders are
+    checked once built: only a pure wheel is accepted from them)."""
     for pin in lock.pins:
+        if pin.wheel.kind != "wheel":
+            continue
         tags = wheel_tags(pin.wheel.filename)
         if not tags & set(target.tag_rank):
             raise ResolutionError(
@@ -171,17 +121,26 @@ class Resolver:
         self.runner = runner
 
     def resolve(self, requirements: Requirements) -> Lock:
-        if not requirements.lines:
+        """Resolve ``requirements`` for the target. The resolver reads the requirements file
+        itself (``-r``, ``-c``, ``--hash``, local paths, URLs, index options), run from the
+        project folder so relative paths mean what they mean to pip there."""
+        if not requirements.entries:
             return self._lock([])
+        base = (requirements.base or requirements.source.parent).resolve()
         with tempfile.TemporaryDirectory(prefix="fbundle-resolve-") as tmp:
-            source = Path(tmp) / "requirements.in"
-            source.write_text("\n".join(requirements.lines) + "\n", encoding="utf-8")
-            if self.kind == "uv":
-                lock = self._uv(source, Path(tmp))
+            if requirements.source.name == "pyproject.toml":
+                source = Path(tmp) / "requirements.in"
+                source.write_text("\n".join(requirements.lines) + "\n", encoding="utf-8")
             else:
-                lock = self._pip(source, Path(tmp), requirements)
+                source = requirements.source.resolve()
+            if self.kind == "uv":
+                lock = self._uv(source, Path(tmp), base)
+            else:
+                lock = self._pip(source, Path(tmp), requirements, base)
         lock.requirements_sha256 = requirements.sha256
+        lock.indexes = self.indexes.described()
         check_fits(lock, self.target)
+        check_hashes(lock, requirements)
         return lock
 
     def _lock(self, pins: list[Pin]) -> Lock:
@@ -193,7 +152,7 @@ class Resolver:
         env.setdefault("UV_NO_PROGRESS", "1")
         return env
 
-    def _uv(self, source: Path, tmp: Path) -> Lock:
+    def _uv(self, source: Path, tmp: Path, base: Path) -> Lock:
         from uv import find_uv_bin
 
         output = tmp / "pylock.toml"
@@ -211,14 +170,14 @@ class Resolver:
         ]
         if self.offline:
             argv.append("--offline")
-        result = self.runner(argv, self._env())
+        result = self.runner(argv, self._env(), base)
         if result.returncode != 0:
             raise self._explain(result.stderr or result.stdout)
         parsed = Lock.from_toml(output.read_text(encoding="utf-8"), "uv's lock",
                                 pick=best_wheel(self.target))
-        return self._lock(parsed.pins)
+        return self._lock([_rebased(pin, tmp, base) for pin in parsed.pins])
 
-    def _pip(self, source: Path, tmp: Path, requirements: Requirements) -> Lock:
+    def _pip(self, source: Path, tmp: Path, requirements: Requirements, base: Path) -> Lock:
         """pip, corrected for the target: pip evaluates ``python_version`` markers for this
         machine's interpreter (pip issue 11010), so what the target needs but pip left out is
         added as a top-level requirement and pip runs again; what only the host needed is
@@ -228,11 +187,15 @@ class Resolver:
                              "run `fbundle lock` while online, then build --offline")
         wanted_roots = requirements.parsed()
         extra_lines: list[str] = []
+        driver = tmp / "requirements-fbundle.in"
         for _ in range(8):
-            source.write_text("\n".join([*requirements.lines, *extra_lines]) + "\n",
+            # pip reads the project's own file; the target's extra roots ride beside it.
+            driver.write_text("\n".join([f"-r {source}", *extra_lines]) + "\n",
                               encoding="utf-8")
-            pins, metadata = self._pip_report(source, tmp)
-            wanted = closure(wanted_roots, metadata, self.target)
+            pins, metadata, requested = self._pip_report(driver, tmp, base)
+            named = {canonicalize_name(r.name) for r in wanted_roots}
+            roots = wanted_roots + [Requirement(n) for n in requested if n not in named]
+            wanted = closure(roots, metadata, self.target)
             got = {canonicalize_name(p.name) for p in pins}
             missing = wanted - got
             if not missing:
@@ -245,8 +208,8 @@ class Resolver:
             "use --resolver uv (the default)",
         )
 
-    def _pip_report(self, source: Path, tmp: Path) -> tuple[list[Pin], dict[NormalizedName,
-                                                                           list[str]]]:
+    def _pip_report(self, source: Path, tmp: Path, base: Path) -> tuple[
+            list[Pin], dict[NormalizedName, list[str]], list[NormalizedName]]:
         report = tmp / "report.json"
         argv = [
             sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
@@ -259,7 +222,7 @@ class Resolver:
         ]
         env = self._env()
         env["PIP_CONFIG_FILE"] = os.devnull  # the index settings are passed explicitly
-        result = self.runner(argv, env)
+        result = self.runner(argv, env, base)
         if result.returncode != 0:
             if "No module named pip" in result.stderr:
                 raise UsageError("--resolver pip needs pip installed beside fbundle",
@@ -268,20 +231,34 @@ class Resolver:
         data = json.loads(report.read_text(encoding="utf-8"))
         pins: list[Pin] = []
         metadata: dict[NormalizedName, list[str]] = {}
+        requested: list[NormalizedName] = []
         for item in data.get("install", []):
             meta = item["metadata"]
-            metadata[canonicalize_name(meta["name"])] = list(meta.get("requires_dist") or [])
+            name = canonicalize_name(meta["name"])
+            metadata[name] = list(meta.get("requires_dist") or [])
+            if item.get("requested"):
+                requested.append(name)
             info = item["download_info"]
             url = info["url"]
+            if "dir_info" in info:
+                raise UsageError(
+                    f"{meta['name']}: --resolver pip cannot build the local folder "
+                    f"{redact_urls(url)} for another platform (pip needs --only-binary=:all: "
+                    "with --platform)", "use the default --resolver uv")
             sha = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256")
+            local = _local_path(url)
+            if not sha and local is not None and local.is_file():
+                sha = file_sha256(local)
             if not sha:
                 raise ResolutionError(
                     f"the index gave no sha256 for {url.rsplit('/', 1)[-1]}",
                     "use an index that publishes hashes, or --resolver uv",
                 )
-            pins.append(Pin(meta["name"], meta["version"],
-                            WheelRef(url.rsplit("/", 1)[-1], sha, url=url)))
-        return pins, metadata
+            filename = unquote(url.split("#", 1)[0].rsplit("/", 1)[-1])
+            ref = WheelRef(filename, sha, url=url) if local is None else \
+                WheelRef(filename, sha, path=_project_relative(local, base))
+            pins.append(Pin(meta["name"], meta["version"], ref))
+        return pins, metadata, requested
 
     def _explain(self, output: str) -> ResolutionError:
         """The resolver's failure in one line, with the newest fitting version when we can."""
@@ -348,6 +325,60 @@ class Resolver:
             return (f"no version of {name} has a wheel for {where} "
                     f"(newest {version} ships {', '.join(newest_tags)})", raise_hint)
         return None
+
+
+def check_hashes(lock: Lock, requirements: Requirements) -> None:
+    """pip's hash-checking mode: when any line has ``--hash``, every pinned distribution must
+    be listed with hashes, and its artifact's sha256 must be one of them (exit 1 otherwise,
+    naming the package and both hashes)."""
+    if not requirements.hash_checking:
+        return
+    allowed = requirements.hashes
+    for pin in lock.sorted_pins():
+        if pin.wheel.kind == "directory":
+            continue  # a local folder has no archive to hash; pip refuses it in this mode too
+        listed = allowed.get(canonicalize_name(pin.name))
+        if not listed:
+            raise BuildError(
+                f"{pin.name} {pin.version} has no --hash in {requirements.source.name}, and "
+                f"hash-checking mode requires one for every package (its {pin.wheel.filename}"
+                f" has sha256:{pin.wheel.sha256})",
+                "regenerate the file with pip-compile --generate-hashes (or uv pip compile "
+                "--generate-hashes)")
+        if pin.wheel.sha256 not in listed:
+            raise BuildError(
+                f"{pin.name} {pin.version}: {pin.wheel.filename} has sha256:{pin.wheel.sha256},"
+                f" which is not a hash {requirements.source.name} allows "
+                f"({', '.join('sha256:' + h for h in sorted(listed))})",
+                "the index serves other bytes than the file was written for: check the index,"
+                " or regenerate the hashes if the change is expected")
+
+
+def _local_path(url: str) -> Path | None:
+    parts = urlsplit(url)
+    return Path(unquote(parts.path)) if parts.scheme == "file" else None
+
+
+def _project_relative(path: Path, base: Path) -> str:
+    """A project-relative POSIX path when ``path`` is inside the project, else absolute."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(base).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def _rebased(pin: Pin, lock_dir: Path, base: Path) -> Pin:
+    """uv writes local paths relative to its output file; make them project-relative."""
+    ref = pin.wheel
+    if ref.path is None:
+        local = _local_path(ref.url) if ref.url else None
+        if local is None:
+            return pin
+        return replace(pin, wheel=replace(ref, url=None, path=_project_relative(local, base)))
+    path = Path(ref.path)
+    absolute = path if path.is_absolute() else lock_dir / path
+    return replace(pin, wheel=replace(ref, path=_project_relative(absolute, base)))
 
 
 def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:

@@ -43,7 +43,8 @@ def test_lock_is_pep_751_with_exact_wheels_and_parses_back_to_itself(
         "-cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
     assert document["tool"]["fbundle"] == {
         "runtime": "python_3_13", "glibc": "2.17", "requirements": ["alpha", "native"],
-        "requirements-sha256": document["tool"]["fbundle"]["requirements-sha256"]}
+        "requirements-sha256": document["tool"]["fbundle"]["requirements-sha256"],
+        "indexes": [f"index-url {index.url}"]}
     assert Lock.from_toml(text).to_toml() == text
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import posixpath
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
+from pathlib import Path
 
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 from packaging.requirements import InvalidRequirement, Requirement
@@ -24,7 +26,15 @@ from packaging.version import InvalidVersion, Version
 
 from bundler.checks.base import Finding, finding, rules
 from bundler.checks.facts import Facts
+from bundler.errors import UsageError
 from bundler.records import EXCLUDED_FILE, dist_info_site, in_site, record_hash_value
+from bundler.requirements import (
+    REQUIREMENTS_FILE,
+    Requirements,
+    break_args_options,
+    logical_lines,
+    parse_text,
+)
 from bundler.targets import Target
 
 RULES = rules(
@@ -129,19 +139,34 @@ def owner_folders(facts: Facts) -> dict[str, str]:
 
 
 def requirement_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(line number, requirement) for each requirement line; options and comments skipped."""
-    pending, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = (pending + line).strip()
-        pending = ""
-        if line and not line.startswith("-"):
-            yield start, line
+    """(line number, requirement) for each requirement line of ``text``, read with the one
+    grammar (``bundler.requirements``); options and comments skipped, includes not followed."""
+    for number, line in logical_lines(text):
+        args, _ = break_args_options(line)
+        if args or line.startswith(("-e", "--editable")):
+            yield number, line
+
+
+def bundle_requirements(facts: Facts) -> tuple[Requirements | None, Finding | None]:
+    """requirements.txt of the bundle (and the ``-r``/``-c`` files it names, read from the
+    bundle), parsed exactly as build parses it; or the FB407 finding that says why not."""
+    text = facts.texts.get(REQUIREMENTS_FILE)
+    if text is None:
+        return None, None
+    entries = facts.bundle.by_name()
+
+    def reader(path: Path) -> bytes:
+        name = posixpath.normpath(path.as_posix())
+        entry = entries.get(name)
+        if entry is None or not entry.is_file:
+            raise UsageError(f"{name} is not in the bundle", "ship it beside requirements.txt")
+        return entry.read()
+
+    try:
+        return parse_text(text, Path(REQUIREMENTS_FILE), reader=reader, environ={}), None
+    except UsageError as error:
+        return None, finding("FB407", REQUIREMENTS_FILE, f"{error.message}; its requirements "
+                             "cannot be checked", error.hint or "fix the line")
 
 
 def check(facts: Facts) -> Iterator[Finding]:
@@ -163,16 +188,38 @@ def check(facts: Facts) -> Iterator[Finding]:
                               "remove all but one version and rebuild packages/")
     if facts.context.mode != "bundled" or facts.wrapper:
         return
-    text = facts.texts.get("requirements.txt")
+    parsed, problem = bundle_requirements(facts)
+    if problem is not None:
+        yield problem
     roots: list[tuple[Requirement, str]] = []
-    for number, line in requirement_lines(text or ""):
-        try:
-            roots.append((Requirement(line), f"requirements.txt:{number}"))
-        except InvalidRequirement as error:
-            yield finding("FB407", "requirements.txt", f"line {number} {line!r} cannot be "
-                          f"checked: {str(error).splitlines()[0]}",
-                          "write it as a PEP 508 requirement (name[extras] specifier; marker)")
+    for line in parsed.entries if parsed is not None else ():
+        requirement = line.requirement
+        if requirement is None and line.name is not None:
+            # a wheel, sdist or #egg= URL/path names its project; a bare folder does not,
+            # and only building it would tell (build did, and laid it out under that name)
+            requirement = Requirement(str(line.name))
+            requirement.marker = line.marker
+            requirement.extras = set(line.extras)
+        if requirement is None:
+            continue
+        if line.constraint:
+            yield from _constrained(facts, requirement, line.where, installed)
+        else:
+            roots.append((requirement, line.where))
     yield from _satisfied(facts, roots, installed)
+
+
+def _constrained(facts: Facts, req: Requirement, where: str,
+                 installed: dict[NormalizedName, list[Dist]]) -> Iterator[Finding]:
+    """A ``-c`` constraint binds only what is installed (pip's meaning)."""
+    found = installed.get(canonicalize_name(req.name))
+    if not found or not facts.target.evaluate(req.marker):
+        return
+    dist = found[0]
+    if dist.version is not None and req.specifier and not req.specifier.contains(
+            dist.version, prereleases=True):
+        yield finding("FB402", REQUIREMENTS_FILE, f"the constraint {req} ({where}) is not met: "
+                      f"{dist.label} is installed", _INSTALL)
 
 
 def _satisfied(facts: Facts, roots: list[tuple[Requirement, str]],

@@ -83,7 +83,18 @@ def read_text(opener: Opener, entry: Entry, facts: Facts) -> str | None:
     except Exception as error:  # noqa: BLE001
         facts.unreadable[entry.name] = describe(error)
         return None
-    return data.decode("utf-8", "replace")
+    return decode_text(data)
+
+
+def decode_text(data: bytes) -> str:
+    """A small text file as pip would read it (a BOM names UTF-8/16/32, else UTF-8); bytes
+    that are neither are replaced, so a rule still sees the rest."""
+    from bundler.requirements import decode
+
+    try:
+        return decode(data)
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace")
 
 
 def read_head(opener: Opener, entry: Entry, size: int) -> bytes:
