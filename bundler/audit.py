@@ -36,12 +36,11 @@ from bundler.model import (
     Bundle,
     Entry,
     ZipMemberData,
-    compressed_chunks,
     content_digest,
     file_sha256,
-    local_extra_and_start,
 )
 from bundler.records import PACKAGES, in_packages, record_hash_bytes
+from bundler.zipformat import local_extra_and_start, raw_chunks
 
 if TYPE_CHECKING:
     from bundler.plan import BuildOptions
@@ -153,7 +152,7 @@ def _raw_member(raw: Any, info: zipfile.ZipInfo) -> tuple[bytes, str]:
     """(local extra field, sha256 of the compressed bytes) of a member, read from its header."""
     local_extra, _ = local_extra_and_start(raw, info)
     digest = hashlib.sha256()
-    for chunk in compressed_chunks(raw, info):
+    for chunk in raw_chunks(raw, info):
         digest.update(chunk)
     return local_extra, digest.hexdigest()
 

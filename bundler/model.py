@@ -11,19 +11,17 @@ import hashlib
 import io
 import os
 import stat
-import struct
-import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO, Literal, Protocol, cast
+from typing import BinaryIO, Literal, Protocol
 
 from bundler.errors import UsageError
+from bundler.zipformat import CHUNK as CHUNK
+from bundler.zipformat import Member, MemberInfo, Problem, open_member, read_archive
 
 FILE_MODE = 0o644
 EXEC_MODE = 0o755
-CHUNK = 1 << 20
 MAX_BUNDLE_BYTES = 250 * 1000 * 1000  # the article's 250 MB limit, read strictly (decimal)
 
 Kind = Literal["file", "dir", "symlink"]
@@ -51,61 +49,6 @@ class FileData:
         return open(self.path, "rb")
 
 
-_LOCAL_HEADER = 30  # bytes before a member's name in its local header
-
-
-def local_extra_and_start(stream: BinaryIO, info: zipfile.ZipInfo) -> tuple[bytes, int]:
-    """A member's local extra field and where its compressed bytes start, from its header."""
-    stream.seek(info.header_offset)
-    header = stream.read(_LOCAL_HEADER)
-    if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
-        raise zipfile.BadZipFile(f"no local header for {info.filename}")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    stream.seek(info.header_offset + _LOCAL_HEADER + name_len)
-    extra = stream.read(extra_len)
-    return extra, info.header_offset + _LOCAL_HEADER + name_len + extra_len
-
-
-def compressed_chunks(stream: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
-    """A member's stored (compressed) bytes as they are in the zip, read in chunks."""
-    _, start = local_extra_and_start(stream, info)
-    stream.seek(start)
-    left = info.compress_size
-    while left:
-        chunk = stream.read(min(CHUNK, left))
-        if not chunk:
-            raise zipfile.BadZipFile(f"{info.filename} is truncated")
-        left -= len(chunk)
-        yield chunk
-
-
-def inflate_member(stream: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
-    """A stored or deflated member's bytes inflated from its raw stream (callers check the
-    method), checked as zipfile checks them: never more than the declared size (a bomb stops
-    there), then the declared size and the CRC."""
-    inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
-    produced = crc = 0
-    for chunk in compressed_chunks(stream, info):
-        pending = chunk
-        while pending:
-            if inflater is None:
-                out, pending = pending, b""
-            else:
-                out = inflater.decompress(pending, info.file_size - produced + 1)
-                pending = inflater.unconsumed_tail
-            produced += len(out)
-            if produced > info.file_size:
-                raise zipfile.BadZipFile(f"{info.filename} holds more than its declared size")
-            crc = zlib.crc32(out, crc)
-            yield out
-            if inflater is not None and not out and pending:
-                break  # no progress: the stream is corrupt; the checks below say so
-    if produced != info.file_size:
-        raise zipfile.BadZipFile(f"{info.filename} is shorter than its declared size")
-    if crc != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-
-
 @dataclass(frozen=True)
 class RawMember:
     """A member's compressed bytes inside a zip, for copying without recompressing."""
@@ -119,27 +62,15 @@ class RawMember:
 
 @dataclass(frozen=True)
 class ZipMemberData:
-    """A member of a zip (a wheel, or a bundle read back)."""
+    """A member of a zip (a wheel read by zipfile, or a bundle read by bundler.zipformat)."""
 
     archive: Path
-    info: zipfile.ZipInfo
+    info: MemberInfo
 
     def open(self) -> BinaryIO:
-        """The member's bytes, checked like zipfile checks them (size, then CRC at the end).
-
-        Stored and deflated members are inflated from the member's own offset: a ZipFile here
-        would parse the whole central directory for every member read (quadratic on bundles of
-        thousands of files). Other methods and encrypted members go through zipfile.
-        """
-        info = self.info
-        if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) \
-                and not info.flag_bits & 0x1:
-            raw = open(self.archive, "rb")
-            return cast(BinaryIO, io.BufferedReader(_ChunkStream(inflate_member(raw, info), raw),
-                                                    CHUNK))
-        archive = zipfile.ZipFile(self.archive)
-        stream = archive.open(info)
-        return cast(BinaryIO, _ClosingStream(stream, archive))
+        """The member's bytes, checked like zipfile checks them (size, then CRC at the end),
+        inflated from the member's own offset (see :func:`bundler.zipformat.open_member`)."""
+        return open_member(self.archive, self.info)
 
     @property
     def raw(self) -> RawMember:
@@ -150,57 +81,6 @@ class ZipMemberData:
             self.info.compress_size,
             self.info.CRC,
         )
-
-
-class _ChunkStream(io.RawIOBase):
-    """A readable stream over an iterator of chunks; closes ``owner`` when closed."""
-
-    def __init__(self, chunks: Iterator[bytes], owner: IO[bytes]) -> None:
-        self._chunks = chunks
-        self._owner = owner
-        self._pending = memoryview(b"")  # a view: handing out a large chunk copies nothing
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = memoryview(chunk)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-    def close(self) -> None:
-        self._owner.close()
-        super().close()
-
-
-class _ClosingStream(io.RawIOBase):
-    """A member stream that also closes the archive it came from."""
-
-    def __init__(self, stream: IO[bytes], archive: zipfile.ZipFile) -> None:
-        self._stream = stream
-        self._archive = archive
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._stream.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def read(self, size: int = -1) -> bytes:
-        return self._stream.read(size)
-
-    def close(self) -> None:
-        self._stream.close()
-        self._archive.close()
-        super().close()
 
 
 @dataclass(frozen=True)
@@ -254,6 +134,9 @@ class Bundle:
     read_from: Literal["plan", "zip", "dir"] = "plan"
     archive_size: int | None = None  # bytes of the zip file, when read from one
     notes: list[str] = field(default_factory=list)
+    #: What the zip reader found wrong (FB0xx), for validate to report and the others to refuse.
+    problems: list[Problem] = field(default_factory=list)
+    comment: bytes = b""  # the zip comment, when read from one
 
     def files(self) -> Iterator[Entry]:
         return (e for e in self.entries if e.is_file)
@@ -271,7 +154,8 @@ class Bundle:
     def sorted(self) -> Bundle:
         """The same bundle with entries in canonical order (by UTF-8 bytes of the name)."""
         entries = sorted(self.entries, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
-        return Bundle(entries, self.location, self.read_from, self.archive_size, self.notes)
+        return Bundle(entries, self.location, self.read_from, self.archive_size, self.notes,
+                      self.problems, self.comment)
 
     @classmethod
     def from_zip(cls, path: Path) -> Bundle:
@@ -311,49 +195,34 @@ def content_digest(entries: Iterable[Entry]) -> str:
 
 
 def read_zip(path: Path) -> Bundle:
-    """Read a zip's central directory into a bundle (nothing is extracted)."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file", "pass the path of a bundle zip") from None
-    except IsADirectoryError:
+    """Read a zip's central directory into a bundle (nothing is extracted), through the one zip
+    reader: too many entries or a broken directory is a UsageError (exit 2), anything the
+    local headers contradict is in ``Bundle.problems``."""
+    if path.is_dir():
         return read_dir(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise UsageError(f"{path}: not a readable zip ({error})", "rebuild the bundle") from None
-    with archive:
-        entries = [_entry_from_info(path, info) for info in archive.infolist()]
-    return Bundle(entries, str(path), "zip", path.stat().st_size)
+    archive = read_archive(path)
+    entries = [_entry_from_member(path, member) for member in archive.members]
+    return Bundle(entries, str(path), "zip", archive.size, problems=archive.problems,
+                  comment=archive.comment)
 
 
-def _entry_from_info(path: Path, info: zipfile.ZipInfo) -> Entry:
-    is_utf8 = bool(info.flag_bits & 0x800)
-    raw_name = info.orig_filename.encode("utf-8" if is_utf8 else "cp437", "surrogateescape")
-    if not is_utf8:
-        # Zips without the UTF-8 flag are cp437 by spec, but tools write UTF-8 there anyway;
-        # decode as UTF-8 when that works, and remember whether it did.
-        try:
-            name = raw_name.decode("utf-8")
-            is_utf8 = True
-        except UnicodeDecodeError:
-            name = info.orig_filename
-    else:
-        name = info.orig_filename
-    unix_mode = info.external_attr >> 16
+def _entry_from_member(path: Path, member: Member) -> Entry:
+    unix_mode = member.external_attr >> 16
     kind: Kind = "file"
-    if info.is_dir():
+    if member.is_dir():
         kind = "dir"
     elif stat.S_ISLNK(unix_mode):
         kind = "symlink"
     return Entry(
-        name=name,
-        size=info.file_size,
-        data=ZipMemberData(path, info),
+        name=member.filename,
+        size=member.file_size,
+        data=ZipMemberData(path, member),
         mode=stat.S_IMODE(unix_mode) or FILE_MODE,
         kind=kind,
         origin="zip",
-        raw_name=raw_name,
-        name_is_utf8=is_utf8,
-        compress_size=info.compress_size,
+        raw_name=member.raw_name,
+        name_is_utf8=member.name_is_utf8,
+        compress_size=member.compress_size,
     )
 
 

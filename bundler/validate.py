@@ -17,7 +17,7 @@ from bundler.checks import CheckContext, Finding, run_checks
 from bundler.checks.base import MODES
 from bundler.checks.dotnet import PROJECT_SUFFIXES
 from bundler.checks.layout import dependency_layout
-from bundler.checks.scan import MAX_ENTRIES, TEXT_LIMIT, declared_entries
+from bundler.checks.scan import TEXT_LIMIT
 from bundler.errors import UsageError
 from bundler.identity import METADATA, definition_path, metadata_beside
 from bundler.model import Bundle, read_dir, read_zip
@@ -26,23 +26,12 @@ from bundler.targets import DEFAULT_GLIBC, PYTHON_RUNTIMES, RUNTIMES, Target, pa
 
 
 def load_bundle(path: Path) -> Bundle:
-    """A zip or a folder; anything else (or a hostile zip) is exit 2 with one line."""
+    """A zip or a folder; anything else (or a zip the reader refuses) is exit 2 with one line."""
     if path.is_dir():
         return read_dir(path)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder", "pass a bundle zip or a folder")
-    count = declared_entries(path)
-    if count is not None and count > MAX_ENTRIES:
-        raise UsageError(f"{path}: declares {count} entries, more than {MAX_ENTRIES}",
-                         "a bundle this large cannot be an agent; rebuild it")
-    try:
-        return read_zip(path)
-    except UsageError:
-        raise
-    # zipfile can fail in many ways on hostile bytes (struct.error, OverflowError, ...).
-    except Exception as error:  # noqa: BLE001
-        raise UsageError(f"{path}: not a readable zip ({type(error).__name__}: {error})",
-                         "rebuild the bundle") from None
+    return read_zip(path)
 
 
 def find_definition(path: Path, bundle: Bundle, explicit: Path | None) -> dict[str, Any] | None:

@@ -35,7 +35,6 @@ from bundler.model import (
     BytesData,
     Entry,
     ZipMemberData,
-    inflate_member,
 )
 from bundler.records import (
     PACKAGES,
@@ -44,6 +43,7 @@ from bundler.records import (
     record_hash_bytes,
     write_record,
 )
+from bundler.zipformat import inflate
 
 log = logging.getLogger(__name__)
 INSTALLER_NAME = b"fbundle\n"
@@ -136,7 +136,7 @@ def _check_contents(path: Path, infos: list[zipfile.ZipInfo],
                     ok = record.validate_stream(cast(BinaryIO, member))
             else:
                 digest = hashlib.new(record.hash_.name)
-                for chunk in inflate_member(stream, info):
+                for chunk in inflate(stream, info):
                     digest.update(chunk)
                 ok = digest.digest() == record_hash_bytes(record.hash_.value) and (
                     record.size is None or record.size == info.file_size)

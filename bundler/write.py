@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bundler.errors import BuildError
-from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, Entry, ZipMemberData, compressed_chunks
+from bundler.model import EXEC_MODE, FILE_MODE, Entry, ZipMemberData
+from bundler.zipformat import CHUNK, raw_chunks
 
 COMPRESS_LEVEL = 6
 STORED, DEFLATED = 0, 8
@@ -100,7 +101,7 @@ def _raw_copy(entry: Entry) -> Member | None:
     def chunks() -> Iterator[bytes]:
         with open(raw.archive, "rb") as stream:
             try:
-                yield from compressed_chunks(stream, data.info)
+                yield from raw_chunks(stream, data.info)
             except zipfile.BadZipFile as error:
                 raise BuildError(f"{raw.archive}: {error}", "delete it and rebuild") from None
 

@@ -46,8 +46,9 @@ def run_checks(bundle: Bundle, context: CheckContext) -> list[Finding]:
 
 
 def _read(facts: Facts, opener: Opener) -> None:
+    facts.not_read = {p.member for p in facts.bundle.problems if p.skip and p.member}
     for entry in facts.files:
-        if wanted_text(entry.name, facts):
+        if wanted_text(entry.name, facts) and entry.name not in facts.not_read:
             text = read_text(opener, entry, facts)
             if text is not None:
                 facts.texts[entry.name] = text

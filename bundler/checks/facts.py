@@ -35,6 +35,7 @@ class Facts:
     unreadable: dict[str, str] = field(default_factory=dict)  # name -> why it could not be read
     scanned: dict[str, Scanned] = field(default_factory=dict)
     bombs: dict[str, str] = field(default_factory=dict)  # name -> why it was not inflated
+    not_read: set[str] = field(default_factory=set)  # the zip reader said: do not inflate
     content_skipped: str | None = None  # why the byte scan did not run (zip bomb)
     records: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     heads: dict[str, bytes] = field(default_factory=dict)  # first 16 bytes of each .pyc

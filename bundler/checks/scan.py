@@ -3,16 +3,16 @@
 Nothing is extracted to disk. Each member is inflated once, in a thread pool (zlib and hashlib
 release the GIL), and only as far as needed: the first bytes tell a binary from anything else,
 ELF files are read whole for their version needs, and a sha256 is computed only for files a
-RECORD lists with a matching size. Members of a zip are still read to the end so that zipfile
-checks their CRC. A zip bomb is refused before it is inflated: zipfile never reads past an
-entry's declared size, and the declared sizes are checked against the limit (and against what
-deflate can produce at most) first.
+RECORD lists with a matching size. Members of a zip are still read to the end so that their CRC
+is checked. A zip bomb is refused before it is inflated: bundler.zipformat never inflates past
+an entry's declared size (and never more than a chunk at a time), and the declared sizes are
+checked against the limit (and against what deflate can produce at most) first; members the
+zip reader found contradicted by their local header, or overlapping another, are not read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -24,7 +24,8 @@ from typing import BinaryIO
 from bundler.binaries import HEAD_SIZE, inspect_binary, needs_whole_file, sniff
 from bundler.checks.base import Scanned
 from bundler.checks.facts import Facts
-from bundler.model import CHUNK, Entry, ZipMemberData, compressed_chunks, inflate_member
+from bundler.model import Entry, ZipMemberData
+from bundler.zipformat import CHUNK, DEFLATED, STORED, inflate, raw_chunks, readable_raw
 
 TEXT_LIMIT = 16 * 1024 * 1024  # RECORD, METADATA, requirements.txt: never larger in practice
 DEFLATE_MAX_RATIO = 1032  # deflate cannot expand a byte more than this (zlib tech notes)
@@ -33,34 +34,16 @@ BATCH_ENTRIES = 512
 
 
 class Opener:
-    """Opens entries; members of one zip share one ZipFile (its reads are already locked)."""
-
-    def __init__(self) -> None:
-        self._zips: dict[Path, zipfile.ZipFile] = {}
-        self._lock = threading.Lock()
+    """Opens entries for the checks. Zip members are inflated from their own offsets through
+    bundler.zipformat (one handle each, so threads never share a file position)."""
 
     @contextmanager
     def open(self, entry: Entry) -> Iterator[BinaryIO]:
-        data = entry.data
-        if isinstance(data, ZipMemberData):
-            with self._lock:
-                archive = self._zips.get(data.archive)
-                if archive is None:
-                    archive = self._zips[data.archive] = zipfile.ZipFile(data.archive)
-                stream: BinaryIO = archive.open(data.info)  # type: ignore[assignment]
-            try:
-                yield stream
-            finally:
-                with self._lock:
-                    stream.close()
-        else:
-            with entry.open() as stream:
-                yield stream
+        with entry.open() as stream:
+            yield stream
 
     def close(self) -> None:
-        for archive in self._zips.values():
-            archive.close()
-        self._zips.clear()
+        """Nothing is kept open between entries."""
 
 
 def describe(error: BaseException) -> str:
@@ -113,9 +96,9 @@ def bomb_reason(entry: Entry) -> str | None:
     if entry.compress_size is None or not isinstance(entry.data, ZipMemberData):
         return None
     method = entry.data.info.compress_type
-    if method == zipfile.ZIP_STORED and entry.size != entry.compress_size:
+    if method == STORED and entry.size != entry.compress_size:
         return (f"stored member declares {entry.size} bytes but holds {entry.compress_size}")
-    if method == zipfile.ZIP_DEFLATED and entry.size > DEFLATE_MAX_RATIO * max(
+    if method == DEFLATED and entry.size > DEFLATE_MAX_RATIO * max(
             entry.compress_size, 1) + 1024:
         return (f"declares {entry.size} bytes from {entry.compress_size} compressed, "
                 f"more than deflate can produce")
@@ -166,10 +149,10 @@ def _scan_one(opener: Opener, entry: Entry, want_hash: bool) -> Scanned:
 
 def _head_of(stream: BinaryIO, data: ZipMemberData) -> bytes:
     """The first HEAD_SIZE uncompressed bytes of a member, inflated from its raw stream."""
-    first = next(compressed_chunks(stream, data.info), b"")
-    if data.info.compress_type == zipfile.ZIP_STORED:
+    first = next(raw_chunks(stream, data.info), b"")
+    if data.info.compress_type == STORED:
         return first[:HEAD_SIZE]
-    if data.info.compress_type != zipfile.ZIP_DEFLATED:
+    if data.info.compress_type != DEFLATED:
         raise zipfile.BadZipFile(f"{data.info.filename}: compression method "
                                  f"{data.info.compress_type} is not supported")
     return zlib.decompressobj(-15).decompress(first, HEAD_SIZE)
@@ -209,8 +192,7 @@ def _scan_verified(facts: Facts, files: list[Entry], want_hash: set[str]) -> lis
 
 def _raw_readable(entry: Entry) -> bool:
     data = entry.data
-    return isinstance(data, ZipMemberData) and not data.info.flag_bits & 0x1 and \
-        data.info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+    return isinstance(data, ZipMemberData) and readable_raw(data.info)
 
 
 def _scan_raw(stream: BinaryIO, entry: Entry, want_hash: bool) -> Scanned:
@@ -218,14 +200,15 @@ def _scan_raw(stream: BinaryIO, entry: Entry, want_hash: bool) -> Scanned:
     (per-member overhead dominates bundles of thousands of small files)."""
     assert isinstance(entry.data, ZipMemberData)
     try:
-        return _scan_chunks(inflate_member(stream, entry.data.info), want_hash, drain=True)
+        return _scan_chunks(inflate(stream, entry.data.info), want_hash, drain=True)
     except (zipfile.BadZipFile, zlib.error, OSError) as error:
         return Scanned(error=describe(error))
 
 
 def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str]) -> None:
     """Fill ``facts.scanned`` for every file, biggest first, in batches over a thread pool."""
-    files = sorted((e for e in facts.files if e.name not in facts.bombs), key=lambda e: -e.size)
+    files = sorted((e for e in facts.files if e.name not in facts.bombs
+                    and e.name not in facts.not_read), key=lambda e: -e.size)
     files = _scan_verified(facts, files, want_hash)
     batches: list[list[Entry]] = []
     current: list[Entry] = []
@@ -260,35 +243,3 @@ def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str]) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         for results in pool.map(run, batches):
             facts.scanned.update(results)
-
-
-MAX_ENTRIES = 200_000
-_EOCD = b"PK\x05\x06"
-
-
-def declared_entries(path: Path) -> int | None:
-    """The entry count a zip's end record declares, read before zipfile parses (and allocates
-    for) the whole central directory; None when there is no end record to read."""
-    try:
-        with open(path, "rb") as stream:
-            stream.seek(0, 2)
-            size = stream.tell()
-            stream.seek(max(0, size - (1 << 16) - 22))
-            tail = stream.read()
-    except OSError:
-        return None
-    at = tail.rfind(_EOCD)
-    if at < 0 or at + 22 > len(tail):
-        return None
-    count = int.from_bytes(tail[at + 10: at + 12], "little")
-    locator = tail.rfind(b"PK\x06\x07", 0, at)
-    if count == 0xFFFF and locator >= 0:
-        try:
-            with open(path, "rb") as stream:
-                stream.seek(int.from_bytes(tail[locator + 8: locator + 16], "little"))
-                record = stream.read(56)
-        except (OSError, ValueError, OverflowError):
-            return None
-        if record[:4] == b"PK\x06\x06" and len(record) == 56:
-            count = int.from_bytes(record[32:40], "little")
-    return count
