@@ -231,7 +231,12 @@ def read_dir(root: Path) -> Bundle:
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder", "pass a bundle zip or a folder")
     entries: list[Entry] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(error: OSError) -> None:
+        raise UsageError(f"{error.filename}: cannot be read ({error.strerror or error})",
+                         "make every file and folder readable, or pass a zip") from None
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()
         for name in sorted(filenames) + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]:
             full = Path(dirpath) / name

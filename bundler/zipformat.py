@@ -60,16 +60,23 @@ class MemberInfo(Protocol):
     """What a member reader needs: the attributes ``zipfile.ZipInfo`` and :class:`Member`
     share, so wheels read by ``zipfile`` and bundles read here go through the same code."""
 
-    filename: str
-    flag_bits: int
-    compress_type: int
-    CRC: int
-    compress_size: int
-    file_size: int
-    header_offset: int
+    @property
+    def filename(self) -> str: ...
+    @property
+    def flag_bits(self) -> int: ...
+    @property
+    def compress_type(self) -> int: ...
+    @property
+    def CRC(self) -> int: ...  # noqa: N802 - zipfile's name
+    @property
+    def compress_size(self) -> int: ...
+    @property
+    def file_size(self) -> int: ...
+    @property
+    def header_offset(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Member:
     """One central-directory record, checked against its local header.
 
@@ -135,15 +142,6 @@ class Archive:
     comment: bytes = b""
     declared_entries: int = 0
     problems: list[Problem] = field(default_factory=list)
-
-    def refuse_problems(self) -> None:
-        """For readers that list or compare (inspect, diff, audit): a zip whose members unpack
-        to something else than its directory says cannot be described; one line, exit 2."""
-        if self.problems:
-            first = self.problems[0]
-            more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-            raise ZipFormatError(f"{self.path}: {first.code} {first.name}: {first.message}{more}",
-                                 "`fbundle validate` lists every problem; rebuild the zip")
 
 
 # --- the end record --------------------------------------------------------------------------
@@ -235,15 +233,15 @@ def _central(stream: BinaryIO, path: Path, start: int, size: int, concat: int,
              max_entries: int, other_disks: list[str]) -> list[Member]:
     """Every record of the central directory, counted as parsed: past ``max_entries`` the zip
     is refused before another record is allocated. Names of members said to start on another
-    disk are added to ``other_disks``."""
+    disk are added to ``other_disks``. The directory is read in one piece: it is never larger
+    than the file, and a lying size reads no further than the file's end."""
     stream.seek(start)
-    reader = io.BufferedReader(cast(io.RawIOBase, _Window(stream, size)), CHUNK)
+    data = stream.read(size)
     members: list[Member] = []
-    while True:
-        fixed = reader.read(_CENTRAL.size)
-        if not fixed:
-            return members
-        if len(fixed) != _CENTRAL.size or fixed[:4] != _SIG_CENTRAL:
+    unpack = _CENTRAL.unpack_from
+    at, fixed_size, end = 0, _CENTRAL.size, len(data)
+    while at < end:
+        if at + fixed_size > end or data[at: at + 4] != _SIG_CENTRAL:
             raise ZipFormatError(f"{path}: not a readable zip (the central directory is "
                                  f"damaged after {len(members)} entries)", "rebuild the bundle")
         if len(members) >= max_entries:
@@ -251,50 +249,31 @@ def _central(stream: BinaryIO, path: Path, start: int, size: int, concat: int,
                                  "a bundle this large cannot be an agent; rebuild it")
         (_, create_version, create_system, extract_version, _, flags, method, time, date, crc,
          csize, usize, name_len, extra_len, comment_len, disk, internal, external,
-         offset) = _CENTRAL.unpack(fixed)
-        variable = reader.read(name_len + extra_len + comment_len)
-        if len(variable) != name_len + extra_len + comment_len:
+         offset) = unpack(data, at)
+        at += fixed_size
+        name_end, extra_end = at + name_len, at + name_len + extra_len
+        next_at = extra_end + comment_len
+        if next_at > end:
             raise ZipFormatError(f"{path}: not a readable zip (the central directory is "
                                  "truncated)", "rebuild the bundle")
-        raw_name = variable[:name_len]
-        extra = variable[name_len: name_len + extra_len]
-        wanted = [n for n, v in (("usize", usize), ("csize", csize), ("offset", offset),
-                                 ("disk", disk)) if v == (0xFFFF if n == "disk" else 0xFFFFFFFF)]
-        if wanted:
+        raw_name = data[at:name_end]
+        extra = data[name_end:extra_end]
+        if 0xFFFFFFFF in (usize, csize, offset) or disk == 0xFFFF:
+            wanted = [n for n, v in (("usize", usize), ("csize", csize), ("offset", offset))
+                      if v == 0xFFFFFFFF] + (["disk"] if disk == 0xFFFF else [])
             big = _zip64_fields(extra, wanted)
             usize, csize = big.get("usize", usize), big.get("csize", csize)
             offset, disk = big.get("offset", offset), big.get("disk", disk)
         name, is_utf8 = _decode_name(raw_name, flags)
         members.append(Member(
-            filename=name.split("\0", 1)[0], raw_name=raw_name, name_is_utf8=is_utf8,
-            flag_bits=flags, compress_type=method, CRC=crc, compress_size=csize,
-            file_size=usize, header_offset=offset + concat, date_time=_dos_time(time, date),
-            create_system=create_system, create_version=create_version,
-            extract_version=extract_version, internal_attr=internal, external_attr=external,
-            extra=extra, comment=variable[name_len + extra_len:]))
+            name.split("\0", 1)[0] if "\0" in name else name, raw_name, is_utf8, flags, method,
+            crc, csize, usize, offset + concat, _dos_time(time, date), create_system,
+            create_version, extract_version, internal, external, extra,
+            data[extra_end:next_at]))
         if disk != 0:
             other_disks.append(name)
-
-
-class _Window(io.RawIOBase):
-    """At most ``left`` bytes of ``stream`` from where it is (a lying size reads no further
-    than the file)."""
-
-    def __init__(self, stream: BinaryIO, left: int) -> None:
-        self._stream = stream
-        self._left = left
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._left)
-        if want <= 0:
-            return 0
-        data = self._stream.read(want)
-        buffer[: len(data)] = data
-        self._left -= len(data)
-        return len(data)
+        at = next_at
+    return members
 
 
 # --- local headers ---------------------------------------------------------------------------
@@ -401,14 +380,8 @@ def _check_local(stream: BinaryIO, member: Member, size: int) -> tuple[Member, l
         end += length
         if why:
             problems.append(Problem("FB007", name, why, member=member.filename))
-    checked = _replace(member, local.data_offset, local.extra)
-    return checked, problems, end
-
-
-def _replace(member: Member, data_offset: int, local_extra: bytes) -> Member:
-    values = {f: getattr(member, f) for f in Member.__dataclass_fields__}
-    values.update(data_offset=data_offset, local_extra=local_extra)
-    return Member(**values)
+    member.data_offset, member.local_extra = local.data_offset, local.extra
+    return member, problems, end
 
 
 def _method(method: int) -> str:

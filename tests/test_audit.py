@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bundler.audit import diff_paths
+from bundler.diff import diff_paths
 from bundler.lock import Lock
 from bundler.model import file_sha256
 from bundler.write import compressor_fingerprint

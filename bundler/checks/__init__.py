@@ -22,6 +22,7 @@ from bundler.checks.facts import Facts
 from bundler.checks.scan import Opener, bomb_reason, read_head, read_text, scan_bytes
 from bundler.model import Bundle
 from bundler.records import EXCLUDED_FILE
+from bundler.zipformat import MAX_ENTRIES
 
 __all__ = ["FAMILIES", "REGISTRY", "archive", "binaries", "deps", "dotnet", "layout", "metadata",
            "paths", "size", "CheckContext", "Finding", "Rule", "Severity", "errors", "run_checks",
@@ -47,6 +48,10 @@ def run_checks(bundle: Bundle, context: CheckContext) -> list[Finding]:
 
 def _read(facts: Facts, opener: Opener) -> None:
     facts.not_read = {p.member for p in facts.bundle.problems if p.skip and p.member}
+    if len(facts.bundle.entries) > MAX_ENTRIES:
+        # FB011 refuses the bundle; reading 200,000+ members would only delay saying so.
+        facts.content_skipped = f"{len(facts.bundle.entries)} entries, over the limit"
+        return
     for entry in facts.files:
         if wanted_text(entry.name, facts) and entry.name not in facts.not_read:
             text = read_text(opener, entry, facts)

@@ -31,6 +31,7 @@ RULES = rules(
 
 _EXTENSION = re.compile(r"^[^.]+\.(?P<tag>[^.]+)\.(?:so|pyd)$")
 _FOREIGN_SUFFIXES = (".pyd", ".dll", ".dylib")
+_BINARY_SUFFIXES = (*_FOREIGN_SUFFIXES, ".so", ".exe")
 _REBUILD_LINUX = ("install the manylinux x86_64 wheel instead: pip install --platform "
                   "manylinux2014_x86_64 --only-binary=:all: (fbundle build does)")
 
@@ -65,7 +66,7 @@ def check(facts: Facts) -> Iterator[Finding]:
         if folder is None:
             yield found
             continue
-        owner = dist_label(folder)
+        owner = dist_label(folder, facts.texts.get(f"{folder}/METADATA"))
         if found.code in FOREIGN and folder in fitting and facts.target.is_python \
                 and not _imported_on_linux(found.path, names, facts):
             # debugpy's universal wheel ships attach helpers for Windows and macOS: a wheel
@@ -127,6 +128,11 @@ def _check(facts: Facts) -> Iterator[Finding]:
         binary = info.binary if info else None
         if binary is not None:
             yield from _binary(name, binary, target)
+            if binary.format == "pe" and binary.malformed and \
+                    name.lower().endswith(_BINARY_SUFFIXES):
+                # "MZ" also starts some data files; a library's name makes it a broken binary.
+                yield finding("FB308", name, f"pe header is malformed: {binary.malformed}",
+                              "replace the file with an intact build of it")
         if target.is_python:
             base = name.rsplit("/", 1)[-1]
             if problem := extension_tag_problem(base, target):

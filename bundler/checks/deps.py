@@ -24,9 +24,11 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from bundler import provenance
 from bundler.checks.base import Finding, finding, rules
 from bundler.checks.facts import Facts
 from bundler.errors import UsageError
+from bundler.provenance import owner_labels
 from bundler.records import EXCLUDED_FILE, dist_info_site, in_site, record_hash_value
 from bundler.requirements import (
     REQUIREMENTS_FILE,
@@ -113,29 +115,15 @@ def _read_dists(facts: Facts) -> tuple[list[Dist], list[Finding]]:
 
 
 def owners(facts: Facts) -> dict[str, str]:
-    """``packages/`` path -> the distribution whose RECORD lists it (``PyYAML 6.0.2``), so a
-    finding about a file can say which requirement brought it in."""
-    return {path: dist_label(folder) for path, folder in owner_folders(facts).items()}
-
-
-def dist_label(folder: str) -> str:
-    """``PyYAML 6.0.2`` for ``packages/PyYAML-6.0.2.dist-info``."""
-    stem = folder.rsplit("/", 1)[-1].removesuffix(".dist-info")
-    return stem.replace("-", " ", 1) if "-" in stem else stem
+    """Archive path -> the distribution whose RECORD lists it (``PyYAML 6.0.2``), so a finding
+    about a file can say which requirement brought it in (bundler.provenance decides, for
+    ``inspect --provenance`` too)."""
+    return owner_labels(facts.records, facts.texts)
 
 
 def owner_folders(facts: Facts) -> dict[str, str]:
     """Archive path -> the dist-info folder whose RECORD lists it."""
-    result: dict[str, str] = {}
-    for record, rows in facts.records.items():
-        folder = record.rsplit("/", 1)[0]
-        site = dist_info_site(folder)
-        if site is None:
-            continue
-        for path, _, _ in rows:
-            if full := in_site(path, site):
-                result.setdefault(full, folder)
-    return result
+    return provenance.owner_folders(facts.records)
 
 
 def requirement_lines(text: str) -> Iterator[tuple[int, str]]:

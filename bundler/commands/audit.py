@@ -26,7 +26,7 @@ def diff(a: Path, b: Path, as_json: bool) -> None:
     Each changed entry is classified: content, permissions, timestamps/metadata only, or
     compressed bytes only (the same bytes stored as another deflate stream).
     """
-    from bundler.audit import diff_paths
+    from bundler.diff import diff_paths
 
     result = diff_paths(a, b)
     if as_json:
@@ -84,11 +84,12 @@ def audit(zip_path: Path, project: Path, strict: bool, as_json: bool,
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def inspect(zip_path: Path, provenance: bool, lock_path: Path | None, as_json: bool) -> None:
     """List a bundle's entries; with --provenance, where each packages/ file came from."""
-    from bundler.audit import provenance as trace
-    from bundler.audit import read_side, wheels_known
-    from bundler.model import Bundle
+    from bundler.diff import load, read_side
+    from bundler.provenance import provenance as trace
+    from bundler.provenance import wheels_known
 
-    side = read_side(zip_path)
+    bundle = load(zip_path)  # the zip is parsed once, for the listing and the provenance
+    side = read_side(zip_path, bundle)
     facts = [side.facts[name] for name in sorted(side.facts)]
     data: dict[str, Any] = {
         "path": str(zip_path), "sha256": side.sha256, "content_digest": side.content_digest,
@@ -97,8 +98,8 @@ def inspect(zip_path: Path, provenance: bool, lock_path: Path | None, as_json: b
     }
     lines = [f"{stat.filemode(0o100000 | f.mode)}  {f.size:>10}  {f.name}" for f in facts]
     if provenance:
-        known, source = wheels_known(zip_path, lock_path)
-        traced = trace(Bundle.load(zip_path), known, source)
+        known, source = wheels_known(zip_path, lock_path, bundle)
+        traced = trace(bundle, known, source, {f.name: f.sha256 for f in facts})
         data["provenance"] = traced.as_json()
         lines = []
         for origin in traced.files:

@@ -55,12 +55,19 @@ class Member:
     local_compress_size: int | None = None
     descriptor: bytes = b""  # written after the data (a data descriptor, or nothing)
     share: int | None = None  # point the central record at member ``share``'s local header
+    header_offset: int | None = None  # point the central record here (no local header written)
     disk: int = 0
 
     def body(self) -> bytes:
         if self.compressed is not None:
             return self.compressed
         return deflate(self.data) if self.method == DEFLATED else self.data
+
+
+def local_header(name: bytes, data: bytes) -> bytes:
+    """A stored member's local header and data, for tests that hide one inside another."""
+    return LOCAL.pack(0x04034B50, 20, 0, STORED, 0, 0x21, zlib.crc32(data), len(data),
+                      len(data), len(name), 0) + name + data
 
 
 @dataclass
@@ -79,8 +86,8 @@ def build_zip(members: Sequence[Member], *, entries: int | None = None, disk: in
     out = bytearray(prefix)
     offsets: list[int] = []
     for m in members:
-        if m.share is not None:
-            offsets.append(offsets[m.share])
+        if m.share is not None or m.header_offset is not None:
+            offsets.append(offsets[m.share] if m.share is not None else m.header_offset or 0)
             continue
         body = m.body()
         crc = zlib.crc32(m.data) if m.crc is None else m.crc
@@ -96,7 +103,7 @@ def build_zip(members: Sequence[Member], *, entries: int | None = None, disk: in
         out += name + body + m.descriptor
     central_at = len(out) - len(prefix)
     for m, offset in zip(members, offsets, strict=True):
-        body = m.body() if m.share is None else members[m.share].body()
+        body = members[m.share].body() if m.share is not None else m.body()
         crc = zlib.crc32(m.data) if m.crc is None else m.crc
         size = len(m.data) if m.size is None else m.size
         csize = len(body) if m.compress_size is None else m.compress_size
