@@ -8,10 +8,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from bundler.checks import CheckContext, run_checks
-from bundler.model import Bundle
 from bundler.project import example_metadata
-from bundler.targets import Target
+from bundler.validate import check_bundle, context_for, load_bundle
 
 MAIN = "import sys\nprint('hello from', sys.version_info[:2])\n"
 
@@ -43,11 +41,8 @@ def make_project(
 def assert_validates_clean(zip_path: Path, runtime: str = "python_3_13",
                            mode: str = "bundled") -> None:
     """Build and validate share one model: what build writes, validate must pass."""
-    findings = run_checks(
-        Bundle.from_zip(zip_path),
-        CheckContext(target=Target.for_runtime(runtime), mode=mode,
-                     entry_point=["python", "main.py"]),
-    )
+    bundle = load_bundle(zip_path)
+    findings = check_bundle(bundle, context_for(bundle, None, runtime=runtime, mode=mode))
     assert findings == [], findings
 
 
