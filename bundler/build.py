@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bundler import __version__
 from bundler.errors import BuildError
@@ -22,7 +22,11 @@ from bundler.identity import BuildInfo, write_definition, write_identities
 from bundler.model import MAX_BUNDLE_BYTES, content_digest, file_sha256
 from bundler.plan import BuildOptions, Inputs, Plan, output_path, plan_inputs, read_inputs
 from bundler.project import ProjectSpec
+from bundler.shape import ShapeReport
 from bundler.write import ZipTooLarge, compressor_fingerprint, write_zip
+
+if TYPE_CHECKING:
+    from bundler.checks import Finding
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ class BuildResult:
     spec: ProjectSpec
     packages: list[dict[str, str]]
     reused: bool
+    shaped: ShapeReport | None = None  # exclusions, slim, compile (None when reused)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +56,7 @@ class BuildResult:
             "agent": self.spec.name,
             "packages": self.packages,
             "reused": self.reused,
+            **({"shaped": self.shaped.as_json()} if self.shaped else {}),
         }
 
 
@@ -68,7 +74,8 @@ def input_key(inputs: Inputs) -> str:
                "metadata": inputs.spec.metadata,
                "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
                "requirements": inputs.requirements.lines if inputs.requirements else None,
-               "wheels": [p["sha256"] for p in inputs.packages]}
+               "wheels": [p["sha256"] for p in inputs.packages],
+               **({"shaping": inputs.shaping.key()} if inputs.shaping.active else {})}
     digest.update(f"fbundle {__version__}\n{compressor_fingerprint()}\n".encode())
     digest.update(json.dumps(context, sort_keys=True, default=str).encode())
     for entry in sorted(inputs.collection.entries, key=lambda e: e.name):
@@ -92,18 +99,21 @@ def build_project(root: Path, options: BuildOptions | None = None) -> BuildResul
             write_definition(inputs.spec.metadata, zip_path)
             return BuildResult(zip_path, previous.sha256, zip_path.stat().st_size,
                                previous.entries, previous.content_digest, key,
-                               inputs.spec, inputs.packages, reused=True)
+                               inputs.spec, previous.packages, reused=True)
     plan = plan_inputs(inputs, options)
     check_plan(plan)
     try:
         written = write_zip(plan.bundle.entries, zip_path, limit=MAX_BUNDLE_BYTES)
     except ZipTooLarge as error:
-        from bundler.checks.size import largest
+        from bundler.sizes import size_table
 
-        raise BuildError(error.message, "largest: " + largest(plan.bundle.entries)) from None
+        top = size_table(plan.bundle, plan.target).top()
+        raise BuildError(error.message, f"largest in the zip: {top}; leave out what the agent "
+                         "does not import (--exclude-package, --slim)" if top else
+                         "shrink the bundle") from None
     result = BuildResult(zip_path, written.sha256, written.size, written.entries,
-                         content_digest(plan.bundle.entries), key, plan.spec, inputs.packages,
-                         reused=False)
+                         content_digest(plan.bundle.entries), key, plan.spec,
+                         shipped_packages(plan), reused=False, shaped=plan.shaped)
     write_identities(zip_path, BuildInfo(
         sha256=result.sha256, content_digest=result.content_digest, input_key=key,
         runtime=plan.spec.runtime, mode=plan.spec.mode, size=result.size,
@@ -112,14 +122,26 @@ def build_project(root: Path, options: BuildOptions | None = None) -> BuildResul
     return result
 
 
-def check_plan(plan: Plan) -> None:
-    """Refuse a plan the validator would fail: build and validate share the rules and the
-    context (``validate.context_for``), so they cannot disagree."""
-    from bundler.checks import errors
+def shipped_packages(plan: Plan) -> list[dict[str, str]]:
+    """The pinned packages the bundle ships (excluded ones are not)."""
+    gone = set(plan.shaped.exclusion.dropped) if plan.shaped.exclusion else set()
+    return [p for p in plan.packages if p["name"] not in gone]
+
+
+def plan_findings(plan: Plan) -> list[Finding]:
+    """Every finding (errors and warnings) for the plan, as ``validate`` would report them on
+    the zip: build and validate share the rules and the context (``validate.context_for``)."""
     from bundler.validate import check_bundle, context_for
 
     context = context_for(plan.bundle, plan.spec.metadata, target=plan.target)
-    findings = errors(check_bundle(plan.bundle, context))
+    return check_bundle(plan.bundle, context)
+
+
+def check_plan(plan: Plan) -> None:
+    """Refuse a plan the validator would fail."""
+    from bundler.checks import errors
+
+    findings = errors(plan_findings(plan))
     if findings:
         first = findings[0]
         more = f" (and {len(findings) - 1} more; `fbundle validate` lists them)" \

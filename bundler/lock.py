@@ -83,6 +83,9 @@ class Lock:
     #: The indexes and find-links the resolution used (pip config and the file's own options),
     #: credentials redacted: what ``fbundle lock`` resolved against.
     indexes: list[str] = field(default_factory=list)
+    #: ``--exclude-package`` names (and the project config's) the lock was made with: a build
+    #: from this lock must leave out the same ones (docs/build.md).
+    exclude_packages: list[str] | None = None
 
     def sorted_pins(self) -> list[Pin]:
         return sorted(self.pins, key=lambda p: p.key)
@@ -124,6 +127,8 @@ class Lock:
             tool["requirements"] = list(self.requirements)
         if self.indexes:
             tool["indexes"] = list(self.indexes)
+        if self.exclude_packages:
+            tool["exclude-packages"] = sorted(self.exclude_packages)
         document: dict[str, Any] = {"lock-version": "1.0", "created-by": "fbundle"}
         if self.requires_python:
             document["requires-python"] = self.requires_python
@@ -156,7 +161,13 @@ class Lock:
                                   or not all(isinstance(line, str) for line in lines)):
             raise UsageError(f"{source}: [tool.fbundle].requirements must be a list of strings",
                              "regenerate it with `fbundle lock`")
+        excluded = tool.get("exclude-packages")
+        if excluded is not None and (not isinstance(excluded, list)
+                                     or not all(isinstance(n, str) for n in excluded)):
+            raise UsageError(f"{source}: [tool.fbundle].exclude-packages must be a list of "
+                             "names", "regenerate it with `fbundle lock`")
         return cls(
+            exclude_packages=excluded,
             pins=pins,
             runtime=str(tool.get("runtime", "")),
             glibc=str(tool.get("glibc", "")),

@@ -39,6 +39,7 @@ from bundler.projectlocks import (
 from bundler.requirements import Requirements, pyproject_requirements, read_requirements
 from bundler.resolve import Resolver, check_fits, check_hashes
 from bundler.settings import float_env
+from bundler.shape import ShapeReport, Shaping, shape, shaping_for, with_project_config
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import LaidOutWheel, layout_wheel
 from bundler.write import atomic_output
@@ -68,6 +69,11 @@ class BuildOptions:
     cpu: str | None = None
     memory: str | None = None
     protocols: tuple[str, ...] = ()
+    #: Distributions to leave out, with what only they pull in (plus the project config's).
+    exclude_packages: tuple[str, ...] = ()
+    slim: bool | None = None  # None: the project config decides (default off)
+    compile: bool | None = None
+    python: Path | None = None  # the target interpreter for --compile
 
     def flags(self) -> Flags:
         """What the flags say about the agent definition (they override its source)."""
@@ -85,6 +91,7 @@ class Plan:
     collection: Collection
     lock: Lock | None = None
     wheels: list[LaidOutWheel] = field(default_factory=list)
+    shaped: ShapeReport = field(default_factory=ShapeReport)  # exclusions, slim, compile
 
     @property
     def packages(self) -> list[dict[str, str]]:
@@ -128,6 +135,7 @@ class Inputs:
     #: The requirements.txt a lock pins, shipped when the project has none (a uv project's
     #: remote_build bundle: the service's pip then installs exactly the locked files).
     pinned: str | None = None
+    shaping: Shaping = field(default_factory=Shaping)
 
     @property
     def packages(self) -> list[dict[str, str]]:
@@ -160,6 +168,7 @@ def project_lock(root: Path, target: Target) -> ProjectLock | None:
 def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
     """The project, its target, its sources and (bundled Python) its lock: what decides the
     bytes, read from hashes alone (nothing is fetched or published here)."""
+    options = with_project_config(root, options)
     spec = load_project(root, metadata_path=options.metadata, name=options.name,
                         flags=options.flags())
     glibc = parse_glibc(options.glibc) if options.glibc else None
@@ -197,7 +206,23 @@ def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
     inputs = Inputs(spec, target, collection, requirements, pinned=pinned)
     if spec.mode == "bundled":
         inputs.lock = locked_requirements(root, requirements, target, options)
+        check_locked_exclusions(root, inputs.lock, options)
+        inputs.shaping = shaping_for(root, options, target)
     return inputs
+
+
+def check_locked_exclusions(root: Path, lock: Lock, options: BuildOptions) -> None:
+    """A build from ``pylock.toml`` leaves out what the lock says was left out: the lock is
+    the record CI repeats, so a different --exclude-package / config is a stale lock."""
+    if not (root / LOCK_FILE).is_file() or options.update_lock \
+            or getattr(lock, "created_by", "fbundle") != "fbundle":
+        return
+    locked = sorted(lock.exclude_packages or [])
+    if locked != sorted(options.exclude_packages):
+        raise BuildError(
+            f"{LOCK_FILE} was made excluding {', '.join(locked) or 'nothing'}; this build "
+            f"excludes {', '.join(options.exclude_packages) or 'nothing'}",
+            "run `fbundle lock` with the same exclusions (or build with --update-lock)")
 
 
 def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
@@ -215,6 +240,10 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
         cache = WheelCache(indexes=indexes)
         plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
                               base=inputs.spec.root)
+        plan.wheels, added, plan.shaped = shape(
+            plan.wheels, entries, inputs.requirements.lines if inputs.requirements else [],
+            inputs.target, inputs.shaping)
+        entries += added
         entries += [e for wheel in plan.wheels for e in wheel.entries]
         entries = merge_package_entries(entries)
     if inputs.requirements is not None and not any(e.name == REQUIREMENTS for e in entries):
@@ -305,12 +334,14 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
     resolver = Resolver(target, indexes, kind=options.resolver, offline=options.offline)
     lock = resolver.resolve(requirements)
     lock.requirements = list(requirements.lines)
+    lock.exclude_packages = list(options.exclude_packages)
     write_lock(lock, memo)
     return lock
 
 
 def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Path, Lock]:
     """Resolve afresh and write ``pylock.toml``; parsed back before it replaces the old one."""
+    options = with_project_config(root, options)
     spec = load_project(root, metadata_path=options.metadata, name=options.name,
                         flags=options.flags())
     if not spec.is_python:
@@ -331,6 +362,7 @@ def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Pa
                         kind=options.resolver, offline=options.offline)
     lock = resolver.resolve(requirements)
     lock.requirements = list(requirements.lines)
+    lock.exclude_packages = list(options.exclude_packages)
     path = root / LOCK_FILE
     write_lock(lock, path)
     return path, lock

@@ -19,10 +19,12 @@ import hashlib
 import logging
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import pathspec
 from installer.exceptions import InstallerError
 from installer.records import RecordEntry
 from installer.sources import WheelFile
@@ -57,6 +59,94 @@ class LaidOutWheel:
     sha256: str
     entries: list[Entry]
     dropped: list[str]
+    dist_info: str = ""  # ``foo-1.0.dist-info`` (relative to packages/)
+
+    @property
+    def record_name(self) -> str:
+        return f"{PACKAGES}{self.dist_info}/RECORD"
+
+    def metadata_text(self) -> str:
+        """The wheel's METADATA (Requires-Dist for the dependency graph)."""
+        for entry in self.entries:
+            if entry.name == f"{PACKAGES}{self.dist_info}/METADATA":
+                return entry.read().decode("utf-8", "replace")
+        return ""
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A file left out of ``packages/`` after layout, and why (for ``build --list``)."""
+
+    name: str
+    reason: str
+    size: int
+    zip_bytes: int
+
+
+def reshape(wheel: LaidOutWheel, drop: Callable[[str], str | None],
+            add: Sequence[Entry] = ()) -> tuple[LaidOutWheel, list[Removed]]:
+    """``wheel`` without the entries ``drop`` gives a reason for, plus ``add`` (bytecode), with
+    its RECORD rewritten to list exactly what ships. The dist-info is never dropped: entry
+    points and ``importlib.metadata`` read it, and tools that strip it break packages."""
+    from bundler.write import member_overhead, raw_compress_size
+
+    folder = f"{PACKAGES}{wheel.dist_info}/"
+    kept: list[Entry] = []
+    removed: list[Removed] = []
+    for entry in wheel.entries:
+        if entry.name == wheel.record_name:
+            continue
+        reason = None if entry.name.startswith(folder) else drop(entry.name)
+        if reason is None:
+            kept.append(entry)
+            continue
+        raw = raw_compress_size(entry)
+        removed.append(Removed(entry.name, reason, entry.size, member_overhead(entry.name)
+                               + (raw if raw is not None else entry.size)))
+    kept += list(add)
+    shipped = [(e.name[len(PACKAGES):], e.digest(), e.size) for e in kept]
+    record_path = wheel.record_name[len(PACKAGES):]
+    record_bytes = write_record(shipped, record_path)
+    origin = wheel.entries[0].origin if wheel.entries else "generated"
+    kept.append(Entry(wheel.record_name, len(record_bytes), BytesData(record_bytes),
+                      origin=origin))
+    return replace(wheel, entries=kept), removed
+
+
+def extension_folders(names: Iterable[str]) -> set[str]:
+    """Folders that hold a built extension module (``*.so``) directly."""
+    return {name.rsplit("/", 1)[0] for name in names if name.endswith(".so") and "/" in name}
+
+
+SLIM_TEST_FOLDERS = ("tests", "test")
+SLIM_SOURCE_SUFFIXES = (".c", ".h", ".pyx")
+
+
+def slim_reason(name: str, extension_dirs: set[str]) -> str | None:
+    """Why ``--slim`` leaves ``name`` (an archive path under ``packages/``) out, or None.
+
+    Only what no import needs: test folders inside a package (``pkg/tests/``, ``pkg/x/test/``;
+    never ``testing/`` or ``test_utils.py``), type stubs (``*.pyi``), and C/Cython sources
+    (``*.c``, ``*.h``, ``*.pyx``) in a folder that holds the extension built from them.
+    """
+    parts = name.split("/")
+    inner = parts[1:-1]  # folders between packages/ and the file
+    if any(part in SLIM_TEST_FOLDERS for part in inner[1:]):
+        return "slim: a test folder inside a package"
+    if name.endswith(".pyi"):
+        return "slim: a type stub"
+    if name.endswith(SLIM_SOURCE_SUFFIXES) and name.rsplit("/", 1)[0] in extension_dirs:
+        return "slim: the source of a built extension"
+    return None
+
+
+def package_ignore(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
+    """The ``.fbundleignore`` patterns that reach into ``packages/`` (those that start with
+    ``packages/`` or ``/packages/``, and their ``!`` negations), or None. Only these apply to
+    the laid-out wheels: a ``*.md`` meant for your docs must not strip a package's data."""
+    chosen = [line for line in lines if line.strip().lstrip("!").lstrip("/").startswith(
+        PACKAGES)]
+    return pathspec.GitIgnoreSpec.from_lines(chosen) if chosen else None
 
 
 def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutWheel:
@@ -118,7 +208,7 @@ def layout_wheel(path: Path, sha256: str, *, verified: bool = False) -> LaidOutW
     if dropped:
         log.debug("%s: not shipped: %s", filename, ", ".join(dropped))
     return LaidOutWheel(str(canonicalize_name(name)), str(version), filename, sha256, entries,
-                        dropped)
+                        dropped, dist_info)
 
 
 def _check_contents(path: Path, infos: list[zipfile.ZipInfo],

@@ -81,9 +81,13 @@ def audit(zip_path: Path, project: Path, strict: bool, as_json: bool,
 @click.option("--lock", "lock_path", type=click.Path(path_type=Path, dir_okay=False),
               help="The lock to name wheels from (default: pylock.toml of the zip's project, "
                    "else the <zip>.json sidecar).")
+@click.option("--sizes", is_flag=True,
+              help="Each distribution's zip and unpacked bytes, and why it is in, biggest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def inspect(zip_path: Path, provenance: bool, lock_path: Path | None, as_json: bool) -> None:
-    """List a bundle's entries; with --provenance, where each packages/ file came from."""
+def inspect(zip_path: Path, provenance: bool, lock_path: Path | None, sizes: bool,
+            as_json: bool) -> None:
+    """List a bundle's entries; with --provenance, where each packages/ file came from; with
+    --sizes, what each distribution costs."""
     from bundler.diff import load, read_side
     from bundler.provenance import provenance as trace
     from bundler.provenance import wheels_known
@@ -116,6 +120,14 @@ def inspect(zip_path: Path, provenance: bool, lock_path: Path | None, as_json: b
                   for name in traced.missing]
         lines.append(f"wheels named from: {source or 'nothing (no lock, no sidecar)'}; "
                      f"{len(traced.unowned)} unowned, {len(traced.modified)} modified")
+    if sizes:
+        from bundler.sizes import size_table
+        from bundler.validate import context_for, find_definition
+
+        target = context_for(bundle, find_definition(zip_path, bundle, None)).target
+        table = size_table(bundle, target)
+        data["sizes"] = table.as_json()
+        lines = table.lines()
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

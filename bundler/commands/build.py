@@ -20,7 +20,7 @@ from bundler.targets import RUNTIMES
 from bundler.write import atomic_output
 
 if TYPE_CHECKING:
-    from bundler.plan import BuildOptions
+    from bundler.plan import BuildOptions, Plan
 
 HELLO_MAIN = '''"""A minimal hosted agent: answers the Responses protocol on port 8088."""
 
@@ -77,6 +77,17 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="The agent definition (default: PROJECT/metadata.json, else azd's "
                      "azure.yaml service or agent.yaml)."),
         click.option("--project", "project_file", help=".NET: which project file to publish."),
+        click.option("--exclude-package", "exclude_packages", metavar="NAME", multiple=True,
+                     help="Leave out this distribution and what only it pulls in "
+                          "(repeatable; adds to fbundle.toml's exclude-packages)."),
+        click.option("--slim/--no-slim", default=None,
+                     help="Leave out tests/ folders inside packages, *.pyi, and C sources "
+                          "next to built extensions (never dist-info)."),
+        click.option("--compile/--no-compile", "compile_", default=None,
+                     help="Add bytecode made by the target's CPython (unchecked-hash .pyc)."),
+        click.option("--python", type=click.Path(path_type=Path, dir_okay=False),
+                     help="The target's CPython for --compile (default: python3.X on PATH, "
+                          "else uv python find)."),
     ]
 
     @functools.wraps(function)
@@ -84,7 +95,8 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      glibc: str | None, offline: bool, refresh: bool, name: str | None,
                      metadata: Path | None, project_file: str | None, entry_point: str | None,
                      cpu: str | None, memory: str | None, protocols: tuple[str, ...],
-                     **kwargs: Any) -> Any:
+                     exclude_packages: tuple[str, ...], slim: bool | None,
+                     compile_: bool | None, python: Path | None, **kwargs: Any) -> Any:
         from bundler.plan import BuildOptions  # lazily: `fbundle --help` needs no build stack
 
         verbose = bool(click.get_current_context().find_root().params.get("verbose"))
@@ -92,7 +104,8 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
             runtime=runtime, mode=mode, resolver=resolver, glibc=glibc, offline=offline,
             refresh=refresh, name=name, metadata=metadata, project_file=project_file,
             verbose=verbose, entry_point=entry_point, cpu=cpu, memory=memory,
-            protocols=tuple(protocols))
+            protocols=tuple(protocols), exclude_packages=tuple(exclude_packages),
+            slim=slim, compile=compile_, python=python)
         return function(*args, **kwargs)
 
     for flag in reversed(flags):
@@ -131,17 +144,7 @@ def build(project: Path, output: Path | None, update_lock: bool, list_only: bool
     if list_only:
         plan = plan_project(project, opts)
         _notes(plan.spec.notes)
-        if as_json:
-            click.echo(json.dumps({
-                "entries": [{"name": e.name, "size": e.size, "origin": e.origin}
-                            for e in plan.bundle.files()],
-                "skipped": [{"name": n, "reason": r} for n, r in plan.collection.skipped],
-            }, indent=2))
-            return
-        for entry in plan.bundle.files():
-            click.echo(f"+ {entry.name}  ({entry.origin}, {entry.size} bytes)")
-        for name, reason in plan.collection.skipped:
-            click.echo(f"- {name}  ({reason})")
+        _list(plan, as_json)
         return
     _progress(f"building {project} ...")
     result = build_project(project, opts)
@@ -149,11 +152,53 @@ def build(project: Path, output: Path | None, update_lock: bool, list_only: bool
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
+    for note in result.shaped.notes() if result.shaped else []:
+        click.echo(note, err=True)
     state = "unchanged" if result.reused else "wrote"
     click.echo(f"{state} {result.zip_path} ({result.size} bytes, {result.entries} files, "
                f"{len(result.packages)} packages)")
     click.echo(f"content digest {result.content_digest}")
     click.echo(result.sha256)
+
+
+def _list(plan: Plan, as_json: bool) -> None:
+    """``build --list``: every entry and what was left out (and why), each distribution's
+    size and why it is in, and the findings the build would stop on or warn about — before
+    a byte is written."""
+    from bundler.build import plan_findings
+    from bundler.report import finding_line
+    from bundler.sizes import size_table
+
+    table = size_table(plan.bundle, plan.target)
+    findings = plan_findings(plan)
+    if as_json:
+        click.echo(json.dumps({
+            "entries": [{"name": e.name, "size": e.size, "origin": e.origin}
+                        for e in plan.bundle.files()],
+            "skipped": [{"name": n, "reason": r} for n, r in plan.collection.skipped]
+            + [{"name": r.name, "reason": r.reason} for r in plan.shaped.removed],
+            "sizes": table.as_json(),
+            "shaped": plan.shaped.as_json(),
+            "findings": [{"code": f.code, "path": f.path, "message": f.message, "hint": f.hint,
+                          "severity": f.severity} for f in findings],
+        }, indent=2))
+        return
+    for entry in plan.bundle.files():
+        click.echo(f"+ {entry.name}  ({entry.origin}, {entry.size} bytes)")
+    for name, reason in plan.collection.skipped:
+        click.echo(f"- {name}  ({reason})")
+    for removed in plan.shaped.removed:
+        click.echo(f"- {removed.name}  ({removed.reason})")
+    click.echo("")
+    for line in table.lines():
+        click.echo(line)
+    for note in plan.shaped.notes():
+        click.echo(note)
+    for finding in findings:
+        click.echo(f"{finding.severity}: {finding_line(finding)}")
+    errors = sum(1 for f in findings if f.severity == "error")
+    click.echo(f"{errors} errors, {len(findings) - errors} warnings: "
+               + ("the build would stop" if errors else "the build would write the zip"))
 
 
 @click.command()
