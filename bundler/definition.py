@@ -55,6 +55,7 @@ AZD_DEFAULT_MODE = "remote_build"
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 64
 MAX_NUMBER_CHARS = 64
+MAX_NODES = 100_000
 MAX_SCALAR_CHARS = 32  # cpu / memory
 
 TOP_KEYS = ("name", "description", "definition", "metadata", "state", "blueprint_reference",
@@ -140,10 +141,15 @@ def _constant(text: str) -> Any:
 
 
 def depth_problem(value: Any) -> str | None:
-    """Why ``value`` nests deeper than a definition can, or None (iterative: never recurses)."""
+    """Why ``value`` nests deeper or holds more than a definition can, or None (iterative: never
+    recurses; bounded, so YAML aliases that expand exponentially stop early)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
     while stack:
         item, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            return f"holds more than {MAX_NODES:,} values (YAML aliases?)"
         if depth > MAX_DEPTH:
             return f"is nested more than {MAX_DEPTH} levels deep"
         if isinstance(item, dict):
@@ -216,6 +222,9 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except RecursionError:
         raise UsageError(f"{path}: is nested too deeply", "fix the YAML") from None
+    except ValueError as error:  # e.g. an integer over Python's 4,300-digit limit
+        raise UsageError(f"{path}: a value cannot be read ({str(error)[:80]})",
+                         "write cpu, memory and versions as short strings") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -230,8 +239,9 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    known = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             type(None): "null", int: "a number", float: "a number"}
+    return known.get(type(value), f"a {type(value).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,7 +568,7 @@ def _scalar(value: Any, where: str) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise UsageError(f"{where} is {_kind(value)}; it must be a string or a number",
-                         'e.g. cpu: "0.5", memory: "1Gi"')
+                         "quote it, e.g. '2.0.0' or '0.5'")
     if isinstance(value, float) and not math.isfinite(value):
         raise UsageError(f"{where} is {value}; it must be a finite number", 'e.g. cpu: "0.5"')
     text = str(value)
@@ -577,7 +587,7 @@ def _protocols(value: Any, where: str) -> list[dict[str, str]] | None:
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("protocol"), str):
             raise UsageError(f"{where}: {_short(item)} is not {{protocol, version}}",
-                             "e.g. - protocol: responses\n    version: 2.0.0")
+                             "e.g. protocols: [{protocol: responses, version: 2.0.0}]")
         version = _scalar(item.get("version"), f"{where}.version")
         if not version:
             raise UsageError(f"{where}: protocol {item['protocol']!r} has no version",
@@ -594,12 +604,12 @@ def _env_list(value: Any, where: str) -> dict[str, Any]:
         return {str(k): v for k, v in value.items()}
     if not isinstance(value, list):
         raise UsageError(f"{where} must be a list of {{name, value}}",
-                         "e.g. - name: LOG_LEVEL\n    value: info")
+                         "e.g. environment_variables: [{name: LOG_LEVEL, value: info}]")
     result: dict[str, Any] = {}
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise UsageError(f"{where}: an entry is not {{name, value}}",
-                             "e.g. - name: LOG_LEVEL\n    value: info")
+            raise UsageError(f"{where}: an entry is not {{name, value}} with a string name",
+                             "e.g. environment_variables: [{name: LOG_LEVEL, value: info}]")
         result[item["name"]] = item.get("value", "")
     return result
 
@@ -631,14 +641,14 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None,
                          "e.g. resources: {cpu: '0.25', memory: 0.5Gi}")
     resources = resources or {}
     code = data.get("code_configuration")
-    azd = _Azd(path, path.name, data.get("kind"), data.get("name"), data.get("description"),
+    azd = _Azd(path, str(path), data.get("kind"), data.get("name"), data.get("description"),
                data.get("protocols"), resources.get("cpu"), resources.get("memory"),
-               _env_list(data.get("environment_variables"), f"{path.name}: environment_variables"),
-               _code(code, f"{path.name}: code_configuration", snake=True), data.get("image"),
+               _env_list(data.get("environment_variables"), f"{path}: environment_variables"),
+               _code(code, f"{path}: code_configuration", snake=True), data.get("image"),
                notes)
     if service is not None:  # the azure.yaml service's own env: and container.resources win
         _overlay_service(azd, service[2])
-        azd.label = f"{path.name} (with {service[0].name} service {service[1]!r})"
+        azd.label = f"{path} (with {service[0].name} service {service[1]!r})"
     return _map_azd(azd, root, environ)
 
 
@@ -649,8 +659,8 @@ def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any]
         raise UsageError(f"{azure_path}: service {service_name!r} takes its definition from "
                          "$ref, which fbundle does not follow",
                          "inline the definition in azure.yaml, or add metadata.json")
-    where = f"{azure_path.name} service {service_name!r}" + (" config" if label == "config"
-                                                              else "")
+    where = f"{azure_path} service {service_name!r}" + (" config" if label == "config"
+                                                         else "")
     azd = _Azd(azure_path, where, props.get("kind"), props.get("name"), props.get("description"),
                props.get("protocols"), None, None,
                _env_list(props.get("environmentVariables"), f"{where}: environmentVariables"),
@@ -690,7 +700,8 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
     where = azd.label
     notes = list(azd.notes)
     if azd.kind != "hosted":
-        raise UsageError(f"{azd.path}: kind is {_short(azd.kind)}; fbundle builds hosted agents",
+        what = "missing" if azd.kind is None else _short(azd.kind)
+        raise UsageError(f"{where}: kind is {what}; fbundle builds hosted agents",
                          "set kind: hosted")
     if azd.image and azd.code is None:
         raise UsageError(f"{where}: names an image ({_short(azd.image)}) and no "

@@ -315,3 +315,30 @@ def test_mode_is_a_function_of_the_bytes() -> None:
     assert not elf_executable(b"#!/bin/sh\n")
     assert portable_pattern("docs\\build\\") == "docs/build/"
     assert portable_pattern("\\#not-a-comment") == "\\#not-a-comment"
+
+
+YAML_BOMB = "kind: hosted\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9))
+BAD_AGENT_YAML = {
+    "alias-bomb": (YAML_BOMB, "holds more than 100,000 values"),
+    "5000-digits": ("kind: hosted\nresources:\n  cpu: " + "9" * 5000 + "\n  memory: 1Gi\n",
+                    "a value cannot be read"),
+    "date-version": ("kind: hosted\nprotocols:\n  - {protocol: responses, version: 2024-01-01}\n",
+                     "protocols.version is a date"),
+    "protocols-number": ("kind: hosted\nprotocols: 5\n", "protocols must be a list"),
+    "env-name-number": ("kind: hosted\nenvironment_variables:\n  - name: 1\n",
+                        "an entry is not {name, value}"),
+    "a-list": ("- kind\n", "must hold a YAML mapping, not a list"),
+    "no-kind": ("name: x\n", "kind is missing; fbundle builds hosted agents"),
+    "prompt-kind": ("kind: prompt\n", "kind is 'prompt'"),
+    "nan-cpu": ("kind: hosted\nresources: {cpu: .nan, memory: 1Gi}\n", "finite number"),
+    "syntax": ("kind: [hosted\n", "not valid YAML (line"),
+    "image-only": ("kind: hosted\nimage: r.azurecr.io/a:1\n", "that is a container deploy"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_AGENT_YAML))
+def test_bad_agent_yaml_is_one_line_and_exit_2(tmp_path: Path, run_cli: Any, case: str) -> None:
+    text, expected = BAD_AGENT_YAML[case]
+    root = project(tmp_path / "agent", files={"agent.yaml": text})
+    one_line_exit_2(run_cli("build", root, "--mode", "remote_build"), expected)

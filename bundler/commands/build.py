@@ -222,7 +222,8 @@ def init(directory: Path, runtime: str | None, mode: str) -> None:
             if "no agent definition" not in error.message:
                 raise
         else:
-            click.echo(f"{directory} already has an agent definition ({found.source}); "
+            what = found.path.name if found.path is not None else found.source
+            click.echo(f"{directory} already has an agent definition ({what}); "
                        f"nothing written; next: fbundle build {directory}")
             return
         runtime = runtime or detect_runtime(directory)
