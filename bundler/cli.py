@@ -22,8 +22,9 @@ from bundler.errors import EXIT_FAILURE, EXIT_USAGE, FbundleError
 JOBS = ("build", "validate", "audit", "deploy")
 
 
-class _Group(click.Group):
-    """One error boundary: a FbundleError is one red line and its exit code, never a traceback."""
+class JobsGroup(click.Group):
+    """The command group: loads each job's commands on first use, and is the one error
+    boundary (a FbundleError is one red line and its exit code, never a traceback)."""
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         for job in ("", *JOBS):
@@ -75,7 +76,7 @@ class _Group(click.Group):
             ctx.exit(EXIT_FAILURE)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=JobsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fbundle")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and subprocess output.")
 def cli(verbose: bool) -> None:

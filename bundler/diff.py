@@ -28,10 +28,10 @@ from bundler.identity import BuildInfo
 from bundler.model import Bundle, Entry, ZipMemberData, content_digest, file_sha256
 from bundler.zipformat import Member, ZipFormatError, inflate, raw_chunks
 
-Kind = Literal["content", "permissions", "metadata", "compressed"]
+ChangeKind = Literal["content", "permissions", "metadata", "compressed"]
 #: Most serious first; a change is labelled by the first kind it has.
-KINDS: tuple[Kind, ...] = ("content", "permissions", "metadata", "compressed")
-LABELS: dict[Kind, str] = {
+KINDS: tuple[ChangeKind, ...] = ("content", "permissions", "metadata", "compressed")
+LABELS: dict[ChangeKind, str] = {
     "content": "content",
     "permissions": "permissions",
     "metadata": "timestamps/metadata only",
@@ -175,11 +175,11 @@ class Change:
     """One entry present on both sides that differs; ``kinds`` most serious first."""
 
     name: str
-    kinds: tuple[Kind, ...]
+    kinds: tuple[ChangeKind, ...]
     details: tuple[str, ...]
 
     @property
-    def kind(self) -> Kind:
+    def kind(self) -> ChangeKind:
         return self.kinds[0]
 
     def as_json(self) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def diff_paths(a: Path, b: Path) -> Diff:
 def _compare(a: EntryFacts, b: EntryFacts, *, zips: bool) -> Change | None:
     """How one entry differs; ``zips`` false means one side is a folder, which has neither
     zip metadata nor compressed bytes, and keeps only "executable or not" of the mode."""
-    kinds: list[Kind] = []
+    kinds: list[ChangeKind] = []
     details: list[str] = []
     if a.kind != b.kind:
         kinds.append("content")

@@ -24,7 +24,7 @@ FILE_MODE = 0o644
 EXEC_MODE = 0o755
 MAX_BUNDLE_BYTES = 250 * 1000 * 1000  # the article's 250 MB limit, read strictly (decimal)
 
-Kind = Literal["file", "dir", "symlink"]
+EntryKind = Literal["file", "dir", "symlink"]
 
 
 class Data(Protocol):
@@ -96,7 +96,7 @@ class Entry:
     size: int
     data: Data
     mode: int = FILE_MODE
-    kind: Kind = "file"
+    kind: EntryKind = "file"
     origin: str = "source"
     sha256: str | None = None  # known digest of the uncompressed bytes, if computed already
     raw_name: bytes | None = None  # undecoded name bytes, for zips read back
@@ -208,7 +208,7 @@ def read_zip(path: Path) -> Bundle:
 
 def _entry_from_member(path: Path, member: Member) -> Entry:
     unix_mode = member.external_attr >> 16
-    kind: Kind = "file"
+    kind: EntryKind = "file"
     if member.is_dir():
         kind = "dir"
     elif stat.S_ISLNK(unix_mode):
