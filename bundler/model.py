@@ -168,11 +168,20 @@ class Bundle:
     @classmethod
     def load(cls, path: Path) -> Bundle:
         """A zip or a folder, by what is at ``path``."""
-        if path.is_dir():
+        if is_folder(path):
             return read_dir(path)
         if path.is_file():
             return read_zip(path)
         raise UsageError(f"{path}: no such file or folder", "pass a bundle zip or a folder")
+
+
+def is_folder(path: Path) -> bool:
+    """``path.is_dir()``, with a path that cannot even be looked at as unusable input."""
+    try:
+        return path.is_dir()
+    except PermissionError:
+        raise UsageError(f"{path}: cannot be read (permission denied)",
+                         "make it readable, or pass another bundle") from None
 
 
 def file_sha256(path: Path) -> str:
@@ -198,7 +207,7 @@ def read_zip(path: Path) -> Bundle:
     """Read a zip's central directory into a bundle (nothing is extracted), through the one zip
     reader: too many entries or a broken directory is a UsageError (exit 2), anything the
     local headers contradict is in ``Bundle.problems``."""
-    if path.is_dir():
+    if is_folder(path):
         return read_dir(path)
     archive = read_archive(path)
     entries = [_entry_from_member(path, member) for member in archive.members]
@@ -228,7 +237,7 @@ def _entry_from_member(path: Path, member: Member) -> Entry:
 
 def read_dir(root: Path) -> Bundle:
     """A folder as the bundle its contents would make (symlinks reported, not followed)."""
-    if not root.is_dir():
+    if not is_folder(root):
         raise UsageError(f"{root}: not a folder", "pass a bundle zip or a folder")
     entries: list[Entry] = []
 

@@ -20,18 +20,16 @@ from bundler.checks.layout import dependency_layout
 from bundler.checks.scan import TEXT_LIMIT
 from bundler.errors import UsageError
 from bundler.identity import METADATA, definition_path, metadata_beside
-from bundler.model import Bundle, read_dir, read_zip
+from bundler.model import Bundle, is_folder, read_zip
 from bundler.project import DEFAULT_ENTRY_POINT, read_metadata
 from bundler.targets import DEFAULT_GLIBC, PYTHON_RUNTIMES, RUNTIMES, Target, parse_glibc
 
 
 def load_bundle(path: Path) -> Bundle:
     """A zip or a folder; anything else (or a zip the reader refuses) is exit 2 with one line."""
-    if path.is_dir():
-        return read_dir(path)
-    if not path.exists():
+    if not is_folder(path) and not path.exists():
         raise UsageError(f"{path}: no such file or folder", "pass a bundle zip or a folder")
-    return read_zip(path)
+    return read_zip(path)  # a folder is read as one
 
 
 def find_definition(path: Path, bundle: Bundle, explicit: Path | None) -> dict[str, Any] | None:

@@ -449,11 +449,11 @@ def _overlaps(members: list[Member], ends: list[int], cd_start: int) -> list[Pro
     return problems
 
 
-def read_archive(path: Path, *, max_entries: int = MAX_ENTRIES) -> Archive:
+def read_archive(path: Path, *, max_entries: int | None = None) -> Archive:
     """Read ``path``'s central directory and check every local header against it.
 
     Raises :class:`ZipFormatError` (exit 2) when the zip as a whole cannot be read or holds
-    more than ``max_entries`` entries; everything else wrong is a :class:`Problem` in the
+    more than ``max_entries`` (default :data:`MAX_ENTRIES`) entries; everything else wrong is a :class:`Problem` in the
     result, for validate to report and for the other readers to refuse.
     """
     try:
@@ -472,8 +472,8 @@ def read_archive(path: Path, *, max_entries: int = MAX_ENTRIES) -> Archive:
                                  "outside the file)", "rebuild the bundle")
         cd_start = end.cd_offset + concat
         other_disks: list[str] = []
-        members = _central(stream, path, cd_start, end.cd_size, concat, max_entries,
-                           other_disks)
+        members = _central(stream, path, cd_start, end.cd_size, concat,
+                           MAX_ENTRIES if max_entries is None else max_entries, other_disks)
         problems: list[Problem] = []
         if end.spanned or other_disks:
             problems.append(Problem("FB015", str(path), "the end record says the zip spans "

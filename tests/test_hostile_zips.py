@@ -281,3 +281,15 @@ def test_an_honest_zip_of_every_kind_reads_clean(tmp_path: Path, run_cli: RunCli
         assert result.exit_code == 0, result.output
         listed = run_cli("inspect", path)
         assert listed.exit_code == 0 and "streamed.txt" in listed.stdout
+
+
+def test_deploy_refuses_a_hostile_zip_before_any_request(tmp_path: Path,
+                                                         run_cli: RunCli) -> None:
+    path = write(tmp_path, build_zip([*base()[1:], Member(b"main.py", MAIN,
+                                                          local_name=b"../evil.py")]))
+    # Port 9 (discard) on loopback: had the guard let the zip through, the request would fail
+    # with a connection error (exit 1), not a usage error.
+    result = run_cli("deploy", path, "--endpoint", "http://127.0.0.1:9", "--agent", "x",
+                     env={"FBUNDLE_TOKEN": "t"})
+    assert result.exit_code == 2, result.output
+    assert "FB005 main.py" in result.stderr and len(result.stderr.strip().splitlines()) == 1

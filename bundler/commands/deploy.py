@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,8 +111,9 @@ def _inputs(target: Path, metadata_path: Path | None, agent: str | None
     if not target.is_file():
         raise UsageError(f"{target}: no such project folder or zip",
                          "pass a project folder or the zip `fbundle build` wrote")
-    if not zipfile.is_zipfile(target):
-        raise UsageError(f"{target}: not a zip file", "pass the zip `fbundle build` wrote")
+    from bundler.diff import load
+
+    load(target)  # the zip reader's guards: a zip that unpacks to something else is not sent
     metadata_path = metadata_path or metadata_beside(target) or target.parent / METADATA
     metadata = read_metadata(metadata_path)
     if problems := metadata_problems(metadata):
