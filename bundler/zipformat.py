@@ -453,8 +453,9 @@ def read_archive(path: Path, *, max_entries: int | None = None) -> Archive:
     """Read ``path``'s central directory and check every local header against it.
 
     Raises :class:`ZipFormatError` (exit 2) when the zip as a whole cannot be read or holds
-    more than ``max_entries`` (default :data:`MAX_ENTRIES`) entries; everything else wrong is a :class:`Problem` in the
-    result, for validate to report and for the other readers to refuse.
+    more than ``max_entries`` (default :data:`MAX_ENTRIES`) entries; everything else wrong is
+    a :class:`Problem` in the result, for validate to report and for the other readers to
+    refuse.
     """
     try:
         stream = open(path, "rb")

@@ -123,7 +123,8 @@ def test_the_distribution_named_by_validate_and_by_provenance_is_one(
         tmp_path: Path, run_cli: RunCli) -> None:
     """A dist-info folder whose name says one thing and METADATA another: FB301's "(from X)"
     and inspect --provenance both name METADATA's distribution."""
-    record = "winonly/_n.pyd,,\nWin_Only-1.0.dist-info/METADATA,,\nWin_Only-1.0.dist-info/RECORD,,\n"
+    record = ("winonly/_n.pyd,,\nWin_Only-1.0.dist-info/METADATA,,\n"
+              "Win_Only-1.0.dist-info/RECORD,,\n")
     files = {
         "main.py": b"print(1)\n", "requirements.txt": b"",
         "packages/winonly/_n.pyd": pe_dll(),
