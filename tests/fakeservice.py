@@ -1,14 +1,76 @@
-"""A loopback stand-in for Foundry Agent Service that implements the article's REST contract.
+"""A loopback Foundry Agent Service that speaks the spec, not what the client happens to send.
 
-Stdlib only (``http.server``), bound to 127.0.0.1 on an ephemeral port, served from a thread.
-It checks what the article says the service checks — the multipart parts and their types, the
-required headers, the sha256 header against the bytes of the ``code`` part, the token — and keeps
-agents and content-addressed versions in memory, so the real ``httpx`` client can be tested end to
-end. :class:`Config` switches on the faults the client must survive: 429 with ``Retry-After``,
-5xx, a connection dropped mid-upload, a slow answer, a failing provisioning, a wrong download sha.
+Stdlib only (``http.server``), bound to 127.0.0.1 on an ephemeral port, served from a thread, so
+the real ``httpx`` client is tested end to end. Multipart bodies are parsed incrementally (never
+held whole), so a 200 MB upload costs the test process no memory.
 
-Multipart bodies are parsed incrementally (never held whole), so a 200 MB upload costs the test
-process no memory.
+Where each behaviour comes from (paths in Azure/azure-rest-api-specs are under
+``specification/ai-foundry/data-plane/Foundry/src/``; "article" is *Deploy a hosted agent from
+source code*, shared/reference/foundry-hosted-agents-source-code-deploy.txt):
+
+- ``api-version`` ``2025-11-15-preview`` (article) and ``v1`` (``common/servicepatterns.tsp``:
+  ``FoundryDataPlaneApiVersionParameter``); anything else is 400.
+- ``Foundry-Features: CodeAgents=V1Preview,HostedAgents=V1Preview`` required under the preview
+  api-version on Create/Update/Delete (article, "include the preview feature header on mutating
+  requests"), on ``code:download`` (``agents/routes.tsp`` ``downloadAgentCode``:
+  ``required_previews: code_agents_v1_preview``) and on the versioned logstream
+  (``agents-sessions/routes.tsp``: ``required_previews: hosted_agents_v1_preview``); missing, the
+  answer is ``403 preview_feature_required`` (what azd met, azure-dev CHANGELOG PR 8441/8508).
+  :attr:`Config.require_features_on_v1` makes ``v1`` demand it too (preview-era behaviour).
+- Errors are ``{"error": {"code", "message", "additionalInfo"}}`` (``common/models.tsp``
+  ``ApiErrorResponse``, ``OpenAI.Error`` plus ``additionalInfo``), with ``x-request-id``.
+- ``POST /agents`` multipart with ``x-ms-agent-name`` and ``x-ms-code-zip-sha256``
+  (``agents/routes.tsp`` ``createAgentFromCode``; article "Create the agent"), 409 when the agent
+  exists (article troubleshooting), answering the agent envelope ``AgentObject``.
+- ``POST /agents/{name}`` multipart (``updateAgentFromCode``), answering the envelope.
+- ``POST /agents/{name}/versions`` multipart (``createAgentVersionFromCode``), answering a bare
+  ``AgentVersionObject``; it creates a missing agent as the GA SDKs rely on
+  (:attr:`Config.versions_creates_agent`; off, a missing agent is 404 as the routes.tsp text
+  "for an existing agent" reads). :attr:`Config.v1_agent_multipart_removed` answers 404 for the
+  two ``/agents`` multipart routes under ``v1`` (the spec revision that marks them removed).
+- Parts ``metadata`` (application/json, ``CreateAgentVersionFromCodeMetadata``) and ``code``
+  (application/zip, filename ``<agent>.zip``): article "Multipart request shape".
+- Content-addressed versions: the same zip sha and definition give the latest back (article
+  "Update or version an agent"); ``code_configuration.content_hash`` is set from the sha header
+  (``agents/models.tsp`` ``CodeConfiguration.content_hash``).
+- ``AgentVersionStatus`` ``creating → active | failed``, ``deleting``, ``deleted``
+  (``agents/models.tsp``); a failed version carries ``error`` (article; the spec removes the
+  field under ``v1``, :attr:`Config.omit_error`).
+- ``GET /agents``, ``GET /agents/{name}/versions``, ``GET /agents/{name}/endpoint/sessions``
+  paged with ``limit`` (1–100, default 20), ``order`` (asc|desc), ``after``; answers
+  ``AgentsPagedResult`` ``{data, first_id, last_id, has_more}`` (``common/servicepatterns.tsp``).
+- ``GET /agents/{name}/code:download[?agent_version=N]``: ``application/zip``,
+  ``x-ms-agent-version`` (``agents/models.tsp`` ``DownloadAgentCodeResponse``) and, per
+  :attr:`Config.digest_in`, the article's ``x-ms-code-zip-sha256`` header and/or the spec's
+  ``content_hash``.
+- ``DELETE /agents/{name}[?force=true]`` and ``DELETE /agents/{name}/versions/{v}[?force=true]``:
+  409 while sessions (of the agent, or of that version) are active, ``force`` cascades
+  (``agents/routes.tsp`` ``deleteAgent``/``deleteAgentVersion`` docs; article clean-up).
+- Invoke (api-version ``v1``, article "Invoke the agent"):
+  ``POST /agents/{name}/endpoint/protocols/openai/responses`` (an OpenAI Responses body,
+  ``stream`` giving ``response.output_text.delta``/``response.completed`` events) and
+  ``POST /agents/{name}/endpoint/protocols/invocations[?agent_session_id=]``
+  (``agents-invocations/routes.tsp`` ``createAgentInvocation``); answers carry
+  ``x-agent-session-id`` (also on 424/500, article), ``x-agent-invocation-id`` (routes.tsp) and
+  ``x-ms-region`` (article). ``400 bad_request`` "Agent version is still being provisioned"
+  while no version is active, and a configurable 424 ``session_not_ready`` with
+  ``x-adc-response-details`` (article troubleshooting; the code vocabulary is azd's
+  ``nextstep/error_codes.go``). A session keeps the version it was created on.
+- Sessions (``agents/routes.tsp`` session lifecycle, api-version ``v1``): list, get,
+  ``DELETE …/sessions/{id}`` (204), ``POST …/sessions/{id}:stop`` (204); ``AgentSessionResource``
+  from ``agents/models.tsp``.
+- Logstream: ``GET /agents/{n}/sessions/{s}:logstream`` (article; azd's client, with ``kind``,
+  ``tail`` 1–300 and ``follow``) and ``GET /agents/{n}/versions/{v}/sessions/{s}:logstream``
+  (``agents-sessions/routes.tsp``); frames are ``event: log`` with ``data: {"timestamp",
+  "stream", "message"}``, led by a session metadata frame of another event type that clients
+  must ignore ("Clients should gracefully ignore unrecognized event types", ``SessionLogEvent``).
+  Without ``follow`` the stream ends after the backlog; with it the server holds the stream
+  :attr:`Config.log_hold` seconds and then closes it ("the server terminates the connection").
+
+:class:`Config` switches on the faults a client must survive: 429 with ``Retry-After``, 5xx, a
+connection dropped mid-upload, a slow answer, a failing or flickering provisioning, a wrong
+download digest, a create race, and a service that echoes the caller's token back in every text
+field it has (to prove the client redacts at the door).
 """
 
 from __future__ import annotations
@@ -21,18 +83,22 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 PREFIX = "/api/projects/test-project"
 TOKEN = "fake-token-s3cr3t-0123456789abcdef"
 PREVIEW = "2025-11-15-preview"
-API_VERSIONS = (PREVIEW, "v1")
+V1 = "v1"
+API_VERSIONS = (PREVIEW, V1)
 FEATURES = ("CodeAgents=V1Preview", "HostedAgents=V1Preview")
+REGION = "swedencentral"
 CHUNK = 1 << 16
+NAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 
 
 @dataclass
@@ -42,17 +108,30 @@ class Config:
     token: str = TOKEN
     polls_until_active: int = 1  # GETs of a version before it leaves `creating` (0: at once)
     fail_with: dict[str, str] | None = None  # error object for versions minted from now on
+    omit_error: bool = False  # a failed version without `error` (the spec under v1)
+    flicker: bool = False  # report `failed` once while still creating (a status that flickers)
+    omit_status: bool = False  # version bodies without `status`
+    omit_version: bool = False  # upload answers without `version`
+    wrong_content_hash: bool = False  # store a content_hash that is not the upload's sha
     throttle: int = 0  # answer the next N requests with 429
     retry_after: str | None = "0"
     server_errors: int = 0  # answer the next N requests with 503
     drop_upload_after: int | None = None  # close the connection after reading this many bytes
     slow: float = 0.0  # seconds to wait before answering any request
-    echo_authorization: bool = False  # put the received Authorization header in 401 bodies
+    echo_token: bool = False  # put the received bearer token in every text field there is
+    hide_agent_once: bool = False  # the next GET /agents/{name} says 404 (a create race)
+    require_features_on_v1: bool = False
+    versions_creates_agent: bool = True
+    v1_agent_multipart_removed: bool = False
+    digest_in: tuple[str, ...] = ("header", "content_hash")  # where the download digest is told
     wrong_download_sha: bool = False
     store_code: bool = True  # keep uploaded zips (for code:download); off for huge uploads
-    log_events: list[tuple[str, str]] = field(default_factory=list)  # (kind, data)
-    log_hold: float = 0.0  # keep a logstream open this long after its backlog
-    active_sessions: set[str] = field(default_factory=set)  # agents whose delete needs force
+    log_events: list[dict[str, str]] = field(default_factory=list)  # {kind, stream, message,...}
+    log_hold: float = 0.0  # with follow=true, keep a logstream open this long after its backlog
+    on_logstream: Callable[[int], None] | None = None  # called with the connection count
+    provisioning_invokes: int = 0  # answer the next N invokes with 400 still-being-provisioned
+    invoke_failure: tuple[int, str, str] | None = None  # (status, error.code, adc details)
+    invoke_202: bool = False  # invocations answer 202 + poll (a long-running invocation)
 
 
 @dataclass
@@ -68,11 +147,13 @@ class Part:
 @dataclass
 class Recorded:
     method: str
-    path: str  # without the project prefix
+    path: str  # without the project prefix, percent-decoded
     query: dict[str, str]
     headers: dict[str, str]  # lower-case names
     parts: list[Part] = field(default_factory=list)
     status: int = 0
+    raw_path: str = ""  # as sent (still percent-encoded)
+    body: bytes = b""  # small non-multipart bodies (invoke)
 
 
 @dataclass
@@ -83,36 +164,67 @@ class Version:
     definition: dict[str, Any]
     description: str | None
     code: Path | None
+    created_at: int
     polls: int = 0
     status: str = "creating"
     error: dict[str, str] | None = None
     pending_error: dict[str, str] | None = None
+    flickered: bool = False
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, cfg: Config) -> dict[str, Any]:
+        definition = json.loads(json.dumps(self.definition))
+        code = definition.setdefault("code_configuration", {})
+        if isinstance(code, dict) and "content_hash" in cfg.digest_in:
+            code["content_hash"] = "0" * 64 if cfg.wrong_content_hash else self.sha256
         body: dict[str, Any] = {
             "object": "agent.version", "id": f"{self.agent}:{self.version}",
             "name": self.agent, "version": self.version, "description": self.description,
-            "created_at": 1700000000, "definition": self.definition, "status": self.status,
+            "metadata": None, "created_at": self.created_at, "definition": definition,
         }
-        if self.error:
+        if not cfg.omit_status:
+            body["status"] = self.status
+        if self.error and not cfg.omit_error:
             body["error"] = self.error
         return body
 
 
 @dataclass
+class Session:
+    id: str
+    agent: str
+    version: str
+    created_at: int
+    status: str = "active"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"agent_session_id": self.id,
+                "version_indicator": {"type": "version_ref", "agent_version": self.version},
+                "status": self.status, "created_at": self.created_at,
+                "last_accessed_at": self.created_at, "expires_at": self.created_at + 30 * 86400}
+
+
+@dataclass
 class Agent:
     name: str
+    created_at: int
     versions: dict[str, Version] = field(default_factory=dict)
+    tombstones: dict[str, int] = field(default_factory=dict)  # deleted version -> reads since
+    sessions: dict[str, Session] = field(default_factory=dict)
     minted: int = 0
 
     @property
     def latest(self) -> Version | None:
         return list(self.versions.values())[-1] if self.versions else None
 
-    def envelope(self) -> dict[str, Any]:
+    @property
+    def active(self) -> Version | None:
+        ready = [v for v in self.versions.values() if v.status == "active"]
+        return ready[-1] if ready else None
+
+    def envelope(self, cfg: Config) -> dict[str, Any]:
         latest = self.latest
-        return {"object": "agent", "id": self.name, "name": self.name,
-                "versions": {"latest": latest.as_json() if latest else None}}
+        return {"object": "agent", "id": self.name, "name": self.name, "state": "enabled",
+                "versions": {"latest": latest.as_json(cfg) if latest else None}}
 
 
 class _Reply(Exception):
@@ -138,6 +250,8 @@ class FakeService:
         self.requests: list[Recorded] = []
         self.lock = threading.RLock()
         self.stopping = threading.Event()
+        self.clock = 1_700_000_000
+        self.logstreams = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="fakeservice-")
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
@@ -164,6 +278,22 @@ class FakeService:
 
     def new_code_path(self) -> Path:
         return Path(self._tmp.name) / uuid.uuid4().hex
+
+    def tick(self) -> int:
+        with self.lock:
+            self.clock += 1
+            return self.clock
+
+    def add_session(self, agent: str, version: str | None = None,
+                    session: str | None = None) -> str:
+        """A session on ``agent`` (backed by ``version``, default the active one)."""
+        with self.lock:
+            record = self.agents[agent]
+            number = version or (record.active or record.latest or Version(
+                agent, "1", "", {}, None, None, 0)).version
+            sid = session or f"sess-{uuid.uuid4().hex[:12]}"
+            record.sessions[sid] = Session(sid, agent, number, self.tick())
+            return sid
 
 
 class _Server(ThreadingHTTPServer):
@@ -192,13 +322,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------------------
 
+    @property
+    def cfg(self) -> Config:
+        return self.server.fake.config
+
+    def _echo(self, text: str) -> str:
+        """``text`` with the caller's token in it, when the fake plays a leaky service."""
+        if not self.cfg.echo_token:
+            return text
+        token = self._headers.get("authorization", "").removeprefix("Bearer ")
+        return f"{text} [{token}]"
+
     def _dispatch(self, method: str) -> None:
         fake = self.server.fake
         cfg = fake.config
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         headers = {k.lower(): v for k, v in self.headers.items()}
-        record = Recorded(method, url.path.removeprefix(PREFIX), query, headers)
+        self._headers = headers
+        record = Recorded(method, unquote(url.path.removeprefix(PREFIX)), query, headers,
+                          raw_path=url.path.removeprefix(PREFIX))
         with fake.lock:
             fake.requests.append(record)
         self._body_left = int(headers.get("content-length", "0") or 0)
@@ -213,20 +356,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             record.status = reply.status
-            self._json(reply.status, {"error": {"code": reply.code, "message": reply.message}},
-                       reply.headers)
+            request_id = uuid.uuid4().hex
+            error = {"code": self._echo(reply.code) if cfg.echo_token else reply.code,
+                     "message": self._echo(reply.message),
+                     "additionalInfo": {"request_id": request_id}}
+            self._json(reply.status, {"error": error}, reply.headers,
+                       reason=self._echo("Failed") if cfg.echo_token else None)
         except _Dropped:
             self.close_connection = True
 
-    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+    def _route(self, method: str, raw: str, query: dict[str, str], headers: dict[str, str],
                record: Recorded) -> None:
         fake = self.server.fake
         cfg = fake.config
-        if not path.startswith(PREFIX + "/"):
-            raise _Reply(404, "not_found", f"no project at {path}")
-        if query.get("api-version") not in API_VERSIONS:
+        if not raw.startswith(PREFIX + "/"):
+            raise _Reply(404, "not_found", f"no project at {raw}")
+        route = unquote(raw[len(PREFIX):])
+        api_version = query.get("api-version")
+        if api_version not in API_VERSIONS:
             raise _Reply(400, "invalid_api_version",
-                         f"api-version {query.get('api-version')!r} is not supported")
+                         f"api-version {api_version!r} is not supported")
         with fake.lock:
             if cfg.throttle > 0:
                 cfg.throttle -= 1
@@ -237,53 +386,452 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Reply(503, "service_unavailable", "try again")
         authorization = headers.get("authorization", "")
         if authorization != f"Bearer {cfg.token}":
-            echo = f" (received {authorization!r})" if cfg.echo_authorization else ""
-            raise _Reply(401, "PermissionDenied", f"Access denied due to invalid token{echo}")
-        if method in ("POST", "DELETE") and query["api-version"] == PREVIEW:
-            features = headers.get("foundry-features", "")
-            if not all(f in features for f in FEATURES):
-                raise _Reply(400, "preview_feature_required",
-                             "Foundry-Features: CodeAgents=V1Preview,HostedAgents=V1Preview is "
-                             "required for this api-version")
-        route = path[len(PREFIX):]
+            raise _Reply(401, "PermissionDenied", "Access denied due to invalid token")
+        endpoint_route = "/endpoint/" in route
+        if endpoint_route and api_version != V1:
+            raise _Reply(400, "invalid_api_version",
+                         "the agent endpoint takes api-version=v1")
+        self._check_features(method, route, api_version)
         status = 200
-        body: dict[str, Any]
+        body: dict[str, Any] | None
+        seg = r"([^/:]+)"
         if method == "POST" and route == "/agents":
-            body = self._create(headers, record)
-        elif method == "POST" and (m := re.fullmatch(r"/agents/([^/:]+)(/versions)?", route)):
-            version, _ = self._update(m.group(1), headers, record)
-            agent = fake.agents[m.group(1)]
-            body = version.as_json() if m.group(2) else agent.envelope()
-        elif method == "GET" and (m := re.fullmatch(r"/agents/([^/:]+)", route)):
-            body = self._agent(m.group(1)).envelope()
-        elif method == "GET" and (m := re.fullmatch(r"/agents/([^/:]+)/versions/([^/]+)", route)):
+            body = self._create(headers, record, api_version)
+        elif method == "POST" and (m := re.fullmatch(rf"/agents/{seg}", route)):
+            body = self._update(m.group(1), headers, record, api_version)
+        elif method == "POST" and (m := re.fullmatch(rf"/agents/{seg}/versions", route)):
+            body = self._new_version(m.group(1), headers, record)
+        elif method == "GET" and route == "/agents":
+            agents = list(fake.agents.values())
+            body = self._page([a.envelope(cfg) for a in agents], query, "id",
+                              [a.created_at for a in agents])
+        elif method == "GET" and (m := re.fullmatch(rf"/agents/{seg}", route)):
+            body = self._get_agent(m.group(1))
+        elif method == "GET" and (m := re.fullmatch(rf"/agents/{seg}/versions", route)):
+            versions = list(self._agent(m.group(1)).versions.values())
+            body = self._page([v.as_json(cfg) for v in versions], query, "version",
+                              [v.created_at for v in versions])
+        elif method == "GET" and (m := re.fullmatch(rf"/agents/{seg}/versions/{seg}", route)):
             body = self._poll(m.group(1), m.group(2))
-        elif method == "GET" and (m := re.fullmatch(r"/agents/([^/:]+)/code:download", route)):
+        elif method == "GET" and (m := re.fullmatch(rf"/agents/{seg}/code:download", route)):
             self._download(m.group(1), query.get("agent_version"), record)
             return
-        elif method == "GET" and (
-                m := re.fullmatch(r"/agents/([^/:]+)/sessions/([^/:]+):logstream", route)):
-            self._logstream(m.group(1), query, record)
+        elif method == "GET" and (m := re.fullmatch(
+                rf"/agents/{seg}(?:/versions/{seg})?/sessions/{seg}:logstream", route)):
+            self._logstream(m.group(1), m.group(2), m.group(3), query, record)
             return
-        elif method == "DELETE" and (
-                m := re.fullmatch(r"/agents/([^/:]+)(?:/versions/([^/]+))?", route)):
+        elif method == "DELETE" and (m := re.fullmatch(rf"/agents/{seg}(?:/versions/{seg})?",
+                                                         route)):
             body = self._delete(m.group(1), m.group(2), query.get("force") == "true")
+        elif method == "POST" and (m := re.fullmatch(
+                rf"/agents/{seg}/endpoint/protocols/(openai/responses|invocations)", route)):
+            self._invoke(m.group(1), m.group(2), query, headers, record)
+            return
+        elif method == "GET" and (m := re.fullmatch(
+                rf"/agents/{seg}/endpoint/protocols/invocations/{seg}", route)):
+            body = {"id": m.group(2), "status": "completed",
+                    "output": self._echo("done later")}
+        elif method == "GET" and (m := re.fullmatch(rf"/agents/{seg}/endpoint/sessions", route)):
+            sessions = list(self._agent(m.group(1)).sessions.values())
+            body = self._page([s.as_json() for s in sessions], query, "agent_session_id",
+                              [s.created_at for s in sessions])
+        elif m := re.fullmatch(rf"/agents/{seg}/endpoint/sessions/{seg}(:stop)?", route):
+            body = self._session(method, m.group(1), m.group(2), m.group(3) is not None)
+            status = 204 if body is None else 200
         else:
             raise _Reply(404, "not_found", f"no route for {method} {route}")
         record.status = status
-        self._json(status, body)
+        if body is None:
+            self._empty(status)
+        else:
+            self._json(status, body)
 
-    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-              ) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-request-id", uuid.uuid4().hex)
-        for name, value in (headers or {}).items():
+    def _check_features(self, method: str, route: str, api_version: str | None) -> None:
+        """The article's mutating calls, the spec's download and versioned logstream."""
+        needs = method in ("POST", "DELETE") and "/endpoint/" not in route \
+            or route.endswith("/code:download") \
+            or re.fullmatch(r"/agents/[^/]+/versions/[^/]+/sessions/[^/]+:logstream", route)
+        if not needs or (api_version == V1 and not self.cfg.require_features_on_v1):
+            return
+        features = [f.strip() for f in self._headers.get("foundry-features", "").split(",")]
+        if not all(f in features for f in FEATURES):
+            raise _Reply(403, "preview_feature_required",
+                         "Foundry-Features: CodeAgents=V1Preview,HostedAgents=V1Preview is "
+                         "required for this operation")
+
+    def _send_head(self, status: int, headers: dict[str, str], reason: str | None = None
+                   ) -> None:
+        self.send_response(status, reason)
+        request_id = uuid.uuid4().hex
+        self.send_header("x-request-id", self._echo(request_id) if self.cfg.echo_token
+                         else request_id)
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
+
+    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None,
+              reason: str | None = None) -> None:
+        data = json.dumps(body).encode()
+        self._send_head(status, {"Content-Type": "application/json",
+                                 "Content-Length": str(len(data)), **(headers or {})}, reason)
         self.wfile.write(data)
+
+    def _empty(self, status: int) -> None:
+        self._send_head(status, {"Content-Length": "0"})
+
+    def _page(self, items: list[dict[str, Any]], query: dict[str, str], id_field: str,
+              created: list[int]) -> dict[str, Any]:
+        """``AgentsPagedResult`` over ``items`` with ``limit``/``order``/``after``."""
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise _Reply(400, "invalid_parameter", "limit must be an integer") from None
+        if not 1 <= limit <= 100:
+            raise _Reply(400, "invalid_parameter", "limit must be between 1 and 100")
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise _Reply(400, "invalid_parameter", "order must be asc or desc")
+        ordered = [item for _, item in sorted(zip(created, items, strict=True),
+                                              key=lambda pair: pair[0],
+                                              reverse=order == "desc")]
+        ids = [str(item[id_field]) for item in ordered]
+        start = 0
+        if "after" in query:
+            if query["after"] not in ids:
+                raise _Reply(400, "invalid_parameter", f"after {query['after']!r} is unknown")
+            start = ids.index(query["after"]) + 1
+        page = ordered[start:start + limit]
+        return {"object": "list", "data": page,
+                "first_id": str(page[0][id_field]) if page else None,
+                "last_id": str(page[-1][id_field]) if page else None,
+                "has_more": start + limit < len(ordered)}
+
+    def _agent(self, name: str) -> Agent:
+        agent = self.server.fake.agents.get(name)
+        if agent is None:
+            raise _Reply(404, "not_found", f"Agent '{name}' not found")
+        return agent
+
+    # -- uploads ----------------------------------------------------------------------------
+
+    def _upload(self, name: str, headers: dict[str, str], record: Recorded
+                ) -> tuple[dict[str, Any], Part, str]:
+        sha = headers.get("x-ms-code-zip-sha256", "")
+        if not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise _Reply(400, "bad_request", "x-ms-code-zip-sha256 header is required")
+        parts = {p.name: p for p in self._multipart(headers, record)}
+        metadata, code = parts.get("metadata"), parts.get("code")
+        if metadata is None or code is None:
+            raise _Reply(400, "bad_request", "multipart parts 'metadata' and 'code' are required")
+        if metadata.content_type != "application/json":
+            raise _Reply(400, "bad_request", "part 'metadata' must be application/json")
+        if code.content_type != "application/zip":
+            raise _Reply(400, "bad_request", "part 'code' must be application/zip")
+        if code.filename != f"{name}.zip":
+            raise _Reply(400, "bad_request", f"part 'code' must have filename {name}.zip")
+        if code.sha256 != sha:
+            raise _Reply(400, "code_sha256_mismatch",
+                         f"x-ms-code-zip-sha256 {sha} does not match the uploaded zip")
+        assert metadata.path is not None
+        try:
+            definition = json.loads(metadata.path.read_text("utf-8"))
+        except ValueError:
+            raise _Reply(400, "bad_request", "part 'metadata' is not JSON") from None
+        if not isinstance(definition, dict) or not isinstance(definition.get("definition"),
+                                                              dict):
+            raise _Reply(400, "bad_request", "metadata must hold a 'definition' object")
+        code_config = definition["definition"].get("code_configuration")
+        if isinstance(code_config, dict) and "content_hash" in code_config:
+            raise _Reply(400, "bad_request", "content_hash is read-only (set from the header)")
+        return definition, code, sha
+
+    def _mint(self, agent: Agent, metadata: dict[str, Any], code: Part, sha: str) -> Version:
+        """Content-addressed: the same zip and definition as the latest give the latest back."""
+        fake = self.server.fake
+        cfg = fake.config
+        latest = agent.latest
+        if latest and latest.sha256 == sha and latest.definition == metadata["definition"]:
+            return latest
+        agent.minted += 1
+        version = Version(agent.name, str(agent.minted), sha, metadata["definition"],
+                          metadata.get("description"), code.path, fake.tick(),
+                          pending_error=dict(cfg.fail_with) if cfg.fail_with else None)
+        if cfg.fail_with and cfg.echo_token and version.pending_error:
+            version.pending_error["message"] = self._echo(version.pending_error["message"])
+        if cfg.polls_until_active <= 0:
+            version.status = "failed" if version.pending_error else "active"
+            version.error = version.pending_error
+        agent.versions[version.version] = version
+        return version
+
+    def _version_body(self, version: Version) -> dict[str, Any]:
+        body = version.as_json(self.cfg)
+        if self.cfg.omit_version:
+            body.pop("version", None)
+        return body
+
+    def _create(self, headers: dict[str, str], record: Recorded, api_version: str | None
+                ) -> dict[str, Any]:
+        if api_version == V1 and self.cfg.v1_agent_multipart_removed:
+            raise _Reply(404, "not_found", "no route for POST /agents (multipart) in v1")
+        name = headers.get("x-ms-agent-name", "")
+        if not name:
+            raise _Reply(400, "bad_request", "x-ms-agent-name header is required on create")
+        if not re.fullmatch(NAME, name):
+            raise _Reply(400, "invalid_agent_name", f"agent name {name!r} is not valid")
+        fake = self.server.fake
+        with fake.lock:
+            if name in fake.agents:
+                raise _Reply(409, "conflict", f"Agent '{name}' already exists")
+        metadata, code, sha = self._upload(name, headers, record)
+        with fake.lock:
+            if name in fake.agents:
+                raise _Reply(409, "conflict", f"Agent '{name}' already exists")
+            agent = fake.agents[name] = Agent(name, fake.tick())
+            self._mint(agent, metadata, code, sha)
+            body = agent.envelope(self.cfg)
+            if self.cfg.omit_version:
+                body["versions"]["latest"].pop("version", None)
+            return body
+
+    def _update(self, name: str, headers: dict[str, str], record: Recorded,
+                api_version: str | None) -> dict[str, Any]:
+        if api_version == V1 and self.cfg.v1_agent_multipart_removed:
+            raise _Reply(404, "not_found", "no route for POST /agents/{name} (multipart) in v1")
+        fake = self.server.fake
+        with fake.lock:
+            agent = self._agent(name)
+        metadata, code, sha = self._upload(name, headers, record)
+        with fake.lock:
+            self._mint(agent, metadata, code, sha)
+            body = agent.envelope(self.cfg)
+            if self.cfg.omit_version:
+                body["versions"]["latest"].pop("version", None)
+            return body
+
+    def _new_version(self, name: str, headers: dict[str, str], record: Recorded
+                     ) -> dict[str, Any]:
+        fake = self.server.fake
+        if not re.fullmatch(NAME, name):
+            raise _Reply(400, "invalid_agent_name", f"agent name {name!r} is not valid")
+        with fake.lock:
+            if name not in fake.agents and not self.cfg.versions_creates_agent:
+                raise _Reply(404, "not_found", f"Agent '{name}' not found")
+        metadata, code, sha = self._upload(name, headers, record)
+        with fake.lock:
+            agent = fake.agents.get(name)
+            if agent is None:
+                agent = fake.agents[name] = Agent(name, fake.tick())
+            return self._version_body(self._mint(agent, metadata, code, sha))
+
+    # -- reads and deletes -------------------------------------------------------------------
+
+    def _get_agent(self, name: str) -> dict[str, Any]:
+        fake = self.server.fake
+        with fake.lock:
+            if self.cfg.hide_agent_once:
+                self.cfg.hide_agent_once = False
+                raise _Reply(404, "not_found", f"Agent '{name}' not found")
+            return self._agent(name).envelope(self.cfg)
+
+    def _poll(self, name: str, number: str) -> dict[str, Any]:
+        fake = self.server.fake
+        with fake.lock:
+            agent = self._agent(name)
+            if number in agent.tombstones:
+                agent.tombstones[number] += 1
+                status = "deleting" if agent.tombstones[number] == 1 else "deleted"
+                return {"object": "agent.version", "id": f"{name}:{number}", "name": name,
+                        "version": number, "status": status, "definition": {},
+                        "created_at": 0, "metadata": None}
+            version = agent.versions.get(number)
+            if version is None:
+                raise _Reply(404, "not_found", f"Agent '{name}' has no version {number}")
+            version.polls += 1
+            if version.status == "creating" and self.cfg.flicker and not version.flickered:
+                version.flickered = True
+                body = version.as_json(self.cfg)
+                body["status"] = "failed"  # a transient reading the next poll contradicts
+                return body
+            if version.status == "creating" and version.polls >= self.cfg.polls_until_active:
+                version.status = "failed" if version.pending_error else "active"
+                version.error = version.pending_error
+            return version.as_json(self.cfg)
+
+    def _download(self, name: str, number: str | None, record: Recorded) -> None:
+        fake = self.server.fake
+        with fake.lock:
+            agent = self._agent(name)
+            version = agent.versions.get(number) if number else agent.latest
+            if version is None or version.code is None:
+                raise _Reply(404, "not_found", f"Agent '{name}' has no version {number}")
+        size = version.code.stat().st_size
+        record.status = 200
+        headers = {"Content-Type": "application/zip", "Content-Length": str(size),
+                   "Content-Disposition": f'attachment; filename="{name}.zip"',
+                   "x-ms-agent-version": version.version}
+        if "header" in self.cfg.digest_in:
+            headers["x-ms-code-zip-sha256"] = "0" * 64 if self.cfg.wrong_download_sha \
+                else version.sha256
+        self._send_head(200, headers)
+        with open(version.code, "rb") as stream:
+            while chunk := stream.read(CHUNK):
+                self.wfile.write(chunk)
+
+    def _logstream(self, name: str, number: str | None, session: str, query: dict[str, str],
+                   record: Recorded) -> None:
+        fake = self.server.fake
+        with fake.lock:
+            agent = self._agent(name)
+            if number is not None and number not in agent.versions:
+                raise _Reply(404, "not_found", f"Agent '{name}' has no version {number}")
+            fake.logstreams += 1
+            count = fake.logstreams
+        if self.cfg.on_logstream:
+            self.cfg.on_logstream(count)
+        kind = query.get("kind", "console")
+        if kind not in ("console", "system"):
+            raise _Reply(400, "invalid_parameter", "kind must be console or system")
+        follow = query.get("follow", "false")
+        if follow not in ("true", "false"):
+            raise _Reply(400, "invalid_parameter", "follow must be true or false")
+        with fake.lock:
+            events = [e for e in self.cfg.log_events if e.get("kind", "console") == kind]
+        if "tail" in query:
+            try:
+                tail = int(query["tail"])
+            except ValueError:
+                raise _Reply(400, "invalid_parameter", "tail must be an integer") from None
+            if not 1 <= tail <= 300:
+                raise _Reply(400, "invalid_parameter", "tail must be between 1 and 300")
+            events = events[-tail:]
+        record.status = 200
+        self._send_head(200, {"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                              "Connection": "close"})
+        meta = {"agent_session_id": session, "agent_version": number or "latest"}
+        self.wfile.write(f"event: session\ndata: {json.dumps(meta)}\n\n".encode())
+        for event in events:
+            data = {"timestamp": event.get("timestamp", "2026-03-10T09:33:17.121Z"),
+                    "stream": event.get("stream", "stdout"),
+                    "message": self._echo(event["message"])}
+            self.wfile.write(f"event: log\ndata: {json.dumps(data)}\n\n".encode())
+            self.wfile.flush()
+        if follow == "true":
+            deadline = time.monotonic() + self.cfg.log_hold
+            while time.monotonic() < deadline and not fake.stopping.is_set():
+                fake.stopping.wait(0.05)
+        self.close_connection = True
+
+    def _delete(self, name: str, number: str | None, force: bool) -> dict[str, Any]:
+        fake = self.server.fake
+        with fake.lock:
+            agent = self._agent(name)
+            active = [s for s in agent.sessions.values() if s.status == "active"
+                      and (number is None or s.version == number)]
+            if active and not force:
+                whose = f"Agent version {number}" if number else "Agent"
+                raise _Reply(409, "conflict", f"{whose} has active sessions")
+            for session in active:
+                del agent.sessions[session.id]
+            if number is not None:
+                if agent.versions.pop(number, None) is None:
+                    raise _Reply(404, "not_found", f"Agent '{name}' has no version {number}")
+                agent.tombstones[number] = 0
+                return {"object": "agent.version.deleted", "name": name, "version": number,
+                        "deleted": True}
+            del fake.agents[name]
+            return {"object": "agent.deleted", "name": name, "deleted": True}
+
+    # -- the agent endpoint ------------------------------------------------------------------
+
+    def _session(self, method: str, name: str, sid: str, stop: bool) -> dict[str, Any] | None:
+        fake = self.server.fake
+        with fake.lock:
+            agent = self._agent(name)
+            session = agent.sessions.get(sid)
+            if method == "DELETE" and not stop:
+                agent.sessions.pop(sid, None)  # 204 "when the session is deleted or does not exist"
+                return None
+            if session is None:
+                raise _Reply(404, "not_found", f"Session '{sid}' not found")
+            if method == "POST" and stop:
+                session.status = "idle"
+                return None
+            if method == "GET" and not stop:
+                return session.as_json()
+        raise _Reply(405, "method_not_allowed", f"{method} is not allowed here")
+
+    def _invoke(self, name: str, protocol: str, query: dict[str, str], headers: dict[str, str],
+                record: Recorded) -> None:
+        fake = self.server.fake
+        data = self._read(self._body_left)
+        record.body = data
+        with fake.lock:
+            agent = self._agent(name)
+        try:
+            payload = json.loads(data or b"null")
+        except ValueError:
+            payload = data.decode("utf-8", "replace")
+        responses = protocol == "openai/responses"
+        sid = (payload.get("session_id") if responses and isinstance(payload, dict)
+               else query.get("agent_session_id"))
+        with fake.lock:
+            session = agent.sessions.get(str(sid)) if sid else None
+            if self.cfg.provisioning_invokes > 0:
+                self.cfg.provisioning_invokes -= 1
+                raise _Reply(400, "bad_request", "Agent version is still being provisioned")
+            if session is None:
+                version = agent.active
+                if version is None:
+                    raise _Reply(400, "bad_request", "Agent version is still being provisioned")
+                sid = str(sid) if sid else f"sess-{uuid.uuid4().hex[:12]}"
+                session = agent.sessions[sid] = Session(sid, name, version.version, fake.tick())
+            session.status = "active"
+        meta = {"x-agent-session-id": session.id, "x-agent-invocation-id": uuid.uuid4().hex,
+                "x-ms-region": REGION}
+        if self.cfg.invoke_failure:
+            status, code, details = self.cfg.invoke_failure
+            raise _Reply(status, code, "The session is not ready",
+                         {**meta, "x-adc-response-details": details})
+        text = f"v{session.version} says: " + (
+            str(payload.get("input")) if isinstance(payload, dict) else str(payload))
+        text = self._echo(text)
+        record.status = 200
+        if responses:
+            self._responses(payload, text, meta)
+        elif self.cfg.invoke_202:
+            self._json(202, {"invocation_id": meta["x-agent-invocation-id"],
+                             "status": "in_progress"}, meta)
+        elif headers.get("accept") == "text/event-stream":
+            self._sse(meta, [("message", json.dumps({"delta": w})) for w in text.split()])
+        else:
+            self._json(200, {"output": text, "version": session.version}, meta)
+
+    def _responses(self, payload: Any, text: str, meta: dict[str, str]) -> None:
+        response = {"id": f"caresp_{uuid.uuid4().hex[:16]}", "object": "response",
+                    "status": "completed",
+                    "output": [{"type": "message", "role": "assistant",
+                                "content": [{"type": "output_text", "text": text}]}]}
+        if isinstance(payload, dict) and payload.get("stream"):
+            words = text.split(" ")
+            events = [("response.created", json.dumps({"response": {"status": "in_progress"}}))]
+            events += [("response.output_text.delta",
+                        json.dumps({"delta": w + (" " if i < len(words) - 1 else "")}))
+                       for i, w in enumerate(words)]
+            events.append(("response.completed", json.dumps({"response": response})))
+            self._sse(meta, events)
+        else:
+            self._json(200, response, meta)
+
+    def _sse(self, headers: dict[str, str], events: list[tuple[str, str]]) -> None:
+        self._send_head(200, {"Content-Type": "text/event-stream", "Connection": "close",
+                              **headers})
+        for event, data in events:
+            self.wfile.write(f"event: {event}\ndata: {data}\n\n".encode())
+            self.wfile.flush()
+        self.close_connection = True
+
+    # -- multipart and raw body reading -------------------------------------------------------
 
     def _read(self, size: int) -> bytes:
         size = min(size, self._body_left)
@@ -292,7 +840,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = self.rfile.read(size)
         self._body_left -= len(data)
         self._read_total = getattr(self, "_read_total", 0) + len(data)
-        limit = self.server.fake.config.drop_upload_after
+        limit = self.cfg.drop_upload_after
         if limit is not None and self._read_total >= limit:
             self.connection.shutdown(socket.SHUT_RDWR)
             raise _Dropped()
@@ -349,7 +897,7 @@ class _Handler(BaseHTTPRequestHandler):
             file_match = re.search(r'\bfilename="([^"]*)"', disposition)
             digest = hashlib.sha256()
             size = 0
-            keep = self.server.fake.config.store_code or (
+            keep = self.cfg.store_code or (
                 name_match is not None and name_match.group(1) != "code")
             path = self.server.fake.new_code_path() if keep else None
             sink: BinaryIO | None = open(path, "wb") if path else None  # noqa: SIM115
@@ -381,148 +929,3 @@ class _Handler(BaseHTTPRequestHandler):
         record.parts = parts
         return parts
 
-    def _upload(self, name: str, headers: dict[str, str], record: Recorded
-                ) -> tuple[dict[str, Any], Part, str]:
-        sha = headers.get("x-ms-code-zip-sha256", "")
-        if not re.fullmatch(r"[0-9a-f]{64}", sha):
-            raise _Reply(400, "bad_request", "x-ms-code-zip-sha256 header is required")
-        parts = {p.name: p for p in self._multipart(headers, record)}
-        metadata, code = parts.get("metadata"), parts.get("code")
-        if metadata is None or code is None:
-            raise _Reply(400, "bad_request", "multipart parts 'metadata' and 'code' are required")
-        if metadata.content_type != "application/json":
-            raise _Reply(400, "bad_request", "part 'metadata' must be application/json")
-        if code.content_type != "application/zip":
-            raise _Reply(400, "bad_request", "part 'code' must be application/zip")
-        if code.filename != f"{name}.zip":
-            raise _Reply(400, "bad_request", f"part 'code' must have filename {name}.zip")
-        if code.sha256 != sha:
-            raise _Reply(400, "code_sha256_mismatch",
-                         f"x-ms-code-zip-sha256 {sha} does not match the uploaded zip")
-        assert metadata.path is not None
-        try:
-            definition = json.loads(metadata.path.read_text("utf-8"))
-        except ValueError:
-            raise _Reply(400, "bad_request", "part 'metadata' is not JSON") from None
-        if not isinstance(definition, dict) or not isinstance(definition.get("definition"),
-                                                              dict):
-            raise _Reply(400, "bad_request", "metadata must hold a 'definition' object")
-        return definition, code, sha
-
-    def _mint(self, agent: Agent, metadata: dict[str, Any], code: Part, sha: str
-              ) -> tuple[Version, bool]:
-        """Content-addressed: the same zip and definition as the latest give the latest back."""
-        cfg = self.server.fake.config
-        latest = agent.latest
-        if latest and latest.sha256 == sha and latest.definition == metadata["definition"]:
-            return latest, False
-        agent.minted += 1
-        version = Version(agent.name, str(agent.minted), sha, metadata["definition"],
-                          metadata.get("description"), code.path,
-                          pending_error=dict(cfg.fail_with) if cfg.fail_with else None)
-        if cfg.polls_until_active <= 0:
-            version.status = "failed" if version.pending_error else "active"
-            version.error = version.pending_error
-        agent.versions[version.version] = version
-        return version, True
-
-    def _create(self, headers: dict[str, str], record: Recorded) -> dict[str, Any]:
-        name = headers.get("x-ms-agent-name", "")
-        if not name:
-            raise _Reply(400, "bad_request", "x-ms-agent-name header is required on create")
-        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", name):
-            raise _Reply(400, "invalid_agent_name", f"agent name {name!r} is not valid")
-        fake = self.server.fake
-        with fake.lock:
-            if name in fake.agents:
-                raise _Reply(409, "conflict", f"Agent '{name}' already exists")
-        metadata, code, sha = self._upload(name, headers, record)
-        with fake.lock:
-            if name in fake.agents:
-                raise _Reply(409, "conflict", f"Agent '{name}' already exists")
-            agent = fake.agents[name] = Agent(name)
-            self._mint(agent, metadata, code, sha)
-            return agent.envelope()
-
-    def _update(self, name: str, headers: dict[str, str], record: Recorded
-                ) -> tuple[Version, bool]:
-        fake = self.server.fake
-        with fake.lock:
-            agent = self._agent(name)
-        metadata, code, sha = self._upload(name, headers, record)
-        with fake.lock:
-            return self._mint(agent, metadata, code, sha)
-
-    # -- reads and deletes -------------------------------------------------------------------
-
-    def _poll(self, name: str, number: str) -> dict[str, Any]:
-        fake = self.server.fake
-        with fake.lock:
-            version = self._agent(name).versions.get(number)
-            if version is None:
-                raise _Reply(404, "not_found", f"Agent '{name}' has no version {number}")
-            version.polls += 1
-            if version.status == "creating" and version.polls >= fake.config.polls_until_active:
-                version.status = "failed" if version.pending_error else "active"
-                version.error = version.pending_error
-            return version.as_json()
-
-    def _download(self, name: str, number: str | None, record: Recorded) -> None:
-        fake = self.server.fake
-        with fake.lock:
-            agent = self._agent(name)
-            version = agent.versions.get(number) if number else agent.latest
-            if version is None or version.code is None:
-                raise _Reply(404, "not_found", f"Agent '{name}' has no version {number}")
-        sha = "0" * 64 if fake.config.wrong_download_sha else version.sha256
-        size = version.code.stat().st_size
-        record.status = 200
-        self.send_response(200)
-        self.send_header("Content-Type", "application/zip")
-        self.send_header("Content-Length", str(size))
-        self.send_header("Content-Disposition", f'attachment; filename="{name}.zip"')
-        self.send_header("x-ms-agent-version", version.version)
-        self.send_header("x-ms-code-zip-sha256", sha)
-        self.send_header("x-request-id", uuid.uuid4().hex)
-        self.end_headers()
-        with open(version.code, "rb") as stream:
-            while chunk := stream.read(CHUNK):
-                self.wfile.write(chunk)
-
-    def _logstream(self, name: str, query: dict[str, str], record: Recorded) -> None:
-        fake = self.server.fake
-        with fake.lock:
-            self._agent(name)
-        kind = query.get("kind", "console")
-        events = [data for k, data in fake.config.log_events if k == kind]
-        if "tail" in query:
-            events = events[-int(query["tail"]):] if int(query["tail"]) else []
-        record.status = 200
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        for data in events:
-            lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-            self.wfile.write(f"{lines}\n".encode())
-            self.wfile.flush()
-        deadline = time.monotonic() + fake.config.log_hold
-        while time.monotonic() < deadline and not fake.stopping.is_set():
-            fake.stopping.wait(0.05)
-        self.close_connection = True
-
-    def _delete(self, name: str, number: str | None, force: bool) -> dict[str, Any]:
-        fake = self.server.fake
-        with fake.lock:
-            agent = self._agent(name)
-            if number is not None:
-                if agent.versions.pop(number, None) is None:
-                    raise _Reply(404, "not_found", f"Agent '{name}' has no version {number}")
-                return {"object": "agent.version.deleted", "name": name, "version": number,
-                        "deleted": True}
-            if name in fake.config.active_sessions and not force:
-                raise _Reply(409, "conflict", "Agent has active sessions")
-            del fake.agents[name]
-            fake.config.active_sessions.discard(name)
-            return {"object": "agent.deleted", "name": name, "deleted": True}

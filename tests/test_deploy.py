@@ -6,60 +6,23 @@ contract. Poll and backoff intervals come from the environment, so every wait is
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
 import stat
 import time
 import zipfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 
-from bundler.deploy.auth import Secret, get_credential
-from bundler.model import BytesData, Entry
+from bundler.deploy.auth import get_credential
+from bundler.errors import UsageError
 from bundler.project import example_metadata
-from bundler.write import write_zip
+from tests import deploykit
+from tests.deploykit import AGENT, RunCli, client, make_bundle, sha
 from tests.fakeservice import PREVIEW, TOKEN, FakeService
 
-AGENT = "hello-agent"
-RunCli = Callable[..., Result]
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeService]:
-    with FakeService() as service:
-        monkeypatch.setenv("FBUNDLE_ENDPOINT", service.endpoint)
-        monkeypatch.setenv("FBUNDLE_TOKEN", TOKEN)
-        monkeypatch.setenv("FBUNDLE_POLL_INTERVAL", "0.005")
-        monkeypatch.setenv("FBUNDLE_POLL_MAX_INTERVAL", "0.02")
-        monkeypatch.setenv("FBUNDLE_BACKOFF", "0.005")
-        monkeypatch.setenv("FBUNDLE_BACKOFF_MAX", "2")
-        monkeypatch.setenv("FBUNDLE_LOGS_IDLE", "0.3")
-        yield service
-
-
-def make_bundle(folder: Path, text: str = "print('hello')\n", *,
-                metadata: dict[str, object] | None = None, size: int = 0) -> Path:
-    """A flat remote_build zip (main.py, requirements.txt, optional filler) + metadata.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {"main.py": text.encode(), "requirements.txt": b"agent-framework\n"}
-    if size:
-        files["data.bin"] = os.urandom(size)  # incompressible, so the zip is really this big
-    entries = [Entry(name, len(data), BytesData(data)) for name, data in files.items()]
-    zip_path = folder / "agent-code.zip"
-    write_zip(entries, zip_path)
-    meta = metadata or example_metadata(mode="remote_build")
-    (folder / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
-    return zip_path
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
+fake = deploykit.fake
 
 # -- deploy: create, update, dedup, poll ---------------------------------------------------------
 
@@ -135,7 +98,67 @@ def test_a_failed_version_prints_error_code_and_message_and_exits_1(
         "error.message and deploy again")
     assert "version 1: creating" in result.stderr and "version 1: failed" in result.stderr
     polls = [c for c in fake.calls("GET") if c.path == f"/agents/{AGENT}/versions/1"]
-    assert len(polls) == 3
+    assert len(polls) == 4  # three to fail, one more to confirm it
+
+
+def test_a_status_that_flickers_is_confirmed_before_it_is_believed(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    fake.config.polls_until_active = 3
+    fake.config.flicker = True  # the first poll reads `failed` while the version is creating
+    result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"{AGENT}: version 1 is active"
+    assert "version 1: failed" in result.stderr  # seen, shown, not believed
+
+
+def test_a_deleted_version_ends_the_wait_at_once(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT).exit_code == 0
+    assert run_cli("delete", "--agent", AGENT, "--version", "1", "--yes").exit_code == 0
+    result = run_cli("status", "--agent", AGENT, "--version", "1")
+    assert result.exit_code == 1
+    assert result.stdout == f"{AGENT}: version 1: deleting\n"
+    assert "version 1 is deleting — deploy again" in result.stderr
+    started = time.monotonic()
+    from bundler.deploy.poll import PollPolicy, wait_until_settled
+
+    with client(fake) as library:
+        body = wait_until_settled(lambda: library.get_version(AGENT, "1"), timeout=60,
+                                  policy=PollPolicy(0.001, 0.001))
+    assert body["status"] == "deleted" and time.monotonic() - started < 30
+
+
+def test_a_version_body_without_status_is_an_error_at_once(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    fake.config.omit_status = True
+    fake.config.polls_until_active = 10_000
+    result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--timeout", "600")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(
+        f"error: {AGENT} version: the service's answer has no status — check --endpoint and "
+        "--api-version point at Foundry Agent Service")
+    assert len([c for c in fake.calls("GET") if "/versions/" in c.path]) == 1
+
+
+def test_an_upload_answer_without_a_version_is_an_error_at_once(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    fake.config.omit_version = True
+    for api_version in (PREVIEW, "v1"):
+        result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT,
+                         "--api-version", api_version)
+        assert result.exit_code == 1
+        assert "but the answer names no version" in result.stderr
+    assert not [c for c in fake.calls("GET") if "/versions/" in c.path]
+
+
+def test_a_content_hash_that_is_not_the_uploaded_sha_fails_the_deploy(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    fake.config.wrong_content_hash = True
+    zip_path = make_bundle(tmp_path)
+    result = run_cli("deploy", zip_path, "--agent", AGENT)
+    assert result.exit_code == 1
+    assert (f"{AGENT} version 1: the service stored sha256 {'0' * 64} but the zip sent has "
+            f"{sha(zip_path)}") in result.stderr
 
 
 def test_json_output_of_a_failed_version_carries_the_error_object(
@@ -155,65 +178,82 @@ def test_poll_gives_up_at_the_timeout_with_a_hint(
     result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--timeout", "0.2")
     assert result.exit_code == 1
     assert time.monotonic() - started < 5
-    assert "error: version 1 is still creating after 0.2s" in result.stderr
+    assert f"error: {AGENT} version 1 is still creating after 0.2s" in result.stderr
 
 
-def test_create_that_meets_409_falls_back_to_update(
+def test_a_create_that_meets_409_falls_back_to_update(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    first = make_bundle(tmp_path / "a")
+    assert run_cli("deploy", first, "--agent", AGENT).exit_code == 0
+    # Another client created the agent between our look-up and our create: the look-up says
+    # 404, the create meets 409, and the same body must go to update.
+    fake.config.hide_agent_once = True
+    result = run_cli("deploy", make_bundle(tmp_path / "b", "x = 2\n"), "--agent", AGENT)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"{AGENT}: uploaded version 2 (creating)",
+                                          f"{AGENT}: version 2 is active"]
+    posts = [(c.path, c.status) for c in fake.calls("POST")]
+    assert posts[1:] == [("/agents", 409), (f"/agents/{AGENT}", 200)]
+
+
+def test_ga_api_version_uploads_to_the_versions_route_with_the_preview_header(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
     zip_path = make_bundle(tmp_path)
-    assert run_cli("deploy", zip_path, "--agent", AGENT).exit_code == 0
-    # A second client that looked the agent up before it existed: create meets 409.
-    from bundler.deploy.auth import Credential
-    from bundler.deploy.client import FoundryClient, Upload
+    result = run_cli("deploy", zip_path, "--agent", AGENT, "--api-version", "v1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"{AGENT}: created version 1 (creating)",
+                                          f"{AGENT}: version 1 is active"]
+    assert fake.requests and all(r.query["api-version"] == "v1" for r in fake.requests)
+    assert all(r.headers["foundry-features"] == "CodeAgents=V1Preview,HostedAgents=V1Preview"
+               for r in fake.requests)
+    upload = fake.calls("POST")[0]
+    assert upload.path == f"/agents/{AGENT}/versions"
+    assert "x-ms-agent-name" not in upload.headers
+    assert upload.headers["x-ms-code-zip-sha256"] == sha(zip_path)
+    again = run_cli("deploy", zip_path, "--agent", AGENT, "--api-version", "v1")
+    assert again.stdout.splitlines()[0] == f"{AGENT}: unchanged, version 1 (active)"
 
-    client = FoundryClient(fake.endpoint, lambda: Credential(Secret(TOKEN), "test", "fix"))
-    with client:
-        meta = json.loads((tmp_path / "metadata.json").read_text())
-        response = client.upload(Upload(AGENT, meta, zip_path, sha(zip_path)), create=True)
-    assert response.status_code == 409
-    assert response.json()["error"]["message"] == f"Agent '{AGENT}' already exists"
+
+def test_the_preview_header_can_be_turned_off_and_a_403_for_it_says_so(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    zip_path = make_bundle(tmp_path)
+    result = run_cli("deploy", zip_path, "--agent", AGENT, "--api-version", "v1",
+                     "--no-preview-header")
+    assert result.exit_code == 0, result.output
+    assert all("foundry-features" not in r.headers for r in fake.requests)
+    fake.config.require_features_on_v1 = True  # the service during preview (azd met it)
+    monkeypatch.setenv("FBUNDLE_PREVIEW_HEADER", "0")
+    refused = run_cli("deploy", make_bundle(tmp_path / "b", "x=1\n"), "--agent", AGENT,
+                      "--api-version", "v1")
+    assert refused.exit_code == 1
+    assert "HTTP 403 Forbidden: preview_feature_required: " in refused.stderr
+    assert "the service wants the preview opt-in header Foundry-Features" in refused.stderr
+    assert "Foundry Project Manager" not in refused.stderr
+    plain = run_cli("status", "--agent", AGENT, "--api-version", "v1")
+    assert plain.exit_code == 0  # reads do not need it
 
 
-def test_ga_api_version_sends_no_preview_header(
+def test_an_explicit_upload_route_wins_over_the_api_versions_default(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--api-version", "v1",
+                     "--upload-route", "agent")
+    assert result.exit_code == 0, result.output
+    assert [c.path for c in fake.calls("POST")] == ["/agents"]
+    preview = run_cli("deploy", make_bundle(tmp_path / "b", "x=1\n"), "--agent", AGENT,
+                      "--upload-route", "versions")
+    assert preview.exit_code == 0, preview.output
+    assert fake.calls("POST")[-1].path == f"/agents/{AGENT}/versions"
+
+
+def test_a_versions_route_that_does_not_create_the_agent_falls_back_to_create(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    fake.config.versions_creates_agent = False
     result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--api-version", "v1")
     assert result.exit_code == 0, result.output
-    assert fake.requests and all(r.query["api-version"] == "v1" for r in fake.requests)
-    assert all("foundry-features" not in r.headers for r in fake.requests)
-
-
-def test_the_service_rejects_an_upload_without_the_preview_header(
-        fake: FakeService, tmp_path: Path) -> None:
-    import httpx
-
-    zip_path = make_bundle(tmp_path)
-    with open(zip_path, "rb") as code:
-        response = httpx.post(
-            f"{fake.endpoint}/agents?api-version={PREVIEW}",
-            headers={"Authorization": f"Bearer {TOKEN}", "x-ms-agent-name": AGENT,
-                     "x-ms-code-zip-sha256": sha(zip_path)},
-            files={"metadata": (None, b"{}", "application/json"),
-                   "code": (f"{AGENT}.zip", code, "application/zip")})
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "preview_feature_required"
-
-
-@pytest.mark.parametrize("drop", ["x-ms-agent-name", "x-ms-code-zip-sha256"])
-def test_the_service_answers_400_without_a_required_header(
-        fake: FakeService, tmp_path: Path, drop: str) -> None:
-    import httpx
-
-    zip_path = make_bundle(tmp_path)
-    headers = {"Authorization": f"Bearer {TOKEN}", "x-ms-agent-name": AGENT,
-               "x-ms-code-zip-sha256": sha(zip_path),
-               "Foundry-Features": "CodeAgents=V1Preview,HostedAgents=V1Preview"}
-    del headers[drop]
-    with open(zip_path, "rb") as code:
-        response = httpx.post(f"{fake.endpoint}/agents?api-version={PREVIEW}", headers=headers,
-                              files={"metadata": (None, b"{}", "application/json"),
-                                     "code": (f"{AGENT}.zip", code, "application/zip")})
-    assert response.status_code == 400
-    assert drop in response.json()["error"]["message"]
+    assert [(c.path, c.status) for c in fake.calls("POST")] == [
+        (f"/agents/{AGENT}/versions", 404), ("/agents", 200)]
+    assert result.stdout.splitlines()[0] == f"{AGENT}: created version 1 (creating)"
 
 
 def test_an_invalid_agent_name_is_refused_before_any_request(
@@ -267,6 +307,8 @@ def test_dry_run_prints_the_requests_with_the_token_redacted_and_sends_nothing(
     lines = result.stdout.splitlines()
     assert lines[0] == (f"POST {fake.endpoint}/agents?api-version={PREVIEW}    (create; on 409 "
                         "(exists) the same body goes to update)")
+    assert f"POST {fake.endpoint}/agents/{AGENT}?api-version={PREVIEW}    (update)" in lines
+    assert "  User-Agent: fbundle/0.1.0" in lines
     assert "  Authorization: Bearer <redacted>" in lines
     assert f"  x-ms-code-zip-sha256: {digest}" in lines
     assert f"  x-ms-agent-name: {AGENT}" in lines
@@ -274,34 +316,6 @@ def test_dry_run_prints_the_requests_with_the_token_redacted_and_sends_nothing(
             f"bytes; sha256 {digest}") in lines
     assert fake.requests == []
     assert TOKEN not in result.output
-
-
-def test_the_token_never_reaches_output_logs_errors_or_files(
-        fake: FakeService, run_cli: RunCli, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    caplog.set_level(logging.DEBUG)
-    zip_path = make_bundle(tmp_path)
-    outputs = []
-    for args in (["deploy", zip_path, "--json"], ["deploy", zip_path, "--dry-run", "--json"],
-                 ["status", "--json"], ["download", "-o", tmp_path / "out.zip"],
-                 ["logs", "--session", "s1"], ["-v", "deploy", zip_path]):
-        outputs.append(run_cli(*args[:1], "--agent", AGENT, *args[1:])
-                       if args[0] != "-v" else run_cli(*args, "--agent", AGENT))
-    # A service that echoes the Authorization header back in its 401 body:
-    fake.config.echo_authorization = True
-    fake.config.token = "another-token"
-    rejected = run_cli("status", "--agent", AGENT)
-    outputs.append(rejected)
-    assert rejected.exit_code == 1 and "<redacted>" in rejected.stderr
-    for result in outputs:
-        assert TOKEN not in result.output
-    assert all(TOKEN not in record.getMessage() for record in caplog.records)
-    assert TOKEN not in caplog.text
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert TOKEN.encode() not in path.read_bytes(), path
-    secret = Secret(TOKEN)
-    assert TOKEN not in f"{secret} {secret!r} {secret!s} {[secret]}"
 
 
 # -- auth --------------------------------------------------------------------------------------
@@ -359,7 +373,7 @@ def test_no_credential_at_all_lists_what_was_tried(
         run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bin_dir = stand_in_az(tmp_path / "bin", "echo 'ERROR: Please run az login' >&2\nexit 1\n")
     env = {"PATH": str(bin_dir)}
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(UsageError) as caught:
         get_credential(env)
     message = str(caught.value)
     assert "FBUNDLE_TOKEN is not set" in message
@@ -385,16 +399,27 @@ def test_the_runner_is_injectable_and_its_token_is_wrapped(tmp_path: Path) -> No
 
 # -- faults ------------------------------------------------------------------------------------
 
-def test_429_is_retried_honouring_retry_after(
-        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+def test_429_is_retried_honouring_retry_after(fake: FakeService) -> None:
     fake.config.throttle = 2
     fake.config.retry_after = "1"
-    started = time.monotonic()
-    result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--no-wait")
-    elapsed = time.monotonic() - started
-    assert result.exit_code == 0, result.output
-    assert elapsed >= 1.9  # two Retry-After: 1 waits, not the 5 ms backoff
-    assert [r.status for r in fake.requests[:3]] == [429, 429, 404]
+    slept: list[float] = []
+    with client(fake, sleep=slept.append) as library:
+        assert library.get_agent(AGENT) is None
+    assert slept == [1.0, 1.0]  # Retry-After, not the 1 ms backoff
+    assert [r.status for r in fake.requests] == [429, 429, 404]
+    fake.config.throttle, fake.config.retry_after = 1, None
+    with client(fake, sleep=slept.append) as library:
+        library.get_agent(AGENT)
+    assert slept[-1] == 0.001  # no Retry-After: the first backoff step
+
+
+def test_a_retry_after_date_and_a_huge_retry_after_are_capped(fake: FakeService) -> None:
+    fake.config.throttle = 2
+    fake.config.retry_after = "86400"
+    slept: list[float] = []
+    with client(fake, sleep=slept.append) as library:
+        library.get_agent(AGENT)
+    assert slept == [30.0, 30.0]
 
 
 def test_5xx_is_retried_then_reported_with_status_code_and_request_id(
@@ -475,7 +500,9 @@ def test_download_writes_the_deployed_zip_verified_by_its_sha(
     out = tmp_path / "got" / "latest.zip"
     result = run_cli("download", "--agent", AGENT, "-o", out)
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"{AGENT}: version 2 -> {out} (sha256 {sha(second)})\n"
+    assert result.stdout == (f"{AGENT}: version 2 -> {out} (sha256 {sha(second)}, verified "
+                             "against x-ms-code-zip-sha256)\n")
+    assert fake.calls("GET")[-1].headers["foundry-features"]  # the spec requires it here
     assert out.read_bytes() == second.read_bytes()
     old = tmp_path / "v1.zip"
     assert run_cli("download", "--agent", AGENT, "--version", "1", "-o", old).exit_code == 0
@@ -498,36 +525,132 @@ def test_download_refuses_a_body_that_does_not_match_its_sha_header(
     assert sorted(p.name for p in out.parent.iterdir()) == ["x.zip"]
 
 
-def test_logs_prints_one_line_per_event_with_kind_and_tail(
+def test_download_verifies_against_content_hash_when_the_header_is_absent(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    zip_path = make_bundle(tmp_path)
+    assert run_cli("deploy", zip_path, "--agent", AGENT, "--no-wait").exit_code == 0
+    fake.config.digest_in = ("content_hash",)  # the spec's DownloadAgentCodeResponse
+    out = tmp_path / "got.zip"
+    result = run_cli("download", "--agent", AGENT, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith(f"(sha256 {sha(zip_path)}, verified against "
+                                  "code_configuration.content_hash)\n")
+    assert fake.calls("GET")[-1].path == f"/agents/{AGENT}/versions/1"
+    fake.config.wrong_content_hash = True
+    bad = run_cli("download", "--agent", AGENT, "-o", tmp_path / "bad.zip")
+    assert bad.exit_code == 1
+    assert "does not match code_configuration.content_hash " + "0" * 64 in bad.stderr
+    assert not (tmp_path / "bad.zip").exists()
+
+
+def test_download_without_any_digest_is_written_and_says_it_was_not_verified(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    zip_path = make_bundle(tmp_path)
+    assert run_cli("deploy", zip_path, "--agent", AGENT, "--no-wait").exit_code == 0
+    fake.config.digest_in = ()
+    out = tmp_path / "got.zip"
+    result = run_cli("download", "--agent", AGENT, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith("not verified: the service gave no digest)\n")
+    assert out.read_bytes() == zip_path.read_bytes()
+
+
+def log(message: str, *, stream: str = "stdout", kind: str = "console",
+        at: str = "2026-03-10T09:33:17.121Z") -> dict[str, str]:
+    return {"kind": kind, "stream": stream, "message": message, "timestamp": at}
+
+
+def test_logs_prints_the_specs_log_frames_with_stream_kind_and_tail(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
     assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--no-wait").exit_code == 0
     fake.config.log_events = [
-        ("console", "starting"),
-        ("console", json.dumps({"timestamp": "2025-11-20T10:00:00Z", "message": "listening"})),
-        ("system", "container started"),
-        ("console", "line one\nline two"),
+        log("Starting server on port 8088"),
+        log("INFO: Application startup complete.", stream="stderr"),
+        log("container started", kind="system", stream="status"),
+        log("line one\nline two"),
     ]
     result = run_cli("logs", "--agent", AGENT, "--session", "sess-1")
-    assert result.stdout.splitlines() == ["starting", "[2025-11-20T10:00:00Z] listening",
-                                          "line one\\nline two"]
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "[2026-03-10T09:33:17.121Z] stdout: Starting server on port 8088",
+        "[2026-03-10T09:33:17.121Z] stderr: INFO: Application startup complete.",
+        "[2026-03-10T09:33:17.121Z] stdout: line one\\nline two"]
     request = fake.calls("GET")[-1]
     assert request.path == f"/agents/{AGENT}/sessions/sess-1:logstream"
     assert request.headers["accept"] == "text/event-stream"
-    assert "foundry-features" not in request.headers
+    assert request.headers["foundry-features"]  # sent by default, logstream included
+    assert request.query == {"api-version": PREVIEW, "kind": "console", "follow": "false"}
     tail = run_cli("logs", "--agent", AGENT, "--session", "s", "--kind", "system", "--tail", "1")
-    assert tail.stdout == "container started\n"
-    assert fake.calls("GET")[-1].query == {"api-version": PREVIEW, "kind": "system", "tail": "1"}
+    assert tail.stdout == "[2026-03-10T09:33:17.121Z] status: container started\n"
+    assert fake.calls("GET")[-1].query == {"api-version": PREVIEW, "kind": "system",
+                                           "tail": "1", "follow": "false"}
+    clamped = run_cli("logs", "--agent", AGENT, "--session", "s", "--tail", "5000")
+    assert clamped.exit_code == 0, clamped.output
+    assert fake.calls("GET")[-1].query["tail"] == "300"
+    as_json = run_cli("logs", "--agent", AGENT, "--session", "s", "--json", "--tail", "1")
+    assert json.loads(as_json.stdout) == {"timestamp": "2026-03-10T09:33:17.121Z",
+                                          "stream": "stdout", "message": "line one\nline two"}
+
+
+def test_logs_of_a_version_read_the_versioned_logstream(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--no-wait").exit_code == 0
+    fake.config.log_events = [log("hello")]
+    result = run_cli("logs", "--agent", AGENT, "--session", "s-1", "--version", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "[2026-03-10T09:33:17.121Z] stdout: hello\n"
+    assert fake.calls("GET")[-1].path == f"/agents/{AGENT}/versions/1/sessions/s-1:logstream"
+    refused = run_cli("logs", "--agent", AGENT, "--session", "s-1", "--version", "1",
+                      "--no-preview-header")
+    assert refused.exit_code == 1 and "preview_feature_required" in refused.stderr
 
 
 def test_logs_without_follow_stops_once_the_stream_goes_quiet(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
     assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--no-wait").exit_code == 0
-    fake.config.log_events = [("console", "ready")]
-    fake.config.log_hold = 5
-    started = time.monotonic()
+    fake.config.log_events = [log("ready")]
     result = run_cli("logs", "--agent", AGENT, "--session", "s")
-    assert time.monotonic() - started < 2
-    assert (result.exit_code, result.stdout) == (0, "ready\n")
+    assert (result.exit_code, result.stdout) == (0, "[2026-03-10T09:33:17.121Z] stdout: ready\n")
+
+
+def test_follow_reopens_a_stream_the_server_closed_without_repeating_lines(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--no-wait").exit_code == 0
+    fake.config.log_events = [log("one", at="t1"), log("two", at="t2")]
+
+    def more(connection: int) -> None:
+        if connection == 2:  # the second connection has a new line after the old ones
+            fake.config.log_events.append(log("three", at="t3"))
+
+    fake.config.on_logstream = more
+    monkeypatch.setenv("FBUNDLE_LOGS_RECONNECTS", "1")
+    result = run_cli("logs", "--agent", AGENT, "--session", "s", "--follow")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["[t1] stdout: one", "[t2] stdout: two",
+                                          "[t3] stdout: three"]
+    streams = [c for c in fake.calls("GET") if c.path.endswith(":logstream")]
+    assert len(streams) == 4  # first, one with news, two quiet ones (the limit is one)
+    assert streams[0].query["follow"] == "true" and "tail" not in streams[0].query
+    assert streams[1].query["tail"] == "20"
+
+
+def test_logs_default_to_the_session_the_last_invoke_got(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT).exit_code == 0
+    none_yet = run_cli("logs", "--agent", AGENT)
+    assert none_yet.exit_code == 2
+    assert none_yet.stderr.strip() == (f"error: no session remembered for {AGENT} — pass "
+                                       "--session <x-agent-session-id>, or run `fbundle invoke` "
+                                       "first")
+    invoked = run_cli("invoke", "--agent", AGENT, "--input", "hi")
+    assert invoked.exit_code == 0, invoked.output
+    session = next(iter(fake.agents[AGENT].sessions))
+    fake.config.log_events = [log("hi")]
+    result = run_cli("logs", "--agent", AGENT)
+    assert result.exit_code == 0, result.output
+    assert f"{AGENT}: session {session} (the last invoke's)" in result.stderr
+    assert fake.calls("GET")[-1].path == f"/agents/{AGENT}/sessions/{session}:logstream"
 
 
 def test_delete_asks_then_needs_force_while_sessions_are_active(
@@ -535,11 +658,12 @@ def test_delete_asks_then_needs_force_while_sessions_are_active(
     assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--no-wait").exit_code == 0
     declined = run_cli("delete", "--agent", AGENT, input="n\n")
     assert declined.exit_code == 1 and fake.calls("DELETE") == []
-    fake.config.active_sessions.add(AGENT)
+    fake.add_session(AGENT)
     blocked = run_cli("delete", "--agent", AGENT, "--yes")
     assert blocked.exit_code == 1
     assert "HTTP 409 Conflict: conflict: Agent has active sessions" in blocked.stderr
-    assert "pass --force to end them" in blocked.stderr
+    assert "the agent has active sessions" in blocked.stderr
+    assert "pass --force to delete them too" in blocked.stderr
     forced = run_cli("delete", "--agent", AGENT, "--force", input="y\n")
     assert forced.exit_code == 0, forced.output
     assert forced.stdout.endswith(f"deleted agent {AGENT} and all versions\n")
@@ -556,6 +680,23 @@ def test_delete_one_version(fake: FakeService, run_cli: RunCli, tmp_path: Path) 
     assert result.exit_code == 0
     assert list(fake.agents[AGENT].versions) == ["2"]
     assert fake.calls("DELETE")[-1].path == f"/agents/{AGENT}/versions/1"
+
+
+def test_deleting_a_version_with_active_sessions_needs_force(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    assert run_cli("deploy", make_bundle(tmp_path / "a"), "--agent", AGENT).exit_code == 0
+    assert run_cli("deploy", make_bundle(tmp_path / "b", "y=1\n"), "--agent", AGENT).exit_code == 0
+    fake.add_session(AGENT, "1")
+    other = fake.add_session(AGENT, "2")
+    blocked = run_cli("delete", "--agent", AGENT, "--version", "1", "--yes")
+    assert blocked.exit_code == 1
+    assert "HTTP 409 Conflict: conflict: Agent version 1 has active sessions" in blocked.stderr
+    assert "the version has active sessions" in blocked.stderr
+    assert "force" not in fake.calls("DELETE")[-1].query
+    forced = run_cli("delete", "--agent", AGENT, "--version", "1", "--yes", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert fake.calls("DELETE")[-1].query["force"] == "true"
+    assert list(fake.agents[AGENT].sessions) == [other]  # only version 1's sessions went
 
 
 def test_deploying_a_project_folder_builds_it_first(

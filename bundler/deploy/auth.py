@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bundler.errors import UsageError
+from bundler.redact import REDACTED
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ RESOURCE = "https://ai.azure.com"
 SCOPE = f"{RESOURCE}/.default"
 AZ_COMMAND = ["az", "account", "get-access-token", "--resource", RESOURCE,
               "--query", "accessToken", "-o", "tsv"]
-REDACTED = "<redacted>"
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
@@ -65,6 +65,32 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot go into an ``Authorization`` header, without showing any of it.
+
+    A bearer token is printable ASCII without spaces (RFC 6750's b64token, in practice a JWT).
+    What `az account get-access-token` prints without ``-o tsv`` is JSON on several lines; httpx
+    would put it in its "Illegal header value" error in clear, so it is refused before any request.
+    """
+    if not token:
+        return "is empty"
+    if "\n" in token or "\r" in token:
+        return ("holds a line break (is it the JSON `az account get-access-token` prints "
+                "without `--query accessToken -o tsv`?)")
+    if not token.isascii():
+        return "holds non-ASCII characters"
+    if any(not 0x21 <= ord(c) <= 0x7E for c in token):
+        return "holds spaces or control characters"
+    return None
+
+
+def checked(token: str, source: str, fix: str) -> Credential:
+    """A :class:`Credential`, or one line (exit 2) saying what is wrong with the token."""
+    if problem := token_problem(token):
+        raise UsageError(f"the token from {source} {problem}; nothing was sent", fix)
+    return Credential(Secret(token), source, fix)
+
+
 @dataclass(frozen=True)
 class Credential:
     """A token plus where it came from, so a 401/403 can say which source to fix."""
@@ -96,7 +122,7 @@ def get_credential(
     tried: list[str] = []
     if token := env.get("FBUNDLE_TOKEN", "").strip():
         log.debug("token from FBUNDLE_TOKEN")
-        return Credential(Secret(token), "FBUNDLE_TOKEN", FIX_ENV)
+        return checked(token, "FBUNDLE_TOKEN", FIX_ENV)
     tried.append("FBUNDLE_TOKEN is not set")
 
     if az := shutil.which("az", path=env.get("PATH")):
@@ -108,8 +134,7 @@ def get_credential(
             token = done.stdout.strip()
             if done.returncode == 0 and token:
                 log.debug("token from the Azure CLI")
-                return Credential(Secret(token), "the Azure CLI (az account get-access-token)",
-                                  FIX_AZ)
+                return checked(token, "the Azure CLI (az account get-access-token)", FIX_AZ)
             first = (done.stderr.strip().splitlines() or ["no token printed"])[0]
             # az prints no token on failure, but be safe: never echo stdout.
             tried.append(f"`az account get-access-token` failed: {first[:200]}")
@@ -127,8 +152,8 @@ def get_credential(
             tried.append(f"DefaultAzureCredential failed: {type(error).__name__}")
         else:
             log.debug("token from DefaultAzureCredential")
-            return Credential(Secret(str(access.token)), "azure-identity DefaultAzureCredential",
-                              FIX_IDENTITY)
+            return checked(str(access.token).strip(), "azure-identity DefaultAzureCredential",
+                           FIX_IDENTITY)
 
     raise UsageError("no credential found: " + "; ".join(tried),
                      "set FBUNDLE_TOKEN, run `az login`, or install 'fbundle[azure]'")

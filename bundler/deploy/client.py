@@ -1,120 +1,92 @@
-"""A thin client of the service's REST contract (the article's "Deploy using the REST API").
+"""A thin client of the service's REST contract, for the article's preview API and GA ``v1``.
 
-Every request goes through :meth:`FoundryClient._send`, the one place that adds headers, applies
-timeouts, retries (429 and 5xx with bounded exponential backoff honouring ``Retry-After``;
-connection failures only for idempotent GETs or before anything was sent) and turns a failed
-response into one :class:`ServiceError` line. The token is added there and nowhere else, and
-every text that came back from the service is passed through :meth:`Secret.redact` before it
-can reach a message.
+Sources, in the order they were read: the article (*Deploy a hosted agent from source code*,
+``api-version=2025-11-15-preview``), the REST spec (Azure/azure-rest-api-specs,
+``specification/ai-foundry/data-plane/Foundry/src/agents/routes.tsp`` and ``models.tsp``,
+``src/common/servicepatterns.tsp``, ``src/agents-sessions/routes.tsp``), the GA SDKs and azd's
+``azure.ai.agents`` extension. Where they disagree and only a live service could settle it, both
+are supported and docs/deploy.md says which is the default and why.
+
+Every request goes through :class:`bundler.deploy.http.Transport` (headers, retries, one error
+line, scrubbed replies); this module only knows routes and bodies.
 """
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
-import os
-import time
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
-from urllib.parse import urlencode, urlsplit
+from typing import Any
 
 import httpx
-from httpx_sse import EventSource
 
-from bundler.deploy.auth import REDACTED, Credential
-from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
+from bundler.deploy.auth import Credential
+from bundler.deploy.http import (
+    HttpOptions,
+    Progress,
+    Reply,
+    ServiceError,
+    Transport,
+    check_endpoint,
+    check_session,
+    check_version,
+    one_line,
+    path,
+    redacted_authorization,
+    short_url,
+)
+from bundler.errors import UsageError
 from bundler.model import CHUNK, MAX_BUNDLE_BYTES
-from bundler.settings import float_env
 from bundler.write import atomic_output
 
 log = logging.getLogger(__name__)
 
 PREVIEW_API_VERSION = "2025-11-15-preview"
 GA_API_VERSION = "v1"
+#: The agent endpoint (invoke, sessions) is addressed with ``api-version=v1`` even in the
+#: article's preview examples; azd's ``AgentEndpointAPIVersion`` is the same.
+ENDPOINT_API_VERSION = "v1"
 FEATURES_HEADER = "Foundry-Features"
 PREVIEW_FEATURES = "CodeAgents=V1Preview,HostedAgents=V1Preview"
-RETRYABLE = frozenset({429, 500, 502, 503, 504})
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+UPLOAD_ROUTES = ("agent", "versions")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+TAIL_RANGE = (1, 300)  # the spec: "Number of trailing lines returned. Enforced to 1-300."
 
-Progress = Callable[[int], None]
-
-
-class ServiceError(FbundleError):
-    """A request that failed: its HTTP status, the service's error code and the request id."""
-
-    exit_code = EXIT_FAILURE
-
-    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None,
-                 code: str | None = None, request_id: str | None = None) -> None:
-        super().__init__(message, hint)
-        self.status = status
-        self.code = code
-        self.request_id = request_id
+__all__ = ["ENDPOINT_API_VERSION", "GA_API_VERSION", "PREVIEW_API_VERSION", "FoundryClient",
+           "HttpOptions", "ServiceError", "Upload", "version_of"]
 
 
-@dataclass(frozen=True)
-class HttpOptions:
-    """Timeouts and retry policy; every value can be set from the environment (tests use tiny ones).
+def feature_headers(enabled: bool) -> dict[str, str]:
+    """The preview opt-in header, decoupled from the api-version (sent unless turned off).
 
-    ``FBUNDLE_CONNECT_TIMEOUT``, ``FBUNDLE_READ_TIMEOUT``, ``FBUNDLE_RETRIES``,
-    ``FBUNDLE_BACKOFF`` (first delay), ``FBUNDLE_BACKOFF_MAX`` (cap, also caps ``Retry-After``).
+    During preview a request without it earned ``403 preview_feature_required`` even under
+    ``v1`` (azd hit it and added it, azure-dev PR 8441/8508); the spec marks it required for
+    ``code:download`` and the versioned logstream and conditional elsewhere.
     """
-
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
-    retries: int = 4
-    backoff: float = 1.0
-    backoff_max: float = 30.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: float | None
-                 ) -> HttpOptions:
-        env = os.environ if env is None else env
-        default = cls()
-        values: dict[str, Any] = {
-            "connect_timeout": float_env(env, "FBUNDLE_CONNECT_TIMEOUT", default.connect_timeout),
-            "read_timeout": float_env(env, "FBUNDLE_READ_TIMEOUT", default.read_timeout),
-            "retries": int(float_env(env, "FBUNDLE_RETRIES", default.retries)),
-            "backoff": float_env(env, "FBUNDLE_BACKOFF", default.backoff),
-            "backoff_max": float_env(env, "FBUNDLE_BACKOFF_MAX", default.backoff_max),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff for retry ``attempt`` (0-based), capped at ``backoff_max``."""
-        return float(min(self.backoff_max, self.backoff * (2 ** attempt)))
+    return {FEATURES_HEADER: PREVIEW_FEATURES} if enabled else {}
 
 
-def check_endpoint(endpoint: str) -> str:
-    """The project endpoint without a trailing slash; refuses to send a token over plain http."""
-    parts = urlsplit(endpoint.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UsageError(f"endpoint {endpoint!r} is not an http(s) URL",
-                         "pass --endpoint https://{account}.services.ai.azure.com/api/projects/"
-                         "{project}")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
-        raise UsageError(f"endpoint {endpoint!r} uses plain http",
-                         "use https: a bearer token must not cross the network unencrypted")
-    return endpoint.strip().rstrip("/")
-
-
-def preview_headers(api_version: str) -> dict[str, str]:
-    """The preview feature header the article asks for; the GA ``v1`` API takes none."""
-    return {} if api_version == GA_API_VERSION else {FEATURES_HEADER: PREVIEW_FEATURES}
-
-
-def latest_version(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The version object of a response: ``versions.latest`` of an envelope, or the body itself."""
+def version_of(body: dict[str, Any] | None) -> dict[str, Any]:
+    """The version object of an answer: ``versions.latest`` of an agent envelope, or the body."""
+    if not body:
+        return {}
     versions = body.get("versions")
     if isinstance(versions, dict) and isinstance(versions.get("latest"), dict):
         return dict(versions["latest"])
     return dict(body)
+
+
+def content_hash(version: dict[str, Any]) -> str | None:
+    """``definition.code_configuration.content_hash`` (the stored zip's sha256), if given."""
+    definition = version.get("definition")
+    code = definition.get("code_configuration") if isinstance(definition, dict) else None
+    value = code.get("content_hash") if isinstance(code, dict) else None
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
 
 @dataclass(frozen=True)
@@ -178,368 +150,361 @@ class DeployOutcome:
     status: str
     created: bool  # the agent did not exist before
     unchanged: bool  # the service returned the version it already had
-    body: dict[str, Any]
+    body: dict[str, Any]  # the version object
+    route: str  # which upload route was used
 
 
-class _CountingStream(httpx.SyncByteStream):
-    """Passes a request body through unchanged, reporting each chunk's size (upload progress)."""
-
-    def __init__(self, inner: Any, progress: Progress) -> None:
-        self._inner = inner
-        self._progress = progress
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._inner:
-            self._progress(len(chunk))
-            yield chunk
+@dataclass(frozen=True)
+class Downloaded:
+    version: str
+    sha256: str
+    verified_by: str | None  # the header or field the digest was checked against; None: neither
 
 
-class FoundryClient:
-    """The service's agent endpoints under one project ``endpoint``.
+@dataclass(frozen=True)
+class LogEvent:
+    """One ``event: log`` frame; ``data`` is "currently JSON, not contractual" (the spec)."""
 
-    ``credential`` is a zero-argument callable so the token is only acquired when a request is
-    really about to be sent (never for ``--dry-run``), and only once.
-    """
+    message: str
+    timestamp: str | None = None
+    stream: str | None = None
 
-    def __init__(self, endpoint: str, credential: Callable[[], Credential], *,
-                 api_version: str = PREVIEW_API_VERSION, options: HttpOptions | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.endpoint = check_endpoint(endpoint)
-        self.api_version = api_version
-        self.options = options or HttpOptions()
-        self._get_credential = credential
-        self._credential: Credential | None = None
-        self._sleep = sleep
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(self.options.read_timeout, connect=self.options.connect_timeout),
-            follow_redirects=False,
-        )
+    @classmethod
+    def parse(cls, data: str) -> LogEvent:
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+            stamp, stream = payload.get("timestamp"), payload.get("stream")
+            return cls(payload["message"], stamp if isinstance(stamp, str) else None,
+                       stream if isinstance(stream, str) else None)
+        return cls(data)
 
-    def __enter__(self) -> FoundryClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._http.close()
-
-    # -- plumbing ---------------------------------------------------------------------------
+    def line(self) -> str:
+        """``[timestamp] stream: message`` on one line (newlines inside shown as ``\\n``)."""
+        text = self.message.replace("\r", "").replace("\n", "\\n")
+        prefix = f"[{self.timestamp}] " if self.timestamp else ""
+        stream = f"{self.stream}: " if self.stream else ""
+        return f"{prefix}{stream}{text}"
 
     @property
-    def credential(self) -> Credential:
-        if self._credential is None:
-            self._credential = self._get_credential()
-        return self._credential
+    def key(self) -> tuple[str | None, str | None, str]:
+        return self.timestamp, self.stream, self.message
 
-    def url(self, path: str, **query: str | None) -> str:
-        params = {"api-version": self.api_version}
-        params.update({k: v for k, v in query.items() if v is not None})
-        return f"{self.endpoint}{path}?{urlencode(params)}"
 
-    def headers(self, *, accept: str = "application/json", preview: bool = True,
-                **extra: str) -> dict[str, str]:
-        """Request headers without ``Authorization`` (added in :meth:`_send` only)."""
-        headers = {"Accept": accept}
-        if preview:
-            headers.update(preview_headers(self.api_version))
-        headers.update({k.replace("_", "-"): v for k, v in extra.items()})
-        return headers
+class FoundryClient(Transport):
+    """The service's agent endpoints under one project ``endpoint``."""
 
-    def _redact(self, text: str) -> str:
-        return self._credential.token.redact(text) if self._credential else text
+    def __init__(self, endpoint: str, credential: Callable[[], Credential], *,
+                 api_version: str = PREVIEW_API_VERSION, preview_header: bool = True,
+                 upload_route: str | None = None, options: HttpOptions | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        if upload_route is not None and upload_route not in UPLOAD_ROUTES:
+            raise UsageError(f"upload route {upload_route!r} is not one of "
+                             f"{', '.join(UPLOAD_ROUTES)}", "pass --upload-route agent|versions")
+        extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
+        super().__init__(check_endpoint(endpoint), credential, api_version=api_version,
+                         options=options, default_headers=feature_headers(preview_header),
+                         **extra)
+        self.preview_header = preview_header
+        self._upload_route = upload_route
 
-    def _send(self, method: str, path: str, *, headers: dict[str, str],
-              query: Mapping[str, str | None] | None = None, upload: Upload | None = None,
-              progress: Progress | None = None, stream: bool = False,
-              ok: tuple[int, ...] = (200, 201, 202, 204),
-              timeout: httpx.Timeout | None = None) -> httpx.Response:
-        url = self.url(path, **(query or {}))
-        idempotent = method in ("GET", "HEAD")
-        attempt = 0
-        with_auth = {**headers, "Authorization": self.credential.authorization}
-        while True:
-            code_file = open(upload.zip_path, "rb") if upload else None  # noqa: SIM115
-            try:
-                files: dict[str, tuple[str | None, bytes | BinaryIO, str]] | None = None
-                if upload and code_file:
-                    files = {"metadata": (None, upload.metadata_bytes, "application/json"),
-                             "code": (f"{upload.agent}.zip", code_file, "application/zip")}
-                request = self._http.build_request(method, url, headers=with_auth, files=files,
-                                                   timeout=timeout or httpx.USE_CLIENT_DEFAULT)
-                if progress is not None and upload:
-                    request.stream = _CountingStream(request.stream, progress)
-                log.debug("%s %s (attempt %d)", method, url, attempt + 1)
-                try:
-                    response = self._http.send(request, stream=stream)
-                except httpx.TimeoutException as error:
-                    raise self._timeout_error(method, url, error) from None
-                except httpx.TransportError as error:
-                    # Resets are retried only where a repeat cannot do harm: idempotent GETs,
-                    # or any request whose connection was never made.
-                    if (idempotent or isinstance(error, httpx.ConnectError)) \
-                            and attempt < self.options.retries:
-                        delay = self.options.delay(attempt)
-                        log.info("%s %s: %s; retrying in %.1fs", method, url,
-                                 type(error).__name__, delay)
-                        attempt += 1
-                        self._sleep(delay)
-                        continue
-                    raise self._transport_error(method, url, error, upload) from None
-            finally:
-                if code_file:
-                    code_file.close()
-            if response.status_code in RETRYABLE and attempt < self.options.retries:
-                delay = self._retry_delay(response, attempt)
-                log.info("%s %s: HTTP %d; retrying in %.1fs", method, url, response.status_code,
-                         delay)
-                response.close()
-                attempt += 1
-                self._sleep(delay)
-                continue
-            if response.status_code not in ok:
-                if stream:
-                    response.read()
-                raise self._service_error(method, url, response)
-            return response
+    @property
+    def upload_route(self) -> str:
+        """``versions`` (the GA SDKs' ``POST /agents/{name}/versions``) under v1, else ``agent``."""
+        if self._upload_route:
+            return self._upload_route
+        return "versions" if self.api_version == GA_API_VERSION else "agent"
 
-    def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
-        """``Retry-After`` (seconds or an HTTP date) when given, else backoff; both capped."""
-        value = response.headers.get("retry-after", "").strip()
-        if value:
-            try:
-                seconds = float(value)
-            except ValueError:
-                try:
-                    when = email.utils.parsedate_to_datetime(value)
-                    seconds = (when - datetime.now(UTC)).total_seconds()
-                except (TypeError, ValueError):
-                    seconds = self.options.delay(attempt)
-            return max(0.0, min(seconds, self.options.backoff_max))
-        return self.options.delay(attempt)
-
-    def _timeout_error(self, method: str, url: str, error: httpx.TimeoutException) -> ServiceError:
-        if isinstance(error, httpx.ConnectTimeout):
-            what, limit, knob = "connecting", self.options.connect_timeout, "--connect-timeout"
-        else:
-            what, limit, knob = "waiting for the response", self.options.read_timeout, \
-                "--read-timeout"
-        return ServiceError(f"{method} {_path(url)}: timed out after {limit:g}s {what}",
-                            f"check the endpoint and network, or raise {knob}")
-
-    def _transport_error(self, method: str, url: str, error: httpx.TransportError,
-                         upload: Upload | None) -> ServiceError:
-        detail = self._redact(str(error) or type(error).__name__)
-        if upload:
-            return ServiceError(
-                f"{method} {_path(url)}: connection lost while uploading {upload.zip_path.name} "
-                f"({detail})",
-                "run deploy again: the service deduplicates an identical upload")
-        return ServiceError(f"{method} {_path(url)}: connection failed ({detail})",
-                            "check the endpoint and network, then retry")
-
-    def _service_error(self, method: str, url: str, response: httpx.Response) -> ServiceError:
-        code = message = None
-        try:
-            body = response.json()
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        if isinstance(body, dict):
-            error = body.get("error", body)
-            if isinstance(error, dict):
-                code = _text(error.get("code"))
-                message = _text(error.get("message"))
-        if message is None:
-            message = " ".join(response.text.split())[:300] if response.content else None
-        request_id = response.headers.get("x-request-id") or response.headers.get(
-            "apim-request-id")
-        status = response.status_code
-        parts = [f"{method} {_path(url)}: HTTP {status} {response.reason_phrase}".rstrip()]
-        if code:
-            parts.append(code)
-        if message:
-            parts.append(self._redact(message))
-        line = ": ".join(parts)
-        if request_id:
-            line += f" (x-request-id {request_id})"
-        return ServiceError(line, self._hint(status, code), status=status, code=code,
-                            request_id=request_id)
-
-    def _hint(self, status: int, code: str | None) -> str | None:
-        source = self._credential.source if self._credential else "no credential"
-        if status == 401:
-            fix = self._credential.fix if self._credential else "set FBUNDLE_TOKEN"
-            return (f"the token from {source} was rejected (missing, expired or wrong scope); "
-                    f"{fix}")
-        if status == 403:
-            return (f"the identity behind {source} lacks access to the project; grant it "
-                    "Foundry Project Manager (to deploy) or Foundry User at project scope")
-        if status == 404:
-            return "check --endpoint, --agent and --version"
-        if status == 429 or status >= 500:
-            return "the service is busy or failing; retry later"
-        return None
-
-    # -- the contract ------------------------------------------------------------------------
+    # -- agents and versions -----------------------------------------------------------------
 
     def get_agent(self, agent: str) -> dict[str, Any] | None:
         """The agent envelope, or None when there is no such agent."""
-        response = self._send("GET", f"/agents/{agent}", headers=self.headers(), ok=(200, 404))
-        return None if response.status_code == 404 else _json(response)
+        reply = self.send("GET", path("agents", agent), headers=self.headers(), ok=(200, 404))
+        return None if reply.status == 404 else reply.json()
 
     def get_version(self, agent: str, version: str) -> dict[str, Any]:
-        return _json(self._send("GET", f"/agents/{agent}/versions/{version}",
-                                headers=self.headers()))
+        return self.send("GET", path("agents", agent, "versions", check_version(version)),
+                         headers=self.headers()).json()
 
-    def plan_upload(self, upload: Upload, *, create: bool = True) -> PlannedRequest:
-        """The create (or update) request, as ``--dry-run`` shows it; sends nothing."""
-        headers = {"Authorization": f"Bearer {REDACTED}",
-                   **self.headers(x_ms_code_zip_sha256=upload.sha256)}
-        if create:
+    def pages(self, route: str, *, limit: int | None = None, order: str | None = None,
+              after: str | None = None, api_version: str | None = None,
+              id_field: str = "id") -> Iterator[dict[str, Any]]:
+        """Every item of a paged list (``AgentsPagedResult``), following ``has_more``.
+
+        The spec pages with ``limit/order/after`` and answers ``data/has_more/last_id``; azd's
+        sessions list reads a ``pagination_token`` instead. Both are followed. ``limit`` caps the
+        number of items yielded (and the page size, at most 100).
+        """
+        cursor, token, yielded = after, None, 0
+        seen: set[tuple[str | None, str | None]] = set()
+        while True:
+            page = None if limit is None else str(max(1, min(100, limit - yielded)))
+            reply = self.send("GET", route, headers=self.headers(), api_version=api_version,
+                              query={"limit": page, "order": order, "after": cursor,
+                                     "pagination_token": token})
+            body = reply.json()
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise ServiceError(f"GET {short_url(reply.url)}: the list has no data array",
+                                   "check --endpoint and --api-version")
+            last: str | None = None
+            for item in data:
+                if isinstance(item, dict):
+                    yield item
+                    yielded += 1
+                    last = str(item.get(id_field) or item.get("id") or "") or last
+                    if limit is not None and yielded >= limit:
+                        return
+            if body.get("has_more") is True:
+                cursor, token = str(body.get("last_id") or last or ""), None
+            elif isinstance(body.get("pagination_token"), str) and body["pagination_token"]:
+                token = body["pagination_token"]
+            else:
+                return
+            if (cursor, token) in seen or not (cursor or token):
+                raise ServiceError(f"GET {short_url(reply.url)}: has_more is true but the next "
+                                   "page's cursor does not move", "report it to the service")
+            seen.add((cursor, token))
+
+    def list_agents(self, **paging: Any) -> Iterator[dict[str, Any]]:
+        return self.pages("/agents", **paging)
+
+    def list_versions(self, agent: str, **paging: Any) -> Iterator[dict[str, Any]]:
+        return self.pages(path("agents", agent, "versions"), id_field="version", **paging)
+
+    # -- upload ----------------------------------------------------------------------------
+
+    def _upload_request(self, upload: Upload, kind: str) -> tuple[str, dict[str, str]]:
+        headers = self.headers(x_ms_code_zip_sha256=upload.sha256)
+        if kind == "create":
             headers["x-ms-agent-name"] = upload.agent
+            return "/agents", headers
+        if kind == "update":
+            return path("agents", upload.agent), headers
+        return path("agents", upload.agent, "versions"), headers
+
+    def plan_upload(self, upload: Upload) -> list[PlannedRequest]:
+        """The upload requests, as ``--dry-run`` shows them; sends nothing."""
         parts = [Part("metadata", "application/json", len(upload.metadata_bytes)),
                  Part("code", "application/zip", upload.size, f"{upload.agent}.zip",
                       upload.sha256)]
-        path = "/agents" if create else f"/agents/{upload.agent}"
-        note = "create; on 409 (exists) the same body goes to update" if create else "update"
-        return PlannedRequest("POST", self.url(path), headers, parts, note)
+        if self.upload_route == "versions":
+            plan = [("versions", "create a version (and the agent when missing); a bare "
+                                 "version comes back")]
+        else:
+            plan = [("create", "create; on 409 (exists) the same body goes to update"),
+                    ("update", "update")]
+        out = []
+        for kind, note in plan:
+            route, headers = self._upload_request(upload, kind)
+            shown = {"Authorization": redacted_authorization(), **headers}
+            out.append(PlannedRequest("POST", self.url(route), shown, parts, note))
+        return out
 
-    def upload(self, upload: Upload, *, create: bool, progress: Progress | None = None
-               ) -> httpx.Response:
-        headers = self.headers(x_ms_code_zip_sha256=upload.sha256)
-        if create:
-            headers["x-ms-agent-name"] = upload.agent
-        path = "/agents" if create else f"/agents/{upload.agent}"
-        ok = (200, 201, 202, 409) if create else (200, 201, 202)
-        return self._send("POST", path, headers=headers, upload=upload, progress=progress, ok=ok)
+    def upload(self, upload: Upload, kind: str, *, progress: Progress | None = None,
+               ok: tuple[int, ...] = (200, 201, 202)) -> Reply:
+        """POST the multipart body (``kind``: create, update or versions), streamed from disk."""
+        route, headers = self._upload_request(upload, kind)
+
+        def files() -> dict[str, tuple[str | None, Any, str]]:
+            return {"metadata": (None, upload.metadata_bytes, "application/json"),
+                    "code": (f"{upload.agent}.zip", open(upload.zip_path, "rb"),  # noqa: SIM115
+                             "application/zip")}
+
+        reply = self.send("POST", route, headers=headers, files_factory=files,
+                          upload_name=upload.zip_path.name, progress=progress, ok=ok)
+        reply.read()
+        return reply
 
     def deploy(self, upload: Upload, progress: Progress | None = None) -> DeployOutcome:
-        """Create the agent, or update it if it exists; say whether a new version was minted.
+        """Upload a new version; say whether the agent was created and whether anything changed.
 
         The agent is looked up first, to learn its latest version: the service deduplicates by
-        content, so an update that returns that same version changed nothing. Create is tried
-        only when the lookup found nothing, and a 409 (someone created it meanwhile) falls back
-        to update, so two creates never race.
+        content, so an answer with that same version changed nothing. Under ``agent`` routing
+        an absent agent is created with ``POST /agents`` and a ``409`` (someone created it
+        meanwhile) falls back to ``POST /agents/{name}``; under ``versions`` routing the GA
+        SDKs' ``POST /agents/{name}/versions`` is used, and a ``404`` from it (a revision where
+        it does not create the agent) falls back to ``POST /agents``.
         """
         if upload.size > MAX_BUNDLE_BYTES:
             raise UsageError(f"{upload.zip_path}: {upload.size} bytes is over the service's "
                              "250 MB limit", "use remote_build or trim the bundle")
         before = self.get_agent(upload.agent)
         created = False
-        if before is None:
-            response = self.upload(upload, create=True, progress=progress)
-            if response.status_code == 409:
-                log.info("agent %s appeared meanwhile; updating it", upload.agent)
-                before = self.get_agent(upload.agent)
+        route = self.upload_route
+        if route == "versions":
+            reply = self.upload(upload, "versions", progress=progress, ok=(200, 201, 202, 404))
+            if reply.status == 404 and before is None:
+                log.info("POST /agents/%s/versions: 404; creating the agent", upload.agent)
+                route = "agent"
+            elif reply.status == 404:
+                raise self.service_error(reply)
             else:
-                created = True
-        if not created:
-            response = self.upload(upload, create=False, progress=progress)
-        body = _json(response)
-        version = latest_version(body)
-        number = str(version.get("version", "?"))
-        previous = str(latest_version(before).get("version")) if before else None
-        return DeployOutcome(upload.agent, number, str(version.get("status", "unknown")),
-                             created, previous == number, body)
+                created = before is None
+        if route == "agent":
+            if before is None:
+                reply = self.upload(upload, "create", progress=progress, ok=(200, 201, 202, 409))
+                if reply.status == 409:
+                    log.info("agent %s appeared meanwhile; updating it", upload.agent)
+                    before = self.get_agent(upload.agent)
+                else:
+                    created = True
+            if not created:
+                reply = self.upload(upload, "update", progress=progress)
+        version = version_of(reply.json())
+        number = version.get("version")
+        if not isinstance(number, str | int) or str(number) == "":
+            raise ServiceError(f"POST {short_url(reply.url)}: HTTP {reply.status} but the answer "
+                               "names no version", "check --endpoint and --api-version; "
+                               "`fbundle versions list` shows what the service holds")
+        number = check_version(str(number), source=f"POST {short_url(reply.url)}")
+        stored = content_hash(version)
+        if stored and stored != upload.sha256:
+            raise ServiceError(f"{upload.agent} version {number}: the service stored sha256 "
+                               f"{stored} but the zip sent has {upload.sha256}",
+                               "the upload was altered on the way; deploy again")
+        previous = version_of(before).get("version") if before else None
+        return DeployOutcome(upload.agent, number, str(version.get("status") or "creating"),
+                             created, previous is not None and str(previous) == number, version,
+                             route)
 
-    def download(self, agent: str, version: str | None, dest: Path) -> tuple[str, str]:
-        """Stream ``code:download`` to ``dest`` atomically; refuse a body that fails its sha."""
-        response = self._send("GET", f"/agents/{agent}/code:download",
-                              query={"agent_version": version},
-                              headers=self.headers(accept="application/zip"), stream=True)
+    # -- download ----------------------------------------------------------------------------
+
+    def download(self, agent: str, version: str | None, dest: Path) -> Downloaded:
+        """Stream ``code:download`` to ``dest`` atomically, verified when the service says how.
+
+        The article echoes the stored digest in ``x-ms-code-zip-sha256``; the spec declares it
+        as the served version's ``code_configuration.content_hash``. Whichever is given is
+        checked; only a real mismatch is refused (nothing is written then).
+        """
+        if version is not None:
+            check_version(version)
+        reply = self.send("GET", path("agents", agent) + "/code:download",
+                          query={"agent_version": version},
+                          headers=self.headers(accept="application/zip"), stream=True)
         try:
-            expected = response.headers.get("x-ms-code-zip-sha256", "").strip().lower()
-            served = response.headers.get("x-ms-agent-version", version or "?")
+            served = reply.header("x-ms-agent-version") or version
+            if served is not None:
+                served = check_version(served, source="the download's x-ms-agent-version")
+            expected = (reply.header("x-ms-code-zip-sha256") or "").lower() or None
+            verified_by = "x-ms-code-zip-sha256" if expected else None
+            if expected and not SHA256.fullmatch(expected):
+                raise ServiceError(f"download of {agent}: x-ms-code-zip-sha256 "
+                                   f"{one_line(expected, 80)!r} is not a sha256",
+                                   "nothing was written; report it to the service")
             digest = hashlib.sha256()
-            try:
-                with atomic_output(dest) as out:
-                    for chunk in response.iter_bytes(CHUNK):
+            with atomic_output(dest) as out:
+                try:
+                    for chunk in reply.iter_bytes(CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-                    if not expected:
-                        raise ServiceError(
-                            f"download of {agent} version {served}: the service sent no "
-                            "x-ms-code-zip-sha256 header, so the body cannot be verified",
-                            "nothing was written; retry, or report it to the service")
-                    if digest.hexdigest() != expected:
-                        raise ServiceError(
-                            f"download of {agent} version {served}: body sha256 "
-                            f"{digest.hexdigest()} does not match x-ms-code-zip-sha256 "
-                            f"{expected}", f"{dest} was not written; retry the download")
-            except httpx.TimeoutException as error:
-                raise self._timeout_error("GET", str(response.request.url), error) from None
-            except httpx.TransportError as error:
-                raise self._transport_error("GET", str(response.request.url), error,
-                                            None) from None
+                except httpx.TimeoutException:
+                    raise ServiceError(f"GET {short_url(reply.url)}: timed out after "
+                                       f"{self.options.read_timeout:g}s reading the zip",
+                                       "retry, or raise --read-timeout") from None
+                except httpx.TransportError as error:
+                    raise self.transport_error("GET", reply.url, error) from None
+                if expected is None and served is not None:
+                    expected = content_hash(self.get_version(agent, served))
+                    verified_by = "code_configuration.content_hash" if expected else None
+                if expected is not None and digest.hexdigest() != expected:
+                    raise ServiceError(
+                        f"download of {agent} version {served or '?'}: body sha256 "
+                        f"{digest.hexdigest()} does not match {verified_by} {expected}",
+                        f"{dest} was not written; retry the download")
         finally:
-            response.close()
-        return served, expected
+            reply.close()
+        return Downloaded(served or "?", digest.hexdigest(), verified_by)
 
-    def logstream(self, agent: str, session: str, *, kind: str | None = None,
-                  tail: int | None = None, idle: float | None = None) -> Iterator[str]:
-        """One line per server-sent event; stops when the stream ends or is ``idle`` seconds quiet.
+    # -- logs --------------------------------------------------------------------------------
 
-        The logstream endpoint takes no preview header (the article says so).
+    def logstream(self, agent: str, session: str, *, version: str | None = None,
+                  kind: str | None = None, tail: int | None = None, follow: bool = False,
+                  idle: float | None = None, reconnects: int = 5) -> Iterator[LogEvent]:
+        """The session's log events (``event: log`` frames; other event types are skipped).
+
+        ``version`` selects the spec's ``/agents/{n}/versions/{v}/sessions/{s}:logstream``;
+        without it the article's ``/agents/{n}/sessions/{s}:logstream`` is read. ``tail`` is
+        clamped to the spec's 1–300. Without ``follow`` the stream ends when the server closes
+        it or it has been quiet for ``idle`` seconds; with ``follow`` a stream the server
+        closes is reopened (with ``tail``, skipping lines already shown) until ``reconnects``
+        reopenings in a row bring nothing new.
         """
-        timeout = httpx.Timeout(idle, connect=self.options.connect_timeout) if idle else \
-            httpx.Timeout(None, connect=self.options.connect_timeout)
-        response = self._send(
-            "GET", f"/agents/{agent}/sessions/{session}:logstream",
-            query={"kind": kind, "tail": str(tail) if tail is not None else None},
-            headers=self.headers(accept="text/event-stream", preview=False,
-                                 Cache_Control="no-store"),
-            stream=True, timeout=timeout)
-        try:
-            for event in EventSource(response).iter_sse():
-                if event.data or event.event not in ("", "message"):
-                    yield _event_line(event.event, event.data)
-        except httpx.ReadTimeout:
-            return  # quiet for `idle` seconds: the backlog is over
-        except httpx.TransportError as error:
-            raise self._transport_error("GET", str(response.request.url), error, None) from None
-        finally:
-            response.close()
+        check_session(session)
+        if version is not None:
+            check_version(version)
+            route = path("agents", agent, "versions", version, "sessions", session)
+        else:
+            route = path("agents", agent, "sessions", session)
+        route += ":logstream"
+        if tail is not None:
+            tail = max(TAIL_RANGE[0], min(TAIL_RANGE[1], tail))
+        timeout = httpx.Timeout(idle if idle else None, connect=self.options.connect_timeout)
+        recent: deque[tuple[str | None, str | None, str]] = deque(maxlen=TAIL_RANGE[1] * 2)
+        quiet_reopenings = 0
+        while True:
+            new = 0
+            reply = self.send(
+                "GET", route,
+                query={"kind": kind, "tail": str(tail) if tail is not None else None,
+                       "follow": "true" if follow else "false"},
+                headers=self.headers(accept="text/event-stream", Cache_Control="no-store"),
+                stream=True, timeout=timeout)
+            try:
+                for event, data in reply.iter_sse():
+                    if event not in ("log", "message"):
+                        log.debug("logstream: skipping a %r event", event)
+                        continue
+                    if not data:
+                        continue
+                    item = LogEvent.parse(data)
+                    if item.key in recent:
+                        continue  # shown before the stream was reopened
+                    recent.append(item.key)
+                    new += 1
+                    yield item
+            except httpx.ReadTimeout:
+                return  # quiet for `idle` seconds: the backlog is over
+            except httpx.TransportError as error:
+                if not follow:
+                    raise self.transport_error("GET", reply.url, error) from None
+                log.info("logstream: %s; reopening", type(error).__name__)
+            finally:
+                reply.close()
+            if not follow:
+                return
+            quiet_reopenings = 0 if new else quiet_reopenings + 1
+            if quiet_reopenings > reconnects:
+                log.warning("the service ended the log stream %d times in a row without new "
+                            "lines; stopping", quiet_reopenings)
+                return
+            self._sleep(self.options.delay(max(0, quiet_reopenings - 1)))
+            tail = tail or 20
+
+    # -- delete ------------------------------------------------------------------------------
 
     def delete(self, agent: str, version: str | None, *, force: bool) -> dict[str, Any]:
-        path = f"/agents/{agent}" + (f"/versions/{version}" if version else "")
-        response = self._send("DELETE", path, headers=self.headers(),
-                              query={"force": "true" if force else None})
-        return _json(response) if response.content else {}
+        route = path("agents", agent)
+        if version is not None:
+            route += path("versions", check_version(version))
+        reply = self.send("DELETE", route, headers=self.headers(),
+                          query={"force": "true" if force else None})
+        return reply.json()
 
+    # -- sessions (the agent endpoint: api-version v1) -------------------------------------
 
-def _event_line(kind: str, data: str) -> str:
-    """A log event as one line: JSON payloads with a message are shown as ``[time] message``."""
-    text = data
-    try:
-        payload = json.loads(data)
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        stamp = payload.get("timestamp")
-        text = f"[{stamp}] {payload['message']}" if stamp else payload["message"]
-    text = text.replace("\r", "").replace("\n", "\\n")
-    return text if kind in ("", "message") else f"{kind}: {text}"
+    def list_sessions(self, agent: str, **paging: Any) -> Iterator[dict[str, Any]]:
+        return self.pages(path("agents", agent, "endpoint", "sessions"),
+                          api_version=ENDPOINT_API_VERSION, id_field="agent_session_id",
+                          **paging)
 
+    def stop_session(self, agent: str, session: str) -> None:
+        self.send("POST", path("agents", agent, "endpoint", "sessions",
+                               check_session(session)) + ":stop",
+                  headers=self.headers(), api_version=ENDPOINT_API_VERSION).read()
 
-def _path(url: str) -> str:
-    """A URL for a message: scheme, host and path, without the query string."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else " ".join(str(value).split())
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        raise ServiceError(f"{response.request.method} {_path(str(response.request.url))}: "
-                           f"HTTP {response.status_code} but the body is not JSON",
-                           "check --endpoint points at a Foundry project") from None
-    if not isinstance(body, dict):
-        raise ServiceError(f"{response.request.method} {_path(str(response.request.url))}: "
-                           "expected a JSON object", "check --endpoint") from None
-    return body
-
+    def delete_session(self, agent: str, session: str) -> None:
+        self.send("DELETE", path("agents", agent, "endpoint", "sessions", check_session(session)),
+                  headers=self.headers(), api_version=ENDPOINT_API_VERSION).read()

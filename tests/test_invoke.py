@@ -1,0 +1,341 @@
+"""``fbundle invoke``, ``sessions``, ``agents list``, ``versions list`` against the fake service.
+
+Each runs the real CLI and httpx stack, under the article's preview api-version and under v1.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bundler.deploy.invoke import build_request, send
+from bundler.errors import UsageError
+from bundler.project import example_metadata
+from tests import deploykit
+from tests.deploykit import AGENT, RunCli, make_bundle
+from tests.fakeservice import PREVIEW, V1, FakeService
+
+fake = deploykit.fake
+API_VERSIONS = pytest.mark.parametrize("api_version", [PREVIEW, V1])
+
+
+def deployed(fake: FakeService, run_cli: RunCli, tmp_path: Path, api_version: str = PREVIEW,
+             protocol: str = "responses") -> Path:
+    meta = example_metadata(mode="remote_build")
+    meta["definition"]["protocol_versions"] = [  # type: ignore[index]
+        {"protocol": protocol, "version": "1.0.0"}]
+    zip_path = make_bundle(tmp_path / "bundle", metadata=meta)
+    result = run_cli("deploy", zip_path, "--agent", AGENT, "--api-version", api_version)
+    assert result.exit_code == 0, result.output
+    return zip_path
+
+
+def invokes(fake: FakeService) -> list[Any]:
+    return [c for c in fake.calls("POST") if "/endpoint/protocols/" in c.path]
+
+
+@API_VERSIONS
+def test_invoke_responses_prints_the_answer_and_the_session_headers(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path, api_version: str) -> None:
+    deployed(fake, run_cli, tmp_path, api_version)
+    result = run_cli("invoke", "--agent", AGENT, "--input", "Hello, agent!",
+                     "--api-version", api_version)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "v1 says: Hello, agent!\n"
+    session = next(iter(fake.agents[AGENT].sessions))
+    lines = result.stderr.splitlines()
+    assert f"x-agent-session-id: {session}" in lines
+    assert "x-ms-region: swedencentral" in lines
+    assert any(line.startswith("x-agent-invocation-id: ") for line in lines)
+    call = invokes(fake)[-1]
+    assert call.path == f"/agents/{AGENT}/endpoint/protocols/openai/responses"
+    assert call.query == {"api-version": "v1"}  # the endpoint is v1 even under the preview
+    assert json.loads(call.body) == {"input": "Hello, agent!", "stream": False}
+    assert call.headers["content-type"] == "application/json"
+    assert call.headers["foundry-features"] == "CodeAgents=V1Preview,HostedAgents=V1Preview"
+
+
+def test_consecutive_invokes_reuse_the_session_until_new_session(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    assert run_cli("invoke", "--agent", AGENT, "--input", "one").exit_code == 0
+    first = next(iter(fake.agents[AGENT].sessions))
+    again = run_cli("invoke", "--agent", AGENT, "--input", "two")
+    assert again.exit_code == 0, again.output
+    assert f"{AGENT}: reusing session {first} (--new-session for a fresh one)" in again.stderr
+    assert json.loads(invokes(fake)[-1].body)["session_id"] == first
+    fresh = run_cli("invoke", "--agent", AGENT, "--input", "three", "--new-session")
+    assert fresh.exit_code == 0, fresh.output
+    assert "session_id" not in json.loads(invokes(fake)[-1].body)
+    assert len(fake.agents[AGENT].sessions) == 2
+
+
+def test_an_active_session_keeps_serving_the_old_version_after_a_deploy(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    assert run_cli("invoke", "--agent", AGENT, "--input", "hi").stdout == "v1 says: hi\n"
+    second = make_bundle(tmp_path / "b", "x = 2\n")
+    assert run_cli("deploy", second, "--agent", AGENT).exit_code == 0
+    assert run_cli("invoke", "--agent", AGENT, "--input", "hi").stdout == "v1 says: hi\n"
+    fresh = run_cli("invoke", "--agent", AGENT, "--input", "hi", "--new-session")
+    assert fresh.stdout == "v2 says: hi\n"
+
+
+@API_VERSIONS
+def test_invoke_streams_responses_deltas(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path, api_version: str) -> None:
+    deployed(fake, run_cli, tmp_path, api_version)
+    result = run_cli("invoke", "--agent", AGENT, "--input", "stream this please", "--stream",
+                     "--api-version", api_version)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "v1 says: stream this please\n"
+    call = invokes(fake)[-1]
+    assert call.headers["accept"] == "text/event-stream"
+    assert json.loads(call.body)["stream"] is True
+
+
+@API_VERSIONS
+def test_invoke_invocations_from_the_definition_sends_the_session_in_the_query(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path, api_version: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    zip_path = deployed(fake, run_cli, tmp_path, api_version, protocol="invocations")
+    monkeypatch.chdir(zip_path.parent)  # metadata.json here declares invocations
+    result = run_cli("invoke", "--agent", AGENT, "--body", '{"input": "hi", "n": 1}',
+                     "--api-version", api_version)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"output": "v1 says: hi", "version": "1"}
+    call = invokes(fake)[-1]
+    assert call.path == f"/agents/{AGENT}/endpoint/protocols/invocations"
+    assert json.loads(call.body) == {"input": "hi", "n": 1}
+    assert "agent_session_id" not in call.query
+    again = run_cli("invoke", "--agent", AGENT, "--input", "more", "--api-version", api_version)
+    assert again.exit_code == 0, again.output
+    session = next(iter(fake.agents[AGENT].sessions))
+    assert invokes(fake)[-1].query == {"api-version": "v1", "agent_session_id": session}
+    assert json.loads(invokes(fake)[-1].body) == {"input": "more"}
+
+
+def test_the_protocol_comes_from_the_zips_metadata_and_unknown_protocols_are_refused(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    zip_path = deployed(fake, run_cli, tmp_path, protocol="invocations")
+    result = run_cli("invoke", "--agent", AGENT, "--input", "x", "--metadata", zip_path)
+    assert result.exit_code == 0, result.output
+    assert invokes(fake)[-1].path.endswith("/protocols/invocations")
+    ws = tmp_path / "ws.json"
+    meta = example_metadata(mode="remote_build")
+    meta["definition"]["protocol_versions"] = [  # type: ignore[index]
+        {"protocol": "invocations_ws", "version": "1.0.0"}]
+    ws.write_text(json.dumps(meta))
+    refused = run_cli("invoke", "--agent", AGENT, "--input", "x", "--metadata", ws)
+    assert refused.exit_code == 2
+    assert "the agent declares invocations_ws, none of which fbundle can invoke" in \
+        refused.stderr
+
+
+def test_a_version_still_being_provisioned_is_waited_for_then_retried(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    fake.config.provisioning_invokes = 1
+    result = run_cli("invoke", "--agent", AGENT, "--input", "hi")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "v1 says: hi\n"
+    assert f"{AGENT}: version 1 is still being provisioned; waiting" in result.stderr
+    assert [c.status for c in invokes(fake)] == [400, 200]
+
+
+def test_a_424_prints_the_session_the_details_and_a_hint_per_code(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    fake.config.invoke_failure = (424, "session_not_ready", "ReadinessTimeout")
+    result = run_cli("invoke", "--agent", AGENT, "--input", "hi")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    session = next(iter(fake.agents[AGENT].sessions))
+    assert f"x-agent-session-id: {session}" in lines  # "returned even on 424"
+    assert "x-adc-response-details: ReadinessTimeout" in lines
+    assert lines[-1].startswith(f"error: POST {fake.endpoint}/agents/{AGENT}/endpoint/protocols"
+                                "/openai/responses: HTTP 424 Failed Dependency: "
+                                "session_not_ready: The session is not ready "
+                                "[x-adc-response-details ReadinessTimeout] (x-request-id ")
+    assert lines[-1].endswith("— the container did not answer /readiness in time; read "
+                              "`fbundle logs --kind system` and the console logs, fix startup, "
+                              "redeploy (or retry: a slow start can pass)")
+    assert result.stdout == ""
+
+
+def test_invoke_refuses_bad_input_before_any_request(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    for args, message in (
+            (["--input", "a", "--body", "{}"], "pass exactly one of --input TEXT and --body JSON"),
+            ([], "pass exactly one of --input TEXT and --body JSON"),
+            (["--body", "{nope"], "--body is not JSON"),
+            (["--body", "[1]"], "--body for the responses protocol must be a JSON object"),
+            (["--input", "a", "--session", "../x"], "--session '../x' is not a session id"),
+            (["--input", "a", "--session", "a", "--new-session"], "contradict each other")):
+        result = run_cli("invoke", "--agent", AGENT, *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+    assert fake.requests == []
+
+
+def test_invoke_body_from_a_file(fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    body = tmp_path / "req.json"
+    body.write_text('{"input": "from a file"}')
+    result = run_cli("invoke", "--agent", AGENT, "--body", f"@{body}")
+    assert result.stdout == "v1 says: from a file\n"
+    missing = run_cli("invoke", "--agent", AGENT, "--body", f"@{tmp_path / 'nope.json'}")
+    assert missing.exit_code == 2 and "cannot read it" in missing.stderr
+
+
+# -- a local agent (fbundle run) ---------------------------------------------------------------
+
+class _LocalAgent(BaseHTTPRequestHandler):
+    """A plain agent as `fbundle run` boots it: /responses and /invocations, no auth."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        data = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.seen.append((self.path, self.command, dict(self.headers), data))
+        if self.path == "/responses":
+            text = f"local: {json.loads(data)['input']}"
+            body = json.dumps({"output": [{"type": "message", "content": [
+                {"type": "output_text", "text": text}]}], "status": "completed"}).encode()
+        else:
+            body = json.dumps({"echo": json.loads(data)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-agent-session-id", "local-session")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def local_agent() -> Iterator[str]:
+    _LocalAgent.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _LocalAgent)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_invoke_local_sends_the_same_request_to_a_local_agent_without_auth(
+        run_cli: RunCli, local_agent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FBUNDLE_TOKEN", "must-not-be-sent")
+    result = run_cli("invoke", "--local", local_agent, "--input", "hi")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "local: hi\n"
+    assert "x-agent-session-id: local-session" in result.stderr
+    path, method, headers, body = _LocalAgent.seen[-1]
+    assert (path, method) == ("/responses", "POST")
+    assert "authorization" not in {k.lower() for k in headers}
+    assert "foundry-features" not in {k.lower() for k in headers}
+    assert json.loads(body) == {"input": "hi", "stream": False}
+    inv = run_cli("invoke", "--local", local_agent, "--protocol", "invocations",
+                  "--body", '{"a": 1}', "--session", "s-1")
+    assert inv.exit_code == 0, inv.output
+    assert _LocalAgent.seen[-1][0] == "/invocations?agent_session_id=s-1"
+
+
+def test_the_request_builder_is_one_library_function_for_both_targets() -> None:
+    request = build_request("invocations", input_text="hi", session="s-1")
+    assert request.route(None) == "/invocations"
+    assert request.route("my-agent") == "/agents/my-agent/endpoint/protocols/invocations"
+    assert request.query == {"agent_session_id": "s-1"}
+    assert request.body == b'{"input": "hi"}'
+    responses = build_request("responses", input_text="hi", stream=True)
+    assert responses.route(None) == "/responses"
+    assert responses.accept == "text/event-stream"
+    with pytest.raises(UsageError, match="cannot be invoked over HTTP"):
+        build_request("a2a", input_text="hi")
+    assert callable(send)
+
+
+def test_invoke_local_says_when_nothing_listens(run_cli: RunCli,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("FBUNDLE_RETRIES", "0")
+    result = run_cli("invoke", "--local", f"http://127.0.0.1:{port}", "--input", "hi")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith(f"is the agent running at http://127.0.0.1:{port}? "
+                                          "start it with `fbundle run`")
+
+
+# -- sessions, agents, versions ----------------------------------------------------------------
+
+@API_VERSIONS
+def test_sessions_list_stop_delete(fake: FakeService, run_cli: RunCli, tmp_path: Path,
+                                   api_version: str) -> None:
+    deployed(fake, run_cli, tmp_path, api_version)
+    ids = [fake.add_session(AGENT, "1", f"s-{i}") for i in range(3)]
+    listed = run_cli("sessions", "list", "--agent", AGENT, "--api-version", api_version)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["SESSION", "STATUS", "VERSION", "LAST", "USED"]
+    assert [line.split()[0] for line in lines[1:]] == ids[::-1]  # newest first
+    assert all(line.split()[1:3] == ["active", "1"] for line in lines[1:])
+    stop = run_cli("sessions", "stop", "--agent", AGENT, "s-1", "--api-version", api_version)
+    assert (stop.exit_code, stop.stdout) == (0, f"{AGENT}: stopped session s-1\n")
+    assert fake.agents[AGENT].sessions["s-1"].status == "idle"
+    post = fake.calls("POST")[-1]
+    assert post.path == f"/agents/{AGENT}/endpoint/sessions/s-1:stop"
+    assert post.query == {"api-version": "v1"}
+    gone = run_cli("sessions", "delete", "--agent", AGENT, "s-2", "--yes",
+                   "--api-version", api_version)
+    assert gone.exit_code == 0, gone.output
+    assert sorted(fake.agents[AGENT].sessions) == ["s-0", "s-1"]
+    as_json = run_cli("sessions", "list", "--agent", AGENT, "--json", "--order", "asc")
+    assert [s["agent_session_id"] for s in json.loads(as_json.stdout)] == ["s-0", "s-1"]
+
+
+def test_lists_follow_has_more_and_honour_limit_order_after(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    for n in range(2, 26):
+        zip_path = make_bundle(tmp_path / f"v{n}", f"x = {n}\n")
+        assert run_cli("deploy", zip_path, "--agent", AGENT, "--no-wait").exit_code == 0
+    every = run_cli("versions", "list", "--agent", AGENT, "--json")
+    assert [v["version"] for v in json.loads(every.stdout)] == [str(n) for n in range(25, 0, -1)]
+    pages = [c for c in fake.calls("GET") if c.path == f"/agents/{AGENT}/versions"]
+    assert [c.query.get("after") for c in pages] == [None, "6"]  # 20 a page, then after
+    few = run_cli("versions", "list", "--agent", AGENT, "--limit", "3", "--order", "asc",
+                  "--after", "10")
+    assert [line.split()[0] for line in few.stdout.splitlines()[1:]] == ["11", "12", "13"]
+    assert fake.calls("GET")[-1].query == {"api-version": PREVIEW, "limit": "3",
+                                           "order": "asc", "after": "10"}
+    table = run_cli("versions", "list", "--agent", AGENT, "--limit", "1")
+    header, row = table.stdout.splitlines()
+    assert header.split() == ["VERSION", "STATUS", "CREATED", "SHA256"]
+    assert row.split()[0:2] == ["25", "creating"]
+
+
+def test_agents_list(fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    assert run_cli("agents", "list").stdout == "no agents\n"
+    deployed(fake, run_cli, tmp_path)
+    result = run_cli("agents", "list")
+    assert result.exit_code == 0, result.output
+    assert [line.split() for line in result.stdout.splitlines()] == [
+        ["AGENT", "LATEST", "STATUS"], [AGENT, "1", "active"]]
+    missing = run_cli("versions", "list", "--agent", "nobody")
+    assert missing.exit_code == 1 and "agent nobody not found" in missing.stderr
