@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from bundler.build import build_project
 from bundler.model import file_sha256
 from bundler.plan import BuildOptions, plan_project
 from tests.buildkit import assert_validates_clean, import_under, make_project
+from tests.support import RunCli
 from tests.support.index import SimpleIndex
 
 
@@ -23,7 +25,7 @@ def names(zip_path: Path) -> list[str]:
 
 
 def test_bundled_build_resolves_for_the_target_and_imports_under_cpython_313(
-    tmp_path: Path, index: SimpleIndex, run_cli, python313: Path
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path
 ) -> None:
     project = make_project(tmp_path / "agent", "alpha\nnative\nlimited\nwithdata\n")
     result = run_cli("build", project)
@@ -128,7 +130,8 @@ def test_rebuild_with_nothing_changed_reuses_the_zip(tmp_path: Path, index: Simp
     assert not changed.reused and changed.sha256 != first.sha256
 
 
-def test_json_output_describes_the_bundle(tmp_path: Path, index: SimpleIndex, run_cli) -> None:
+def test_json_output_describes_the_bundle(
+        tmp_path: Path, index: SimpleIndex, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "beta==1.0\n")
     result = run_cli("build", project, "--json")
     assert result.exit_code == 0, result.output
@@ -138,7 +141,7 @@ def test_json_output_describes_the_bundle(tmp_path: Path, index: SimpleIndex, ru
     assert data["entries"] == len(names(Path(data["path"])))
 
 
-def test_remote_build_ships_sources_and_requirements_only(tmp_path: Path, run_cli) -> None:
+def test_remote_build_ships_sources_and_requirements_only(tmp_path: Path, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "some-package>=1\n", mode="remote_build",
                            files={"app/util.py": "x = 1\n"})
     result = run_cli("build", project, "--mode", "remote_build")
@@ -148,7 +151,7 @@ def test_remote_build_ships_sources_and_requirements_only(tmp_path: Path, run_cl
     assert_validates_clean(project / "dist" / "agent.zip", mode="remote_build")
 
 
-def test_remote_build_refuses_a_leftover_packages_folder(tmp_path: Path, run_cli) -> None:
+def test_remote_build_refuses_a_leftover_packages_folder(tmp_path: Path, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "", mode="remote_build",
                            files={"packages/leftover/__init__.py": "x = 1\n"})
     result = run_cli("build", project)
@@ -157,7 +160,7 @@ def test_remote_build_refuses_a_leftover_packages_folder(tmp_path: Path, run_cli
     assert not (project / "dist" / "agent.zip").exists()
 
 
-def test_default_excludes_and_ignore_files(tmp_path: Path, run_cli) -> None:
+def test_default_excludes_and_ignore_files(tmp_path: Path, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "", mode="remote_build", files={
         ".git/config": "x", ".venv/bin/python": "x", "__pycache__/m.cpython-313.pyc": "x",
         "pkg/__pycache__/a.pyc": "x", ".env": "SECRET=1", ".env.local": "SECRET=2",
@@ -173,7 +176,8 @@ def test_default_excludes_and_ignore_files(tmp_path: Path, run_cli) -> None:
     assert "- .env  (excluded by default)" in result.stdout
 
 
-def test_symlink_out_of_the_project_is_refused_with_its_name(tmp_path: Path, run_cli) -> None:
+def test_symlink_out_of_the_project_is_refused_with_its_name(
+        tmp_path: Path, run_cli: RunCli) -> None:
     outside = tmp_path / "secret.txt"
     outside.write_text("x")
     project = make_project(tmp_path / "agent", "", mode="remote_build")
@@ -190,7 +194,7 @@ def test_symlink_out_of_the_project_is_refused_with_its_name(tmp_path: Path, run
 
 
 def test_floor_too_low_names_the_package_the_newest_version_and_the_tag(
-    tmp_path: Path, index: SimpleIndex, run_cli
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli
 ) -> None:
     project = make_project(tmp_path / "agent", "modern>=2\n")
     result = run_cli("build", project)
@@ -209,7 +213,7 @@ def test_floor_too_low_names_the_package_the_newest_version_and_the_tag(
 
 @pytest.mark.parametrize("package", ["winonly", "maconly", "freethreaded", "oldabi"])
 def test_package_without_a_wheel_for_the_target_is_a_clear_error(
-    tmp_path: Path, index: SimpleIndex, run_cli, package: str
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, package: str
 ) -> None:
     result = run_cli("build", make_project(tmp_path / "agent", f"{package}\n"))
     assert result.exit_code == 2, result.output
@@ -240,7 +244,8 @@ def test_package_without_a_wheel_for_the_target_is_a_clear_error(
          "bad-requirement", "unresolvable", "non-utf8-name"],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    tmp_path: Path, index: SimpleIndex, run_cli, setup, expected: str
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, setup: Callable[[Path], object],
+    expected: str,
 ) -> None:
     project = make_project(tmp_path / "agent", "beta\n")
     setup(project)
@@ -250,7 +255,7 @@ def test_bad_input_is_one_line_and_exit_2(
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
 
 
-def test_unknown_runtime_flag_is_a_usage_error(tmp_path: Path, run_cli) -> None:
+def test_unknown_runtime_flag_is_a_usage_error(tmp_path: Path, run_cli: RunCli) -> None:
     result = run_cli("build", make_project(tmp_path / "agent"), "--runtime", "python_3_9")
     assert result.exit_code == 2
     assert "python_3_9" in result.output
@@ -271,7 +276,7 @@ def test_tampered_cache_entry_is_dropped_and_fetched_again(
 
 
 def test_offline_build_uses_the_lock_and_cache_only(
-    tmp_path: Path, index: SimpleIndex, run_cli, isolated_env: Path
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, isolated_env: Path
 ) -> None:
     project = make_project(tmp_path / "agent", "alpha\n")
     assert run_cli("lock", project).exit_code == 0
@@ -303,7 +308,7 @@ def test_pyproject_dependencies_are_used_without_requirements_txt(
     assert_validates_clean(result.zip_path)
 
 
-def test_init_scaffolds_a_project_that_builds(tmp_path: Path, run_cli) -> None:
+def test_init_scaffolds_a_project_that_builds(tmp_path: Path, run_cli: RunCli) -> None:
     result = run_cli("init", tmp_path / "new-agent", "--mode", "remote_build")
     assert result.exit_code == 0, result.output
     built = run_cli("build", tmp_path / "new-agent")
@@ -351,7 +356,7 @@ def test_hash_seed_and_locale_do_not_change_the_zip(tmp_path: Path, index: Simpl
 
 
 def test_python_314_target_takes_abi3_and_pure_wheels_never_cp313(
-    tmp_path: Path, index: SimpleIndex, run_cli, python314: Path
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python314: Path
 ) -> None:
     project = make_project(tmp_path / "agent", "limited\nbeta\n", runtime="python_3_14")
     result = build_project(project)
@@ -376,7 +381,7 @@ def test_bundled_agent_without_dependencies_builds_and_validates(tmp_path: Path)
 
 
 def test_project_that_would_zip_a_wrapper_folder_is_refused_with_its_name(
-    tmp_path: Path, run_cli
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     project = tmp_path / "outer"
     make_project(project / "my-agent", "", mode="remote_build")
@@ -405,7 +410,7 @@ def simple_page_hits(index: SimpleIndex) -> int:
 
 
 def test_a_recent_resolution_is_reused_and_refresh_asks_again(
-    tmp_path: Path, index: SimpleIndex, run_cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(tmp_path / "agent", "alpha\n")
     first = build_project(project)
@@ -440,7 +445,7 @@ def test_offline_without_a_lock_uses_the_last_resolution_whatever_its_age(
 
 
 def test_wheel_whose_record_does_not_match_its_bytes_is_refused(
-    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.support.wheels import make_wheel
 
@@ -456,7 +461,7 @@ def test_wheel_whose_record_does_not_match_its_bytes_is_refused(
 
 
 def test_the_definition_as_built_travels_beside_the_zip(
-    tmp_path: Path, run_cli, python314: Path
+    tmp_path: Path, run_cli: RunCli, python314: Path
 ) -> None:
     project = make_project(tmp_path / "agent", "", mode="remote_build")
     assert run_cli("build", project, "--runtime", "python_3_14", "-o",

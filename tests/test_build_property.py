@@ -33,8 +33,10 @@ def trees(draw: st.DrawFn) -> dict[str, bytes]:
         parts = draw(st.lists(_SEGMENT, min_size=1, max_size=3))
         spelling = draw(_SPELLING)
         name = "/".join(parts) + draw(st.sampled_from([".py", ".txt", ""]))
-        if spelling in ("NFC", "NFD"):
-            name = unicodedata.normalize(spelling, name)
+        if spelling == "NFC":
+            name = unicodedata.normalize("NFC", name)
+        elif spelling == "NFD":
+            name = unicodedata.normalize("NFD", name)
         elif spelling == "upper":
             name = name.upper()
         files["src/" + name] = draw(st.text(max_size=40)).encode("utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -268,15 +269,16 @@ def test_over_the_unpacked_threshold_lists_the_largest_top_level_packages(
 
 def test_metadata_fields_and_cpu_memory_pairs(tmp_path: Path) -> None:
     path = write(tmp_path, MAIN)
-    metadata = {"name": "-bad-", "definition": {
+    definition: dict[str, Any] = {
         "kind": "container", "cpu": "1", "memory": "4Gi", "code_configuration": {
-            "runtime": "python_3_12", "entry_point": [], "dependency_resolution": "remote"}}}
+            "runtime": "python_3_12", "entry_point": [], "dependency_resolution": "remote"}}
+    metadata = {"name": "-bad-", "definition": definition}
     found = check(path, mode="remote_build", metadata=metadata)
     # 1/4Gi is well-formed but not a known allocation: a warning, the service is the judge.
     assert {"FB601", "FB603", "FB604", "FB606"} == codes(found)
     assert sum(f.code == "FB601" for f in found) == 4
     assert {f.severity for f in found if f.code in ("FB604", "FB606")} == {"warning"}
-    metadata["definition"]["memory"] = None
+    definition["memory"] = None
     assert "FB602" in codes(check(path, mode="remote_build", metadata=metadata))
 
 

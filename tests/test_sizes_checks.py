@@ -14,6 +14,7 @@ from bundler.sizes import size_table
 from bundler.targets import Target
 from bundler.wheels import layout_wheel
 from bundler.write import predicted_size, size_bounds, write_zip
+from tests.support import RunCli
 from tests.support.binaries import elf, macho, pe_dll
 from tests.support.wheels import compile_extension, make_wheel
 
@@ -191,7 +192,7 @@ def root_layout(tmp_path: Path, tag: str = "py3-none-any") -> list[Entry]:
     return out
 
 
-def test_azd_root_layout_is_judged_like_packages_and_named(tmp_path: Path, run_cli) -> None:
+def test_azd_root_layout_is_judged_like_packages_and_named(tmp_path: Path, run_cli: RunCli) -> None:
     entries = root_layout(tmp_path, tag="cp313-cp313-linux_x86_64")
     path = zip_of(tmp_path, {**MAIN, "requirements.txt": b"native\n"}, entries)
     assert check_zip(path) == []  # no FB105, FB409 takes linux_x86_64, deps are found

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from bundler.build import build_project
+from bundler.checks import CheckContext
 from bundler.plan import BuildOptions, plan_project
 from bundler.validate import context_for, find_definition, load_bundle
 from tests.buildkit import make_project
 from tests.support import SimpleIndex
 
 
-def contexts(project: Path, options: BuildOptions) -> tuple[object, object]:
+def contexts(project: Path, options: BuildOptions) -> tuple[CheckContext, CheckContext]:
     plan = plan_project(project, options)
     built = context_for(plan.bundle, plan.spec.metadata, target=plan.target)
     result = build_project(project, options)
