@@ -132,6 +132,8 @@ class Config:
     provisioning_invokes: int = 0  # answer the next N invokes with 400 still-being-provisioned
     invoke_failure: tuple[int, str, str] | None = None  # (status, error.code, adc details)
     invoke_202: bool = False  # invocations answer 202 + poll (a long-running invocation)
+    agent_error: bool = False  # invoke answers 200 with a failed response (the agent's error)
+    no_request_id_header: bool = False  # the id only in error.additionalInfo.request_id
 
 
 @dataclass
@@ -463,8 +465,9 @@ class _Handler(BaseHTTPRequestHandler):
                    ) -> None:
         self.send_response(status, reason)
         request_id = uuid.uuid4().hex
-        self.send_header("x-request-id", self._echo(request_id) if self.cfg.echo_token
-                         else request_id)
+        if not self.cfg.no_request_id_header:
+            self.send_header("x-request-id", self._echo(request_id) if self.cfg.echo_token
+                             else request_id)
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
@@ -812,6 +815,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "status": "completed",
                     "output": [{"type": "message", "role": "assistant",
                                 "content": [{"type": "output_text", "text": text}]}]}
+        if self.cfg.agent_error:
+            response["status"] = "failed"
+            response["error"] = {"code": "server_error", "message": "the agent raised"}
         if isinstance(payload, dict) and payload.get("stream"):
             words = text.split(" ")
             events = [("response.created", json.dumps({"response": {"status": "in_progress"}}))]

@@ -732,3 +732,21 @@ def test_the_upload_progress_bar_is_drawn_on_a_terminal(monkeypatch: pytest.Monk
         update(600)
         update(600)  # a retried upload cannot push the bar past 100%
     assert "uploading x.zip" in terminal.getvalue() and "100%" in terminal.getvalue()
+
+
+def test_an_upload_answered_with_503_is_sent_again_whole(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    from bundler.deploy.client import Upload
+
+    zip_path = make_bundle(tmp_path, size=200_000)
+    assert run_cli("deploy", zip_path, "--agent", AGENT, "--no-wait").exit_code == 0
+    second = make_bundle(tmp_path / "b", "x=1\n", size=200_000)
+    meta = json.loads((second.parent / "metadata.json").read_text())
+    fake.config.server_errors = 1
+    slept: list[float] = []
+    with client(fake, sleep=slept.append) as library:
+        reply = library.upload(Upload(AGENT, meta, second, sha(second)), "update")
+    assert reply.status == 200 and len(slept) == 1
+    first, retried = fake.calls("POST")[-2:]
+    assert (first.status, retried.status) == (503, 200)
+    assert retried.parts[1].sha256 == sha(second)  # the whole zip again, from the start

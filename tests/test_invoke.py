@@ -339,3 +339,85 @@ def test_agents_list(fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None
         ["AGENT", "LATEST", "STATUS"], [AGENT, "1", "active"]]
     missing = run_cli("versions", "list", "--agent", "nobody")
     assert missing.exit_code == 1 and "agent nobody not found" in missing.stderr
+
+
+def test_a_long_running_invocation_is_polled_until_it_completes(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path, protocol="invocations")
+    fake.config.invoke_202 = True
+    result = run_cli("invoke", "--agent", AGENT, "--protocol", "invocations", "--input", "hi")
+    assert result.exit_code == 0, result.output
+    invocation = next(line.split(": ")[1] for line in result.stderr.splitlines()
+                      if line.startswith("x-agent-invocation-id: "))
+    assert json.loads(result.stdout) == {"id": invocation, "status": "completed",
+                                         "output": "done later"}
+    poll = fake.calls("GET")[-1]
+    assert poll.path == f"/agents/{AGENT}/endpoint/protocols/invocations/{invocation}"
+    assert poll.query == {"api-version": "v1"}
+
+
+def test_a_streamed_invocations_answer_prints_each_data_line(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path, protocol="invocations")
+    result = run_cli("invoke", "--agent", AGENT, "--protocol", "invocations", "--input",
+                     "two words", "--stream")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["delta"] for line in result.stdout.splitlines()] == [
+        "v1", "says:", "two", "words"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_agent_error_in_the_answer_is_exit_1_with_its_code(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path, stream: bool) -> None:
+    deployed(fake, run_cli, tmp_path)
+    fake.config.agent_error = True
+    result = run_cli("invoke", "--agent", AGENT, "--input", "hi",
+                     *(["--stream"] if stream else []))
+    assert result.exit_code == 1
+    assert "server_error: the agent raised — read `fbundle logs` for the agent's side" in \
+        result.stderr.splitlines()[-1]
+
+
+def test_the_request_id_is_read_from_additional_info_when_no_header_carries_it(
+        fake: FakeService, run_cli: RunCli) -> None:
+    fake.config.no_request_id_header = True
+    result = run_cli("status", "--agent", "nobody", "--version", "1", "--api-version", V1)
+    assert result.exit_code == 1
+    assert "(x-request-id " in result.stderr
+    assert fake.calls()[-1].status == 404
+
+
+@API_VERSIONS
+def test_the_whole_lifecycle_under_either_api_version(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path, api_version: str) -> None:
+    """build → deploy → invoke → logs → download → lists → delete, one api-version throughout."""
+    project = tmp_path / "lifecycle-agent"
+    project.mkdir()
+    (project / "main.py").write_text("print('hi')\n")
+    (project / "requirements.txt").write_text("agent-framework\n")
+    meta = example_metadata(mode="remote_build")
+    (project / "metadata.json").write_text(json.dumps(meta))
+    name = "lifecycle-agent"
+
+    def cli(*args: str | Path) -> Any:
+        result = run_cli(*args, "--api-version", api_version)
+        assert result.exit_code == 0, (args, result.output)
+        return result
+
+    assert cli("deploy", project).stdout.splitlines()[-1] == f"{name}: version 1 is active"
+    assert cli("status", "--agent", name).stdout == f"{name}: version 1: active\n"
+    assert cli("invoke", "--agent", name, "--input", "ping").stdout == "v1 says: ping\n"
+    fake.config.log_events = [{"message": "served ping"}]
+    logs = cli("logs", "--agent", name)
+    assert logs.stdout.endswith("stdout: served ping\n")
+    out = tmp_path / "back.zip"
+    assert "verified against" in cli("download", "--agent", name, "-o", out).stdout
+    assert cli("versions", "list", "--agent", name).stdout.splitlines()[1].split()[:2] == [
+        "1", "active"]
+    session = next(iter(fake.agents[name].sessions))
+    assert session in cli("sessions", "list", "--agent", name).stdout
+    assert cli("sessions", "delete", "--agent", name, session, "--yes").exit_code == 0
+    assert cli("delete", "--agent", name, "--yes").stdout == \
+        f"deleted agent {name} and all versions\n"
+    assert {r.query["api-version"] for r in fake.requests
+            if "/endpoint/" not in r.path} == {api_version}
