@@ -190,3 +190,23 @@ def test_endpoints_with_credentials_queries_or_odd_schemes_are_refused(
     with pytest.raises(UsageError, match=re.escape(message)) as caught:
         check_endpoint(endpoint)
     assert "pw@" not in str(caught.value)
+
+
+def test_the_remembered_session_lives_in_the_state_dir_never_in_the_project(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bundler.deploy.state import last_session, remember_session, state_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("deploy", make_bundle(tmp_path / "p"), "--agent", AGENT).exit_code == 0
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert run_cli("invoke", "--agent", AGENT, "--input", "hi").exit_code == 0
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert last_session(fake.endpoint, AGENT) == next(iter(fake.agents[AGENT].sessions))
+    monkeypatch.setenv("FBUNDLE_STATE_DIR", "relative/dir")
+    with pytest.raises(UsageError, match="is not an absolute path"):
+        state_dir()
+    assert remember_session(fake.endpoint, AGENT, "s-1") is None  # a warning, not a failure
+    monkeypatch.delenv("FBUNDLE_STATE_DIR")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    assert state_dir() == tmp_path / "xdg-state" / "fbundle"  # the platform's rule, as pip's

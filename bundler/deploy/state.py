@@ -58,7 +58,11 @@ def remember_session(endpoint: str, agent: str, session: str,
                      env: Mapping[str, str] | None = None) -> Path | None:
     """Record ``session`` as the last one for (endpoint, agent); None when it cannot be saved."""
     check_session(session, source="x-agent-session-id")
-    file = state_dir(env) / FILE
+    try:
+        file = state_dir(env) / FILE
+    except FbundleError as error:  # the answer was printed; not remembering is not fatal
+        log.warning("could not remember the session: %s", error)
+        return None
     entries = _load(file)
     entries.pop(_key(endpoint, agent), None)
     entries[_key(endpoint, agent)] = {"session": session, "at": int(time.time())}
