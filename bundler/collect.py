@@ -32,6 +32,7 @@ DEFAULT_EXCLUDES = (
     ".tox/", ".nox/", "/dist/", "node_modules/", "*.egg-info/", ".DS_Store", "Thumbs.db",
     ".idea/", ".vscode/", ".ipynb_checkpoints/", ".coverage", "htmlcov/",
     "/metadata.json", "/.fbundleignore", "/.agentignore",
+    ".azure/",  # azd's environments: their .env files hold provisioned values and secrets
 )
 
 

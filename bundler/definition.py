@@ -16,8 +16,9 @@ override whatever the source says. The result is checked here (one line per prob
 and is, byte for byte, what ``build`` writes beside the zip and ``deploy`` sends.
 
 ``${VAR}`` in azd's shapes (environment variable values, cpu, memory) is expanded at build
-time from the environment, then from a ``.env`` beside the file that holds it (the process
-environment wins, as python-dotenv does by default). An unset variable is kept as written and
+time from the process environment, then a ``.env`` beside the file that holds it, then the
+selected azd environment's ``.azure/<name>/.env`` (the first that sets it wins; python-dotenv
+reads the files). An unset variable is kept as written and
 named in a warning; values are never printed. ``${{...}}`` (Foundry's own server-side
 expressions) is kept verbatim, as azd keeps it. ``metadata.json`` is the service's literal
 shape and is never expanded.
@@ -264,17 +265,15 @@ class Environment:
 
     @classmethod
     def beside(cls, folder: Path, variables: Mapping[str, str] | None = None) -> Environment:
+        """The process environment, then ``folder/.env``, then the selected azd environment's
+        ``.azure/<name>/.env`` (``AZURE_ENV_NAME``, else ``.azure/config.json``'s
+        ``defaultEnvironment``, in ``folder`` or up to four folders above it)."""
+        variables = os.environ if variables is None else variables
         dotenv: dict[str, str | None] = {}
-        path = folder / ".env"
-        if path.is_file():
-            from dotenv import dotenv_values
-
-            try:
-                dotenv = dict(dotenv_values(path))
-            except (OSError, UnicodeDecodeError) as error:
-                raise UsageError(f"{path}: cannot be read ({type(error).__name__})",
-                                 "fix or remove it") from None
-        return cls(os.environ if variables is None else variables, dotenv)
+        for path in reversed([folder / ".env", *_azd_env_file(folder, variables)]):
+            if path.is_file():
+                dotenv.update(_dotenv(path))
+        return cls(variables, dotenv)
 
     def lookup(self, name: str) -> str | None:
         if name in self.variables:
@@ -307,6 +306,35 @@ class Environment:
         masked = _FOUNDRY_SPAN.sub(mask, value)
         expanded = _REFERENCE.sub(replace, masked)
         return re.sub(r"\0(\d+)\0", lambda m: spans[int(m.group(1))], expanded)
+
+
+def _dotenv(path: Path) -> dict[str, str | None]:
+    from dotenv import dotenv_values
+
+    try:
+        return dict(dotenv_values(path))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: cannot be read ({type(error).__name__})",
+                         "fix or remove it") from None
+
+
+def _azd_env_file(folder: Path, variables: Mapping[str, str]) -> list[Path]:
+    for base in [folder, *folder.resolve().parents][:5]:
+        azure = base / ".azure"
+        if not azure.is_dir():
+            continue
+        name = variables.get("AZURE_ENV_NAME")
+        if not name:
+            try:
+                config = json.loads((azure / "config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return []
+            name = config.get("defaultEnvironment") if isinstance(config, dict) else None
+        if isinstance(name, str) and name and "/" not in name and "\\" not in name \
+                and name not in (".", ".."):
+            return [azure / name / ".env"]
+        return []
+    return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,7 +547,36 @@ def _from_file(path: Path, root: Path, environ: Mapping[str, str] | None) -> Def
 def _from_metadata(path: Path) -> Definition:
     data, notes = read_json(path)
     name = data.get("name") if isinstance(data.get("name"), str) else None
+    data = _read_misspelt(data, notes)
     return Definition(data, path.name, path, name, tuple(notes))
+
+
+def _read_misspelt(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """A key one typo away from a documented one that is absent (``code_configuraton``) is read
+    as that key, with a warning: the definition fbundle writes then says what was meant."""
+
+    def fix(mapping: dict[str, Any], known: tuple[str, ...], prefix: str) -> dict[str, Any]:
+        fixed = dict(mapping)
+        for key in list(mapping):
+            if not isinstance(key, str) or key in known:
+                continue
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)  # the best
+            if close and close[0] not in fixed:
+                fixed[close[0]] = fixed.pop(key)
+                notes.append(f"warning: FB605 {prefix}{key[:60]} is not a field the service "
+                             f"documents — read as {close[0]!r}; fix the spelling")
+        return fixed
+
+    data = fix(data, TOP_KEYS, "")
+    definition = data.get("definition")
+    if isinstance(definition, dict):
+        definition = fix(definition, DEFINITION_KEYS, "definition.")
+        code = definition.get("code_configuration")
+        if isinstance(code, dict):
+            definition["code_configuration"] = fix(code, CODE_KEYS,
+                                                   "definition.code_configuration.")
+        data["definition"] = definition
+    return data
 
 
 def _from_azd(root: Path, environ: Mapping[str, str] | None) -> Definition | None:
@@ -744,8 +801,9 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
         definition["environment_variables"] = env
     if environment.unset:
         names = ", ".join(sorted(set(environment.unset)))
-        notes.append(f"warning: {where}: {names} not set in the environment or "
-                     f"{azd.path.parent.name or '.'}/.env; kept as written")
+        notes.append(f"warning: {where}: {names} not set in the environment, "
+                     f"{azd.path.parent.name or '.'}/.env or the azd environment; kept as "
+                     "written")
     metadata: dict[str, Any] = {}
     if isinstance(azd.description, str) and azd.description.strip():
         metadata["description"] = azd.description.strip()[:512]

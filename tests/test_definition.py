@@ -58,11 +58,6 @@ HOSTILE = {
         "kind": "hosted", "cpu": "1", "memory": "2Gi",
         "container_configuration": {"image": "r.azurecr.io/a:1"}}}).encode(),
         "is an image deploy; a source-code deploy needs code_configuration"),
-    "misspelt-code": (json.dumps({"definition": {
-        "kind": "hosted", "cpu": "1", "memory": "2Gi", "code_configuraton": {
-            "runtime": "python_3_13", "entry_point": ["python", "main.py"],
-            "dependency_resolution": "bundled"}}}).encode(), "(found 'code_configuraton': "
-        "misspelt?)"),
     "definition-list": (b'{"definition": []}', "definition must be an object, not a list"),
     "cpu-nan": (json.dumps(remote(cpu="NaN")).encode(), "FB602 definition.cpu 'NaN' is not a "
                 "number of cores"),
@@ -101,6 +96,25 @@ def test_bom_and_crlf_are_read_and_the_written_definition_has_neither(tmp_path: 
     written = (root / "dist" / "agent.metadata.json").read_bytes()
     assert not written.startswith(b"\xef\xbb\xbf") and b"\r" not in written
     assert json.loads(written) == remote()
+
+
+def test_a_misspelt_key_is_read_as_meant_with_a_warning(tmp_path: Path, run_cli: Any) -> None:
+    metadata = remote()
+    metadata["definition"]["code_configuraton"] = metadata["definition"].pop("code_configuration")
+    metadata["definition"]["code_configuraton"]["entrypoint"] = \
+        metadata["definition"]["code_configuraton"].pop("entry_point")
+    root = project(tmp_path / "agent", metadata)
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    assert "warning: FB605 definition.code_configuraton is not a field the service documents " \
+        "— read as 'code_configuration'" in result.stderr
+    assert "definition.code_configuration.entrypoint" in result.stderr
+    written = json.loads((root / "dist" / "agent.metadata.json").read_text())
+    assert written == remote()
+    # `validate` reads the file as the service would: the misspelt raw file is refused there
+    (tmp_path / "agent.zip").write_bytes((root / "dist" / "agent.zip").read_bytes())
+    checked = run_cli("validate", tmp_path / "agent.zip", "--metadata", root / "metadata.json")
+    assert checked.exit_code == 1 and "FB601" in checked.stdout and "FB605" in checked.stdout
 
 
 def test_cpu_memory_rule(tmp_path: Path, run_cli: Any) -> None:
@@ -191,7 +205,8 @@ def test_variables_come_from_the_environment_then_dotenv_and_are_never_printed(
     result = run_cli("build", root)
     assert result.exit_code == 0, result.output
     assert "hunter2" not in result.output and "env-wins" not in result.output
-    assert "UNSET_ONE not set in the environment or agent/.env; kept as written" in result.stderr
+    assert "UNSET_ONE not set in the environment, agent/.env or the azd environment; kept as " \
+        "written" in result.stderr
     assert "warning: FB607 definition.environment_variables.C still holds ${UNSET_ONE}" \
         in result.stderr
     written = json.loads((root / "dist" / "agent.metadata.json").read_text())
@@ -201,6 +216,16 @@ def test_variables_come_from_the_environment_then_dotenv_and_are_never_printed(
     with zipfile.ZipFile(root / "dist" / "agent.zip") as archive:
         assert ".env" not in archive.namelist()
     assert Environment({}).expand("${A-}${B:-b}") == "b"
+    # azd's own environment (.azure/<name>/.env, selected by .azure/config.json) comes last
+    (root / ".azure" / "dev").mkdir(parents=True)
+    (root / ".azure" / "config.json").write_text('{"defaultEnvironment": "dev"}')
+    (root / ".azure" / "dev" / ".env").write_text('UNSET_ONE="from-azd"\nFROM_DOTENV=azd-loses\n')
+    found = load_definition(root)
+    assert found.definition["environment_variables"]["C"] == "x-from-azd-dflt"
+    assert found.definition["environment_variables"]["B"] == "hunter2-from-dotenv"
+    assert run_cli("build", root).exit_code == 0
+    with zipfile.ZipFile(root / "dist" / "agent.zip") as archive:
+        assert not [n for n in archive.namelist() if n.startswith(".azure")]
 
 
 def test_azure_yaml_service_wins_over_agent_yaml_and_metadata_json_over_both(

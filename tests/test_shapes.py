@@ -29,7 +29,7 @@ EXPECTED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "flags-only": (".", "flags-only", {"cpu": "1", "memory": "2Gi"}),
     "metadata-small": (".", "metadata-small", {"cpu": "0.25", "memory": "0.5Gi"}),
     "metadata-bom-crlf": (".", "metadata-bom-crlf", {"cpu": "1", "memory": "2Gi"}),
-    "metadata-misspelt": (".", "metadata-misspelt", {"enviroment_variables": {
+    "metadata-misspelt": (".", "metadata-misspelt", {"environment_variables": {
         "LOG_LEVEL": "info"}}),
     "metadata-no-protocols": (".", "metadata-no-protocols", {"cpu": "1"}),
 }
@@ -38,7 +38,7 @@ NOTES = {
                    "note: no --protocol; using responses 1.0.0"],
     "metadata-bom-crlf": ["note: metadata.json starts with a UTF-8 byte order mark"],
     "metadata-misspelt": ["warning: FB605 definition.enviroment_variables is not a field the "
-                          "service documents — did you mean 'environment_variables'?"],
+                          "service documents — read as 'environment_variables'"],
     "metadata-no-protocols": ["warning: FB606 definition.protocol_versions is missing"],
 }
 

@@ -137,6 +137,8 @@ def _inputs(target: Path, metadata_path: Path | None, agent: str | None
 
         result = build_project(target, BuildOptions(metadata=metadata_path))
         metadata = result.spec.metadata  # the effective definition, as written beside the zip
+        for note in result.spec.notes:  # defaults filled, warnings: as `fbundle build` says them
+            click.echo(note, err=True)
         return result.zip_path, result.sha256, metadata, check_agent(agent or result.spec.name)
     if not target.is_file():
         raise UsageError(f"{target}: no such project folder or zip",
