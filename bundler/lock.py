@@ -97,7 +97,9 @@ class Lock:
     def to_toml(self) -> str:
         packages = []
         for pin in self.sorted_pins():
-            package: dict[str, Any] = {"name": pin.key, "version": pin.version}
+            package: dict[str, Any] = {"name": pin.key}
+            if pin.version:  # a local folder's version is known once it is built
+                package["version"] = pin.version
             if pin.marker:
                 package["marker"] = pin.marker
             ref = pin.wheel
@@ -306,13 +308,13 @@ def _pin_from_package(package: dict[str, Any], source: str) -> Pin:
     name = package.get("name")
     version = package.get("version")
     wheels = package.get("wheels") or []
-    if not name or not version:
+    if not name or not (version or isinstance(package.get("directory"), dict)):
         raise UsageError(f"{source}: a package without name or version",
                          "regenerate it with `fbundle lock`")
     if not wheels:
         other = _non_wheel_ref(package, source)
         if other is not None:
-            return Pin(str(name), str(version), other, package.get("marker"))
+            return Pin(str(name), str(version or ""), other, package.get("marker"))
     if len(wheels) != 1:
         raise UsageError(
             f"{source}: {name} {version} lists {len(wheels)} wheels; "
@@ -342,7 +344,7 @@ def _pin_from_package(package: dict[str, Any], source: str) -> Pin:
 def _non_wheel_ref(package: dict[str, Any], source: str) -> WheelRef | None:
     """A PEP 751 ``directory``, ``sdist`` or ``archive`` (a direct URL or local file) as a
     ref; None when the package has none of them."""
-    name, version = package["name"], package["version"]
+    name, version = package["name"], package.get("version", "")
     directory = package.get("directory")
     if isinstance(directory, dict):
         tree = ((package.get("tool") or {}).get("fbundle") or {}).get("tree-sha256", "")

@@ -23,7 +23,7 @@ from bundler.cache import WheelCache, cache_root
 from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import read_pip_config
-from bundler.lock import LOCK_FILE, Lock, WheelRef, read_for_target, requirement_changes
+from bundler.lock import LOCK_FILE, Lock, Pin, WheelRef, read_for_target, requirement_changes
 from bundler.model import Bundle, BytesData, Entry
 from bundler.project import Flags, ProjectSpec, load_project
 from bundler.projectlocks import (
@@ -36,8 +36,14 @@ from bundler.projectlocks import (
     refuse_poetry,
     uv_lock,
 )
-from bundler.requirements import Requirements, pyproject_requirements, read_requirements
+from bundler.requirements import (
+    Requirements,
+    not_shipped,
+    pyproject_requirements,
+    read_requirements,
+)
 from bundler.resolve import Resolver, check_fits, check_hashes
+from bundler.sdists import current_local
 from bundler.settings import float_env
 from bundler.shape import ShapeReport, Shaping, shape, shaping_for, with_project_config
 from bundler.targets import Target, parse_glibc
@@ -65,6 +71,7 @@ class BuildOptions:
     project_file: str | None = None
     verbose: bool = False
     refresh: bool = False
+    no_build: bool = False  # wheels only: no sdist or local package is built
     entry_point: str | None = None
     cpu: str | None = None
     memory: str | None = None
@@ -208,6 +215,13 @@ def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
         inputs.lock = locked_requirements(root, requirements, target, options)
         check_locked_exclusions(root, inputs.lock, options)
         inputs.shaping = shaping_for(root, options, target)
+    elif missing := not_shipped(requirements, {e.name for e in collection.entries}):
+        # the service's own pip reads requirements.txt from the zip root, and these with it
+        raise UsageError(
+            f"{requirements.source.name} names {', '.join(missing)}, which the zip would not "
+            "hold; the service's pip reads requirements.txt in the zip and would not find it",
+            "keep -r/-c files, local packages and --find-links folders inside the project "
+            "(and out of .fbundleignore)")
     return inputs
 
 
@@ -239,9 +253,10 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
             indexes = indexes.with_file_options(inputs.requirements.options)
         cache = WheelCache(indexes=indexes)
         plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
-                              base=inputs.spec.root)
+                              base=inputs.spec.root, target=inputs.target)
         plan.wheels, added, plan.shaped = shape(
-            plan.wheels, entries, inputs.requirements.lines if inputs.requirements else [],
+            plan.wheels, entries,
+            [str(r) for r in inputs.requirements.roots()] if inputs.requirements else [],
             inputs.target, inputs.shaping)
         entries += added
         entries += [e for wheel in plan.wheels for e in wheel.entries]
@@ -294,7 +309,7 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
             )
         check_fits(lock, target)
         check_hashes(lock, requirements)
-        return lock
+        return current_local(lock, root, strict=True, source=LOCK_FILE)
     if lock_path.is_file():
         refuse_foreign(lock_path, "--update-lock")
     lock = recent_resolution(requirements, target, options)
@@ -318,7 +333,8 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
     key = hashlib.sha256(json.dumps({
         "fbundle": __version__, "requirements": requirements.lines,
         "runtime": target.runtime, "glibc": target.glibc_text, "resolver": options.resolver,
-        "indexes": indexes.fingerprint()}, sort_keys=True).encode()).hexdigest()
+        "no_build": options.no_build, "indexes": indexes.fingerprint()},
+        sort_keys=True).encode()).hexdigest()
     memo = cache_root() / "resolutions" / f"{key}.toml"
     ttl = float_env(os.environ, "FBUNDLE_RESOLUTION_TTL", RESOLUTION_TTL)
     if not options.refresh and memo.is_file():
@@ -330,8 +346,10 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
                 memo.unlink(missing_ok=True)  # a damaged memo is only a cache miss
             else:
                 log.info("reusing the resolution from %.0f s ago (--refresh asks again)", age)
-                return lock
-    resolver = Resolver(target, indexes, kind=options.resolver, offline=options.offline)
+                return current_local(lock, requirements.base or requirements.source.parent,
+                                     strict=False, source="the last resolution")
+    resolver = Resolver(target, indexes, kind=options.resolver, offline=options.offline,
+                        build=not options.no_build)
     lock = resolver.resolve(requirements)
     lock.requirements = list(requirements.lines)
     lock.exclude_packages = list(options.exclude_packages)
@@ -359,7 +377,8 @@ def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Pa
         raise UsageError(f"{root}: no requirements.txt (or pyproject.toml dependencies)",
                          "list the agent's dependencies in requirements.txt")
     resolver = Resolver(target, read_pip_config().with_file_options(requirements.options),
-                        kind=options.resolver, offline=options.offline)
+                        kind=options.resolver, offline=options.offline,
+                        build=not options.no_build)
     lock = resolver.resolve(requirements)
     lock.requirements = list(requirements.lines)
     lock.exclude_packages = list(options.exclude_packages)
@@ -390,24 +409,33 @@ def write_lock(lock: Lock, path: Path) -> None:
         stream.write(text.encode("utf-8"))
 
 
-def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path) -> list[LaidOutWheel]:
-    """Fetch every pinned wheel (verified) and lay it out under ``packages/``.
+def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path,
+            target: Target | None = None) -> list[LaidOutWheel]:
+    """Fetch every pinned wheel (verified) and lay it out under ``packages/``; sdists and
+    local packages are built into pure wheels first (``bundler.sdists``).
 
     Each wheel is laid out as soon as it arrives, in a thread pool: downloads overlap with the
     first-use RECORD validation of the wheels already here (zlib and hashlib release the GIL).
     """
+    from bundler.sdists import SourceBuilder, wheel_of
 
-    def one(ref: WheelRef) -> LaidOutWheel:
-        path = cache.fetch(ref, offline=offline, base=base)
-        verified_marker = cache.root / "verified" / ref.sha256
-        wheel = layout_wheel(path, ref.sha256, verified=verified_marker.exists())
+    builder = SourceBuilder(cache.root, cache.indexes,
+                            target or Target.for_runtime(lock.runtime), offline=offline)
+
+    def fetch(ref: WheelRef) -> Path:
+        return cache.fetch(ref, offline=offline, base=base)
+
+    def one(pin: Pin) -> LaidOutWheel:
+        path, sha256 = wheel_of(pin.name, pin.wheel, fetch, builder, base)
+        verified_marker = cache.root / "verified" / sha256
+        wheel = layout_wheel(path, sha256, verified=verified_marker.exists())
         verified_marker.parent.mkdir(parents=True, exist_ok=True)
         verified_marker.touch()
         return wheel
 
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(one, [pin.wheel for pin in lock.sorted_pins()]))
+            return list(pool.map(one, lock.sorted_pins()))
     finally:
         cache.close()
 

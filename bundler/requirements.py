@@ -278,6 +278,21 @@ class Requirements:
         """The named PEP 508 requirements (local and URL lines without a name left out)."""
         return [e.requirement for e in self.requirements if e.requirement is not None]
 
+    def roots(self) -> list[Requirement]:
+        """What the project asks for by name: its PEP 508 lines, and the lines whose file
+        name or ``#egg=`` names the project (a bare local folder is left out: only building
+        it tells its name). Constraints are not roots."""
+        found = []
+        for entry in self.requirements:
+            if entry.requirement is not None:
+                found.append(entry.requirement)
+            elif entry.name is not None:
+                requirement = Requirement(str(entry.name))
+                requirement.extras = set(entry.extras)
+                requirement.marker = entry.marker
+                found.append(requirement)
+        return found
+
     def local_files(self) -> list[str]:
         """Project-relative files and folders the service's pip reads beside requirements.txt
         in remote_build: ``-r``/``-c`` files, local packages, ``--find-links`` folders."""
@@ -294,6 +309,20 @@ class Requirements:
             if not _SCHEME_RE.match(link) or link.startswith("file:"):
                 found.append(unquote(urlsplit(link).path) if link.startswith("file:") else link)
         return list(dict.fromkeys(found))
+
+
+def not_shipped(requirements: Requirements, names: set[str]) -> list[str]:
+    """The files and folders requirements.txt names (``-r``/``-c`` files, local packages,
+    ``--find-links`` folders) that a bundle holding ``names`` lacks: the service's pip reads
+    requirements.txt from the zip root and would not find them."""
+    missing = []
+    for local in requirements.local_files():
+        path = local.removeprefix("./").rstrip("/")
+        if Path(local).is_absolute() or path.startswith("../") or path == "..":
+            missing.append(f"{local} (outside the project)")
+        elif path not in names and not any(n.startswith(path + "/") for n in names):
+            missing.append(local)
+    return missing
 
 
 def _relative(path: Path, base: Path) -> str:

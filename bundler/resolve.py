@@ -111,7 +111,7 @@ class Resolver:
     """Runs uv or pip for a target and returns a checked ``Lock``."""
 
     def __init__(self, target: Target, indexes: IndexConfig, *, kind: str = "uv",
-                 offline: bool = False, runner: Runner = run) -> None:
+                 offline: bool = False, runner: Runner = run, build: bool = True) -> None:
         if kind not in RESOLVERS:
             raise UsageError(f"unknown resolver {kind!r}", "use --resolver uv or --resolver pip")
         self.target = target
@@ -119,6 +119,8 @@ class Resolver:
         self.kind = kind
         self.offline = offline
         self.runner = runner
+        #: sdists and local folders may be built (``--no-build`` turns it off)
+        self.build = build
 
     def resolve(self, requirements: Requirements) -> Lock:
         """Resolve ``requirements`` for the target. The resolver reads the requirements file
@@ -134,7 +136,7 @@ class Resolver:
             else:
                 source = requirements.source.resolve()
             if self.kind == "uv":
-                lock = self._uv(source, Path(tmp), base)
+                lock = self._uv(source, Path(tmp), base, requirements)
             else:
                 lock = self._pip(source, Path(tmp), requirements, base)
         lock.requirements_sha256 = requirements.sha256
@@ -152,10 +154,39 @@ class Resolver:
         env.setdefault("UV_NO_PROGRESS", "1")
         return env
 
-    def _uv(self, source: Path, tmp: Path, base: Path) -> Lock:
+    def _uv(self, source: Path, tmp: Path, base: Path, requirements: Requirements) -> Lock:
+        """uv, wheels first: a first pass takes wheels only (``--only-binary :all:``, so a
+        floor that rules out a version's wheels falls back to an older version with one).
+        Only if that fails, and building is allowed, a second pass lets sdists in; a package
+        it took as an sdist although some version has a wheel for the target is then held to
+        wheels (``--only-binary <name>``) in a third pass, so sdists are built only for packages
+        that have no wheel at all."""
+        result = self._uv_pass(source, tmp, base, requirements, ["--only-binary", ":all:"])
+        if isinstance(result, Lock):
+            return result
+        if not self.build:
+            raise self._explain(result)
+        second = self._uv_pass(source, tmp, base, requirements, [])
+        if not isinstance(second, Lock):
+            raise self._explain(second)
+        held = [] if self.offline else [
+            pin.key for pin in second.pins
+            if pin.wheel.kind == "sdist"
+            and newest_fitting_version(pin.name, self.indexes, self.target) is not None]
+        if not held:
+            return second
+        third = self._uv_pass(source, tmp, base, requirements,
+                              [arg for name in held for arg in ("--only-binary", name)])
+        # held to wheels, nothing fits: building the sdist is the only way (and says why not)
+        return third if isinstance(third, Lock) else second
+
+    def _uv_pass(self, source: Path, tmp: Path, base: Path, requirements: Requirements,
+                 binary: list[str]) -> Lock | str:
+        """One ``uv pip compile``: the lock, or uv's whole output when it failed."""
         from uv import find_uv_bin
 
         output = tmp / "pylock.toml"
+        output.unlink(missing_ok=True)
         argv = [
             find_uv_bin(), "pip", "compile", str(source), "--quiet", "--no-header",
             "--no-config", "--format", "pylock.toml", "-o", str(output),
@@ -164,18 +195,27 @@ class Resolver:
             "--python", sys.executable, "--no-python-downloads",
             "--python-version", self.target.python_version,
             "--python-platform", self.target.uv_platform,
-            "--only-binary", ":all:", *self.indexes.uv_args(),
+            *binary, *self.indexes.uv_args(),
             # pip's semantics: every configured index is one pool of candidates.
             "--index-strategy", "unsafe-best-match",
+            "--prerelease", prerelease_mode(requirements),
         ]
         if self.offline:
             argv.append("--offline")
         result = self.runner(argv, self._env(), base)
         if result.returncode != 0:
-            raise self._explain(result.stderr or result.stdout)
+            return result.stderr or result.stdout
         parsed = Lock.from_toml(output.read_text(encoding="utf-8"), "uv's lock",
                                 pick=best_wheel(self.target))
-        return self._lock([_rebased(pin, tmp, base) for pin in parsed.pins])
+        pins = [_rebased(pin, tmp, base) for pin in parsed.pins]
+        if not self.build:
+            for pin in pins:
+                if pin.wheel.kind != "wheel":
+                    raise UsageError(
+                        f"{pin.name}: {pin.wheel.path or pin.wheel.filename} must be built, "
+                        "and --no-build builds nothing",
+                        "build without --no-build, or list a wheel instead")
+        return self._lock(pins)
 
     def _pip(self, source: Path, tmp: Path, requirements: Requirements, base: Path) -> Lock:
         """pip, corrected for the target: pip evaluates ``python_version`` markers for this
@@ -262,7 +302,6 @@ class Resolver:
 
     def _explain(self, output: str) -> ResolutionError:
         """The resolver's failure in one line, with the newest fitting version when we can."""
-        lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
         match = re.search(r"(\S+)==(\S+) has no wheels with a matching platform tag", output) \
             or re.search(r"(\S+)==(\S+) has no usable wheels", output)
         if match:
@@ -275,13 +314,11 @@ class Resolver:
             name = match.group(1)
             if hint := self._newest_fitting(name):
                 return ResolutionError(hint[0], hint[1])
-        summary = next((line for line in lines if "because" in line.lower()), None) \
-            or (lines[-1] if lines else "no output")
-        summary = re.sub(r"^(error|ERROR|×|╰─▶)[:\s]*", "", summary)
         return ResolutionError(
-            f"cannot resolve the requirements for {self.target.runtime}: {summary}",
+            f"cannot resolve the requirements for {self.target.runtime}: {full_reason(output)}",
             "check the names and versions; pin a version that has manylinux wheels for "
-            f"CPython {self.target.python_version}, or raise the floor with --glibc",
+            f"CPython {self.target.python_version}, or raise the floor with --glibc "
+            "(-v shows the resolver's whole output)",
         )
 
     def _newest_fitting(self, name: str) -> tuple[str, str] | None:
@@ -325,6 +362,30 @@ class Resolver:
             return (f"no version of {name} has a wheel for {where} "
                     f"(newest {version} ships {', '.join(newest_tags)})", raise_hint)
         return None
+
+
+def full_reason(output: str) -> str:
+    """The resolver's whole explanation on one line: every cause and hint it gave (which
+    package, which tag was missing, the chain that required it), its decorations dropped
+    and credentials redacted; pip's progress lines are left out."""
+    kept = []
+    for raw in output.strip().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("Collecting ", "Downloading ", "Using cached",
+                                        "Looking in ", "Processing ", "Obtaining ")):
+            continue
+        line = re.sub(r"^(error|ERROR|×|╰─▶|hint|cause)[:\s]+", "", line)
+        line = re.sub(r"^(error|ERROR|×|╰─▶|hint|cause)[:\s]+", "", line)
+        if line and line not in kept:
+            kept.append(line)
+    return redact_urls(" ".join(kept)) or "no output"
+
+
+def prerelease_mode(requirements: Requirements) -> str:
+    """The one prerelease policy, for both resolvers: uv's default, named: a prerelease is
+    taken only for a package whose own requirement line names one (``foo>=2.3.0b1``), or
+    that has nothing else; ``--pre`` in the file allows them everywhere (pip's ``--pre``)."""
+    return "allow" if requirements.options.pre else "if-necessary-or-explicit"
 
 
 def check_hashes(lock: Lock, requirements: Requirements) -> None:
@@ -378,7 +439,12 @@ def _rebased(pin: Pin, lock_dir: Path, base: Path) -> Pin:
         return replace(pin, wheel=replace(ref, url=None, path=_project_relative(local, base)))
     path = Path(ref.path)
     absolute = path if path.is_absolute() else lock_dir / path
-    return replace(pin, wheel=replace(ref, path=_project_relative(absolute, base)))
+    rebased = replace(ref, path=_project_relative(absolute, base))
+    if ref.kind == "directory":
+        from bundler.sdists import tree_sha256
+
+        rebased = replace(rebased, sha256=tree_sha256(absolute))
+    return replace(pin, wheel=rebased)
 
 
 def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
@@ -398,6 +464,20 @@ def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any
         return min((rank[t] for t in tags if t in rank), default=math.inf)  # inf: never fits
 
     return lambda wheels: min(wheels, key=preference)
+
+
+def newest_fitting_version(name: str, indexes: IndexConfig, target: Target) -> Version | None:
+    """The newest release of ``name`` on the indexes with a wheel the target accepts."""
+    fitting: Version | None = None
+    for filename in _index_files(name, indexes):
+        try:
+            _, version, _, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if not version.is_prerelease and tags & set(target.tag_rank) and (
+                fitting is None or version > fitting):
+            fitting = version
+    return fitting
 
 
 def _requirements_for(names: set[NormalizedName], metadata: dict[NormalizedName, list[str]],

@@ -128,11 +128,14 @@ def owner_folders(facts: Facts) -> dict[str, str]:
 
 def requirement_lines(text: str) -> Iterator[tuple[int, str]]:
     """(line number, requirement) for each requirement line of ``text``, read with the one
-    grammar (``bundler.requirements``); options and comments skipped, includes not followed."""
+    grammar (``bundler.requirements``): the requirement part only (its ``--hash`` options
+    dropped, ``-e`` unwrapped); option lines and comments skipped, includes not followed."""
     for number, line in logical_lines(text):
-        args, _ = break_args_options(line)
-        if args or line.startswith(("-e", "--editable")):
-            yield number, line
+        args, options = break_args_options(line)
+        if args:
+            yield number, args.strip()
+        elif line.startswith(("-e ", "--editable ", "--editable=")):
+            yield number, options.split(maxsplit=1)[-1].removeprefix("--editable=")
 
 
 def bundle_requirements(facts: Facts) -> tuple[Requirements | None, Finding | None]:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from bundler.checks.base import Finding, finding, rules
-from bundler.checks.deps import owners, requirement_lines
+from bundler.checks.deps import bundle_requirements, owners, requirement_lines
 from bundler.checks.facts import Facts
 
 RULES = rules(
@@ -58,11 +58,13 @@ def check(facts: Facts) -> Iterator[Finding]:
                       f"zip the contents of {wrapper}/, not the folder itself")
     else:
         yield from _root_files(facts, set(names))
+    listed = _listed_locally(facts)
     for name in files:
         lower = name.lower()
         parts = name.split("/")
         base = parts[-1]
-        if lower.endswith(ARCHIVE_SUFFIXES):
+        if lower.endswith(ARCHIVE_SUFFIXES) and not any(
+                name == path or name.startswith(path + "/") for path in listed):
             yield finding("FB103", name, "a raw package archive is shipped; the service does "
                           "not install it", "install it extracted into packages/ "
                           "(fbundle build does), or list it in requirements.txt")
@@ -117,6 +119,15 @@ def _root_files(facts: Facts, names: set[str]) -> Iterator[Finding]:
         yield finding("FB106", "packages/", "remote_build mode but packages/ is shipped",
                       "remove packages/ (the service installs requirements.txt), or use "
                       "dependency_resolution bundled")
+
+
+def _listed_locally(facts: Facts) -> list[str]:
+    """What requirements.txt names in the bundle (local wheels, ``--find-links`` folders):
+    pip installs those archives, so shipping them is no mistake."""
+    parsed, _ = bundle_requirements(facts)
+    if parsed is None:
+        return []
+    return [p.removeprefix("./").rstrip("/") for p in parsed.local_files()]
 
 
 def _module_present(module: str, names: set[str], mode: str) -> bool:

@@ -65,6 +65,8 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--offline", is_flag=True, help="Use only the lock and the wheel cache."),
         click.option("--refresh", is_flag=True,
                      help="Ask the index again even if it answered in the last 10 minutes."),
+        click.option("--no-build", is_flag=True,
+                     help="Wheels only: never build an sdist or a local package."),
         click.option("--entry-point", metavar="'CMD ARGS'",
                      help="Override code_configuration.entry_point, e.g. 'python main.py'."),
         click.option("--cpu", metavar="CORES", help='Override definition.cpu, e.g. "0.5".'),
@@ -92,7 +94,8 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def with_options(*args: Any, runtime: str | None, mode: str | None, resolver: str,
-                     glibc: str | None, offline: bool, refresh: bool, name: str | None,
+                     glibc: str | None, offline: bool, refresh: bool, no_build: bool,
+                     name: str | None,
                      metadata: Path | None, project_file: str | None, entry_point: str | None,
                      cpu: str | None, memory: str | None, protocols: tuple[str, ...],
                      exclude_packages: tuple[str, ...], slim: bool | None,
@@ -102,7 +105,8 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
         verbose = bool(click.get_current_context().find_root().params.get("verbose"))
         kwargs["options"] = BuildOptions(
             runtime=runtime, mode=mode, resolver=resolver, glibc=glibc, offline=offline,
-            refresh=refresh, name=name, metadata=metadata, project_file=project_file,
+            refresh=refresh, no_build=no_build, name=name, metadata=metadata,
+            project_file=project_file,
             verbose=verbose, entry_point=entry_point, cpu=cpu, memory=memory,
             protocols=tuple(protocols), exclude_packages=tuple(exclude_packages),
             slim=slim, compile=compile_, python=python)

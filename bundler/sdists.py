@@ -1,0 +1,222 @@
+"""Wheels built from source: sdists without a wheel for the target, and local packages.
+
+Each is built in isolation by ``uv build --wheel`` (a fresh build environment with the
+project's own ``build-system.requires``, PEP 517), with ``SOURCE_DATE_EPOCH`` fixed (the
+project's value, else 1980-01-01) so a rebuild gives the same bytes. Only a pure result
+(``py3-none-any``, ``py2.py3-none-any``) is accepted: a wheel built here is built for *this*
+machine's interpreter and platform, never the service's, so native code built here would be
+wrong for the target. The result is cached by what it was built from: an sdist's sha256, or a
+local folder's tree hash (see :func:`tree_sha256`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from bundler.errors import BuildError, UsageError
+from bundler.indexes import IndexConfig
+from bundler.lock import Lock, WheelRef
+from bundler.model import file_sha256
+from bundler.redact import redact_urls
+from bundler.targets import Target
+
+log = logging.getLogger(__name__)
+
+#: 1980-01-01, the zip epoch: the default build time when the project sets none.
+DEFAULT_EPOCH = "315532800"
+#: What a local project's tree hash leaves out: build output and caches, never sources.
+_SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", "build", "dist", ".venv", "venv", ".tox",
+                 ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+
+BuildRunner = Callable[[Sequence[str], dict[str, str]], "subprocess.CompletedProcess[str]"]
+
+
+def _run(argv: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    log.debug("running %s", redact_urls(" ".join(argv)))
+    result = subprocess.run(list(argv), env=env, capture_output=True, text=True, check=False)
+    for stream in (result.stdout, result.stderr):
+        if stream.strip():
+            log.debug("%s", redact_urls(stream.rstrip()))
+    return result
+
+
+def is_pure(filename: str) -> bool:
+    """A wheel any CPython 3 on any platform can use: every tag ``py3``/``py2``, ``none``,
+    ``any``."""
+    try:
+        tags: frozenset[Tag] = parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return False
+    return all(t.abi == "none" and t.platform == "any" and t.interpreter in ("py3", "py2")
+               for t in tags)
+
+
+def tree_sha256(folder: Path) -> str:
+    """A local project's identity: sha256 over its files' paths and contents (build output,
+    VCS folders, caches and ``*.egg-info`` left out), so an edit rebuilds it and nothing
+    else does."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(root) / name
+            relative = path.relative_to(folder).as_posix()
+            digest.update(f"{relative}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
+class SourceBuilder:
+    """Builds (or finds in the cache) the wheel for an sdist or a local folder."""
+
+    def __init__(self, cache_root: Path, indexes: IndexConfig, target: Target, *,
+                 offline: bool = False, runner: BuildRunner = _run) -> None:
+        self.root = cache_root / "built"
+        self.indexes = indexes
+        self.target = target
+        self.offline = offline
+        self.runner = runner
+
+    def cached(self, key: str) -> Path | None:
+        """The wheel built for ``key`` if its bytes still hash to what was recorded."""
+        folder = self.root / key
+        record = folder / "wheel.sha256"
+        if not record.is_file():
+            return None
+        sha, _, name = record.read_text(encoding="utf-8").strip().partition("  ")
+        wheel = folder / name
+        if wheel.is_file() and file_sha256(wheel) == sha:
+            return wheel
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+    def from_sdist(self, ref: WheelRef, sdist: Path, name: str) -> Path:
+        """The pure wheel of ``sdist`` (already verified against ``ref.sha256``)."""
+        return self._build(ref.sha256, sdist, name, what=f"its sdist {ref.filename}")
+
+    def from_folder(self, folder: Path, name: str, tree: str) -> Path:
+        if not folder.is_dir():
+            raise UsageError(f"{name}: the local package {folder} is not a folder",
+                             "fix the path in requirements.txt")
+        return self._build(f"tree-{tree}", folder, name, what=f"the local package {folder}")
+
+    def _build(self, key: str, source: Path, name: str, *, what: str) -> Path:
+        if cached := self.cached(key):
+            return cached
+        from uv import find_uv_bin
+
+        with tempfile.TemporaryDirectory(prefix="fbundle-build-") as tmp:
+            out = Path(tmp) / "out"
+            argv = [find_uv_bin(), "build", "--wheel", str(source), "--out-dir", str(out),
+                    "--no-config", "--python", sys.executable, "--no-python-downloads",
+                    "--quiet", *self.indexes.uv_args(),
+                    "--index-strategy", "unsafe-best-match"]
+            if self.offline:
+                argv.append("--offline")
+            env = dict(os.environ)
+            env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_EPOCH)
+            env.setdefault("UV_NO_PROGRESS", "1")
+            result = self.runner(argv, env)
+            if result.returncode != 0:
+                output = redact_urls((result.stderr or result.stdout).strip())
+                raise BuildError(f"building {name} from {what} failed: {output}",
+                                 "fix the package's build, or pin a version that has a wheel")
+            wheels = sorted(out.glob("*.whl"))
+            if len(wheels) != 1:
+                raise BuildError(f"building {name} from {what} gave {len(wheels)} wheels",
+                                 "the build backend must write exactly one wheel")
+            built = wheels[0]
+            if not is_pure(built.name):
+                raise NativeBuild(name, built.name)
+            folder = self.root / key
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            final = folder / built.name
+            shutil.move(str(built), final)
+            (folder / "wheel.sha256").write_text(f"{file_sha256(final)}  {built.name}\n",
+                                                 encoding="utf-8")
+            log.info("built %s from %s", built.name, what)
+            return final
+
+
+class NativeBuild(BuildError):
+    """An sdist (or local package) whose build compiled native code: wrong for the target."""
+
+    def __init__(self, name: str, wheel: str) -> None:
+        self.name = name
+        self.wheel = wheel
+        super().__init__(f"{name} builds native code ({wheel})")
+
+
+def current_local(lock: Lock, base: Path, *, strict: bool, source: str) -> Lock:
+    """``lock`` with each local folder's tree hash as the folder is now. ``strict`` (a
+    project's own pylock.toml): a folder changed since the lock is a stale lock."""
+    pins = []
+    for pin in lock.pins:
+        ref = pin.wheel
+        if ref.kind == "directory":
+            folder = base / (ref.path or ".")
+            if not folder.is_dir():
+                raise UsageError(f"{source}: the local package {ref.path} ({pin.name}) is "
+                                 "not a folder", "fix requirements.txt and re-lock")
+            tree = tree_sha256(folder)
+            if tree != ref.sha256:
+                if strict and ref.sha256:
+                    raise BuildError(f"the local package {ref.path} ({pin.name}) changed "
+                                     f"since {source} was written",
+                                     "run `fbundle lock` (or build with --update-lock)")
+                pin = replace(pin, wheel=replace(ref, sha256=tree))
+        pins.append(pin)
+    return replace(lock, pins=pins)
+
+
+def wheel_of(name: str, ref: WheelRef, fetch: Callable[[WheelRef], Path],
+             builder: SourceBuilder, base: Path) -> tuple[Path, str]:
+    """The wheel file for one pinned artifact and its sha256: a wheel as fetched, an sdist or
+    a local folder built (or taken from the build cache). A native result is refused with
+    what the user can do instead."""
+    try:
+        if ref.kind == "wheel":
+            return fetch(ref), ref.sha256
+        if ref.kind == "sdist":
+            built = builder.cached(ref.sha256) or builder.from_sdist(ref, fetch(ref), name)
+        else:
+            folder = base / (ref.path or ".")
+            built = builder.from_folder(folder, name, ref.sha256 or tree_sha256(folder))
+    except NativeBuild as error:
+        raise native_refusal(error, ref, builder) from None
+    return built, file_sha256(built)
+
+
+def native_refusal(error: NativeBuild, ref: WheelRef, builder: SourceBuilder) -> BuildError:
+    """The truth about a native sdist: no wheel fits, and building here cannot make one."""
+    from bundler.resolve import newest_fitting_version
+
+    target = builder.target
+    abi = target.abi
+    if ref.kind == "directory":
+        return BuildError(
+            f"the local package {ref.path} ({error.name}) builds native code ({error.wheel}), "
+            f"which cannot run on {target.runtime} (CPython {target.python_version}, manylinux "
+            "x86_64)", "use remote_build, or build its wheel on Linux (manylinux) and list "
+            "that .whl in requirements.txt")
+    newest = None if builder.offline else newest_fitting_version(error.name, builder.indexes,
+                                                                  target)
+    pin = f"pin a version with wheels (newest: {newest})" if newest else \
+        "pin a version with wheels (none has one for this target)"
+    return BuildError(
+        f"{error.name} has no manylinux wheel for {abi} and its sdist builds native code",
+        f"use remote_build, {pin}, or build the wheel on Linux and pass --find-links")
