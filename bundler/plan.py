@@ -353,7 +353,10 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
     lock = resolver.resolve(requirements)
     lock.requirements = list(requirements.lines)
     lock.exclude_packages = list(options.exclude_packages)
-    write_lock(lock, memo)
+    try:
+        write_lock(lock, memo)
+    except OSError as error:  # a read-only cache: the next build asks the index again
+        log.debug("not keeping the resolution in %s (%s)", memo.parent, error.strerror)
     return lock
 
 
@@ -427,10 +430,8 @@ def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path,
 
     def one(pin: Pin) -> LaidOutWheel:
         path, sha256 = wheel_of(pin.name, pin.wheel, fetch, builder, base)
-        verified_marker = cache.root / "verified" / sha256
-        wheel = layout_wheel(path, sha256, verified=verified_marker.exists())
-        verified_marker.parent.mkdir(parents=True, exist_ok=True)
-        verified_marker.touch()
+        wheel = layout_wheel(path, sha256, verified=cache.is_verified(sha256))
+        cache.mark_verified(sha256)  # skipped on a read-only cache
         return wheel
 
     try:

@@ -11,6 +11,7 @@ import hashlib
 import html
 import json
 import threading
+import time
 import zipfile
 from collections import Counter
 from email.parser import HeaderParser
@@ -81,6 +82,11 @@ class SimpleIndex:
       ``yanked``); an empty reason yanks without one.
     - ``fail_with = 500`` (any status) answers every request with that status until reset
       to ``None``; ``close()`` stops the server so further connections are refused.
+      ``fail_times = n`` fails only the next ``n`` requests (then serves again), and
+      ``retry_after = "7"`` (seconds or an HTTP date) is sent with each failure as
+      ``Retry-After`` — a rate-limited (429) or overloaded (503) index.
+    - ``trickle = 0.5`` sends each file one byte every 0.5 s (headers at once, with the true
+      ``Content-Length``): an index that never stalls long enough for a read timeout.
 
     Use as a context manager, or call ``close()``. Nothing is bound beyond 127.0.0.1.
     """
@@ -89,6 +95,9 @@ class SimpleIndex:
         self.folder = Path(folder)
         self.json = json
         self.fail_with: int | None = None
+        self.fail_times: int | None = None
+        self.retry_after: str | None = None
+        self.trickle: float | None = None
         self.yanked: dict[str, str] = {}
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, str]] = []
@@ -131,6 +140,9 @@ class SimpleIndex:
             self.hits.clear()
             self.requests.clear()
         self.fail_with = None
+        self.fail_times = None
+        self.retry_after = None
+        self.trickle = None
         self.yanked.clear()
 
     def close(self) -> None:
@@ -175,6 +187,16 @@ class SimpleIndex:
             with self._lock:
                 self._artifacts[key] = cached
         return cached
+
+    def _take_failure(self) -> bool:
+        """Whether this request fails (``fail_with``), counting down ``fail_times``."""
+        with self._lock:
+            if self.fail_times is None:
+                return True
+            if self.fail_times <= 0:
+                return False
+            self.fail_times -= 1
+            return True
 
     def _record(self, method: str, path: str) -> None:
         with self._lock:
@@ -267,8 +289,9 @@ def _handler_for(index: SimpleIndex) -> type[BaseHTTPRequestHandler]:
         def _serve(self, *, head: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             index._record(self.command, path)
-            if index.fail_with is not None:
-                self._send(index.fail_with, b"failing on purpose\n", "text/plain", head)
+            if index.fail_with is not None and index._take_failure():
+                self._send(index.fail_with, b"failing on purpose\n", "text/plain", head,
+                           retry_after=index.retry_after)
                 return
             wants_json = index.json and JSON_TYPE in self.headers.get("Accept", "")
             parts = [part for part in path.split("/") if part]
@@ -314,7 +337,8 @@ def _handler_for(index: SimpleIndex) -> type[BaseHTTPRequestHandler]:
                         self._send(200, artifact.metadata, "text/plain", head)
                     else:
                         self._send(
-                            200, artifact.path.read_bytes(), "application/octet-stream", head
+                            200, artifact.path.read_bytes(), "application/octet-stream", head,
+                            trickle=index.trickle,
                         )
                     return
             self._send(404, b"no such file\n", "text/plain", head)
@@ -331,12 +355,25 @@ def _handler_for(index: SimpleIndex) -> type[BaseHTTPRequestHandler]:
         def _send_json(self, body: dict[str, Any], head: bool) -> None:
             self._send(200, json.dumps(body, indent=1).encode(), JSON_TYPE, head)
 
-        def _send(self, status: int, body: bytes, content_type: str, head: bool) -> None:
+        def _send(self, status: int, body: bytes, content_type: str, head: bool, *,
+                  retry_after: str | None = None, trickle: float | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             self.end_headers()
-            if not head:
+            if head:
+                return
+            if not trickle:
                 self.wfile.write(body)
+                return
+            try:
+                for offset in range(len(body)):
+                    self.wfile.write(body[offset:offset + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up, as it should
 
     return Handler
