@@ -19,7 +19,7 @@ from bundler.errors import EXIT_FAILURE, EXIT_USAGE, FbundleError
 
 # bundler/commands/<job>.py, each exposing ``commands``. Imported on first use, in this order and
 # only until the command asked for is found: `fbundle build` never pays for deploy's HTTP stack.
-JOBS = ("build", "validate", "audit", "deploy", "invoke", "sessions")
+JOBS = ("build", "validate", "audit", "deploy", "invoke", "sessions", "run")
 
 
 class JobsGroup(click.Group):

@@ -1,0 +1,114 @@
+"""``fbundle run``: boot the zip locally as the service would, stream its output or invoke it."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+from bundler.commands.build import build_options
+from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
+
+if TYPE_CHECKING:
+    from bundler.plan import BuildOptions
+
+INTERRUPTED = 130
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # a `kill` stops the agent and cleans up like Ctrl-C
+
+
+@click.command()
+@click.argument("path", metavar="[PROJECT|ZIP]", default=".", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8088, show_default=True,
+              help="The PORT the agent is given and asked on (0 picks a free one).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0,
+              show_default=True, help="Seconds to wait for GET /readiness -> 200 (and for "
+                                      "the --invoke answer).")
+@click.option("--invoke", "invoke", metavar="JSON",
+              help="Send one request (a JSON body, or text sent as its input) to the "
+                   "definition's protocol, print the answer, stop.")
+@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Local secrets as a dotenv file (default: .env of the project, or beside "
+                   "the zip, when there is one). Never printed.")
+@build_options
+def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Path | None,
+        options: BuildOptions) -> None:
+    """Boot PROJECT (built first) or ZIP as the service does and wait for /readiness.
+
+    Unpacked into a temporary folder and started with the definition's entry_point under the
+    runtime's CPython: the zip root as working directory, PORT set, packages/ on PYTHONPATH,
+    the definition's environment_variables, nothing of this shell's environment. Then the
+    agent's output streams until Ctrl-C, or with --invoke one request is answered on stdout.
+    Exit 0 ready (or answered), 1 it failed (with the reason), 2 unusable input.
+    --python is the CPython it runs under (default: python3.X on PATH, else `uv python find
+    3.X`, X from the runtime), and the one --compile uses.
+    """
+    from bundler.run.bundle import check_runnable, load, read_env_file
+    from bundler.run.interpreter import find_interpreter, host_problem
+    from bundler.run.request import local_request, protocol_of
+    from bundler.run.session import Session
+
+    if problem := host_problem():
+        raise UsageError(problem)
+    verbose = options.verbose
+    runnable = load(path, options)
+    check_runnable(runnable)
+    request = local_request(protocol_of(runnable.protocols), invoke) if invoke else None
+    interpreter = find_interpreter(runnable.target, options.python)
+    secrets_file = env_file or (runnable.dotenv if runnable.dotenv.is_file() else None)
+    secrets = read_env_file(secrets_file) if secrets_file else {}
+
+    def forward(stream: str, line: str) -> None:
+        if request is None or verbose:
+            click.echo(line, err=stream == "stderr" or request is not None)
+
+    # Only the main thread may set handlers (CliRunner in a thread cannot, and needs not).
+    on_sigterm = threading.current_thread() is threading.main_thread()
+    if on_sigterm:
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    ready = False
+    started = time.monotonic()
+    try:
+        with Session(runnable, interpreter, port=port, secrets=secrets,
+                     on_line=forward) as session:
+            click.echo(f"starting {' '.join(runnable.context.entry_point)} from "
+                       f"{runnable.zip_path} under {interpreter.probe.label} "
+                       f"({interpreter.path}, {interpreter.found_by}); PORT={session.port}"
+                       + (f"; secrets from {secrets_file}" if secrets_file else ""), err=True)
+            waited = session.wait_ready(timeout)
+            ready = True
+            click.echo(f"ready: GET {session.url}/readiness -> 200 after {waited:.1f} s",
+                       err=True)
+            if request is not None:
+                answer = session.invoke(request, timeout)
+                facts = [f"POST {request.route} -> {answer.status}"] + [
+                    f"{name} {answer.headers[name]}" for name in
+                    ("x-agent-session-id", "x-agent-invocation-id") if name in answer.headers]
+                click.echo("; ".join(facts), err=True)
+                sys.stdout.flush()
+                click.echo(answer.body.decode("utf-8", "replace"))
+                if not 200 <= answer.status < 300:
+                    click.get_current_context().exit(EXIT_FAILURE)
+                return
+            click.echo("streaming the agent's output; Ctrl-C stops it", err=True)
+            code = session.wait()
+            raise FbundleError(
+                f"the agent exited by itself with code {code} after "
+                f"{time.monotonic() - started:.0f} s", "a hosted agent serves until stopped")
+    except KeyboardInterrupt:
+        click.echo("stopped the agent; its temporary folder is removed", err=True)
+        click.get_current_context().exit(0 if ready else INTERRUPTED)
+    finally:
+        if on_sigterm:
+            signal.signal(signal.SIGTERM, previous)
+
+
+commands: list[click.Command] = [run]

@@ -1,0 +1,165 @@
+"""The bundle to boot: built from a project or read from a zip, unpacked the way the service
+unpacks it, and the environment the container gives its entry point.
+
+The environment is made from nothing, not copied from fbundle's own: the service's container
+has no ``VIRTUAL_ENV``, no user site, no ``PYTHONHOME``; what the agent sees is ``PORT``,
+``PYTHONPATH`` (``packages/``, bundled mode), the definition's ``environment_variables`` and the
+local secrets of an env file — plus a ``PATH``, ``HOME`` and locale a container also has.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from bundler.checks import CheckContext
+from bundler.errors import UsageError
+from bundler.model import CHUNK, Bundle
+from bundler.plan import BuildOptions
+from bundler.targets import PYTHON_RUNTIMES, Target
+
+DOTENV = ".env"
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass
+class Runnable:
+    """A zip, what it is meant to be (``context``) and its agent definition."""
+
+    zip_path: Path
+    bundle: Bundle
+    context: CheckContext
+    definition: dict[str, Any] | None
+    dotenv: Path  # where a local .env would be (the project's, or beside the zip)
+    built: bool = False
+
+    @property
+    def target(self) -> Target:
+        return self.context.target
+
+    @property
+    def protocols(self) -> list[str]:
+        declared = (self.definition or {}).get("definition", {})
+        versions = declared.get("protocol_versions") if isinstance(declared, dict) else None
+        return [str(p["protocol"]) for p in versions or []
+                if isinstance(p, dict) and isinstance(p.get("protocol"), str)]
+
+    @property
+    def environment_variables(self) -> dict[str, str]:
+        declared = (self.definition or {}).get("definition", {})
+        values = declared.get("environment_variables") if isinstance(declared, dict) else None
+        if not isinstance(values, dict):
+            return {}
+        return {str(k): "" if v is None else str(v) for k, v in values.items()}
+
+
+def load(path: Path, options: BuildOptions) -> Runnable:
+    """A project folder is built first (``build_project``: same cache, same zip in dist/); a
+    zip is used as it is, with the definition beside it (or ``--metadata``)."""
+    from bundler.validate import context_for, find_definition, load_bundle
+
+    if path.is_dir():
+        from bundler.build import build_project
+
+        result = build_project(path, options)
+        built = load_bundle(result.zip_path)
+        return Runnable(result.zip_path, built, context_for(built, result.spec.metadata),
+                        result.spec.metadata, path / DOTENV, built=True)
+    bundle = load_bundle(path)
+    definition = find_definition(path, bundle, options.metadata)
+    context = context_for(bundle, definition, runtime=options.runtime, mode=options.mode,
+                          glibc=options.glibc)
+    return Runnable(path, bundle, context, definition, path.parent / DOTENV)
+
+
+def check_runnable(runnable: Runnable) -> None:
+    """Only Python bundles boot here (a .NET one needs the .NET runtime and a dotnet host)."""
+    if runnable.target.runtime not in PYTHON_RUNTIMES:
+        raise UsageError(f"{runnable.zip_path} is a {runnable.target.runtime} bundle; "
+                         "fbundle run boots python_3_13 / python_3_14 bundles",
+                         "run a .NET bundle with `dotnet <entry>.dll` in an unpacked copy")
+    if not runnable.context.entry_point:
+        raise UsageError(f"{runnable.zip_path}: the definition has no entry_point",
+                         'set code_configuration.entry_point, e.g. ["python", "main.py"]')
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why a member name must not be written under the unpack folder, or None."""
+    if not name or "\0" in name:
+        return "an empty name or a NUL byte"
+    if "\\" in name:
+        return "a backslash"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "a '..' part"
+    return None
+
+
+def unpack(bundle: Bundle, root: Path) -> None:
+    """Write every member under ``root`` from the zip reader's own names and bytes; a name
+    that would land outside ``root``, or a symlink, is refused before anything is written."""
+    for entry in bundle.entries:
+        if problem := unsafe_name(entry.name):
+            raise UsageError(f"{bundle.location}: member {entry.name!r} has {problem}; "
+                             "fbundle run does not unpack it", "rebuild the zip with fbundle build")
+        if entry.kind == "symlink":
+            raise UsageError(f"{bundle.location}: member {entry.name!r} is a symlink "
+                             "(FB208); fbundle run does not create links from a zip",
+                             "rebuild the zip with fbundle build")
+    resolved = root.resolve()
+    for entry in bundle.entries:
+        target = (root / entry.name).resolve()
+        if target != resolved and resolved not in target.parents:
+            raise UsageError(f"{bundle.location}: member {entry.name!r} leaves the folder",
+                             "rebuild the zip with fbundle build")
+        if entry.kind == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with entry.open() as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink, CHUNK)
+        if entry.mode & 0o111:
+            target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of a dotenv file (python-dotenv's grammar: quotes, ``export``, comments,
+    ``${VAR}`` from earlier lines). Values are secrets: they never reach a message."""
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        raise UsageError(f"--env-file {path}: not found", "pass an existing dotenv file")
+    try:
+        values = dotenv_values(path, interpolate=True)
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"--env-file {path}: cannot be read ({type(error).__name__})",
+                         "check the file") from None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def agent_environment(root: Path, home: Path, shims: Path, port: int, mode: str,
+                      variables: dict[str, str], secrets: dict[str, str],
+                      site: Path | None = None) -> dict[str, str]:
+    """The whole environment of the entry point (nothing inherited from fbundle's); ``site``
+    is where a remote_build bundle's requirements were installed."""
+    env = {
+        "PATH": f"{shims}{os.pathsep}{SYSTEM_PATH}",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "PORT": str(port),
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONUNBUFFERED": "1",  # so output streams as it is written, as a container log does
+    }
+    if mode == "bundled":
+        env["PYTHONPATH"] = str(root / "packages")
+    elif site is not None:
+        env["PYTHONPATH"] = str(site)
+    env.update(variables)
+    env.update(secrets)
+    env["PORT"] = str(port)  # the port the readiness probe asks on wins over any file
+    return env
