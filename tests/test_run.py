@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -312,6 +313,11 @@ def test_ctrl_c_stops_the_agent_and_removes_the_temporary_folder(
             "open(os.environ['PID_FILE'], 'w').write(str(os.getpid()))\n"
             "class H(BaseHTTPRequestHandler):\n"
             "    def do_GET(self):\n        self.send_response(200); self.end_headers()\n"
+            "    def do_POST(self):\n"
+            "        body = self.rfile.read(int(self.headers['Content-Length']))\n"
+            "        self.send_response(200)\n"
+            "        self.send_header('Content-Type', 'application/json'); self.end_headers()\n"
+            "        self.wfile.write(b'{\"got\": ' + body + b'}')\n"
             "print('agent says hello', flush=True)\n"
             "HTTPServer(('127.0.0.1', int(os.environ['PORT'])), H).serve_forever()\n")
     project = agent_project(tmp_path / "agent", "python_3_13", main=main)
@@ -334,6 +340,13 @@ def test_ctrl_c_stops_the_agent_and_removes_the_temporary_folder(
             break
     assert any(line.startswith("ready: ") for line in seen), seen
     assert process.stdout.readline() == "agent says hello\n"  # streamed as it is written
+    port = re.search(r"PORT=(\d+)", "".join(seen))
+    assert port is not None
+    # `fbundle invoke --local` reaches the agent `run` keeps up.
+    local = run_cli("invoke", "--local", f"http://127.0.0.1:{port[1]}", "--protocol",
+                    "invocations", "--input", "hi")
+    assert local.exit_code == 0, local.output
+    assert json.loads(local.stdout) == {"got": {"input": "hi"}}
     agent_pid = int(pid_file.read_text())
     assert len(list(temp.iterdir())) == 1  # the unpacked bundle, while it runs
     process.send_signal(signal.SIGINT)

@@ -1,21 +1,17 @@
-"""The one request ``fbundle run --invoke`` sends to the booted agent.
-
-The shapes are those of ``fbundle invoke`` (the service's invoke, issue 16), so what passes
-locally is what the service is sent: ``responses`` -> ``POST /responses`` with
-``{"input": TEXT, "stream": false}`` (a JSON object is sent as given, ``stream`` false unless it
-says otherwise); ``invocations`` -> ``POST /invocations`` with ``{"input": TEXT}`` or the JSON
-as given. Kept here until that builder is on main (``bundler/deploy`` is another area).
+"""The one request ``fbundle run --invoke`` sends to the booted agent: built by ``fbundle
+invoke``'s own builder (``bundler.deploy.invoke.build_request``), so what passes locally is
+what the service is sent — ``responses`` -> ``POST /responses`` with ``{"input": TEXT,
+"stream": false}``, ``invocations`` -> ``POST /invocations`` with ``{"input": TEXT}``; a JSON
+value that is not a string is sent as the whole body.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
+from bundler.deploy.invoke import NOT_INVOCABLE, PROTOCOLS, build_request
 from bundler.errors import UsageError
-
-INVOCABLE = ("responses", "invocations")
 
 
 @dataclass(frozen=True)
@@ -23,37 +19,32 @@ class LocalRequest:
     protocol: str
     route: str
     body: bytes
+    content_type: str
 
 
 def protocol_of(declared: list[str]) -> str:
-    """The first HTTP protocol the definition declares (the article's default: responses)."""
+    """The first HTTP protocol the definition declares (none declared: responses, the
+    article's example)."""
     for protocol in declared:
-        if protocol in INVOCABLE:
+        if protocol in PROTOCOLS:
             return protocol
     if declared:
-        raise UsageError(f"the definition declares {', '.join(declared)}, none of which "
-                         "fbundle run can invoke over HTTP",
+        cannot = [p for p in declared if p in NOT_INVOCABLE] or declared
+        raise UsageError(f"the definition declares {', '.join(cannot)}, which fbundle run "
+                         "cannot invoke over HTTP",
                          "declare responses or invocations in protocol_versions, or run "
                          "without --invoke")
     return "responses"
 
 
 def local_request(protocol: str, value: str) -> LocalRequest:
-    """``value`` is a JSON body, or plain text sent as the request's ``input``."""
+    """``value`` is a JSON body, or text (or a JSON string) sent as the request's input."""
     try:
-        parsed: Any = json.loads(value)
+        parsed = json.loads(value)
     except ValueError:
         parsed = value
     if isinstance(parsed, str):
-        payload: Any = {"input": parsed}
-        raw = None
+        request = build_request(protocol, input_text=parsed)
     else:
-        payload, raw = parsed, value.encode("utf-8")
-    if protocol == "responses":
-        if not isinstance(payload, dict):
-            raise UsageError("--invoke for the responses protocol must be a JSON object or text",
-                             'pass for example --invoke \'{"input": "Hello"}\'')
-        payload.setdefault("stream", False)
-        return LocalRequest(protocol, "/responses", json.dumps(payload).encode("utf-8"))
-    body = raw if raw is not None else json.dumps(payload).encode("utf-8")
-    return LocalRequest(protocol, "/invocations", body)
+        request = build_request(protocol, body=value)
+    return LocalRequest(protocol, request.route(None), request.body, request.content_type)

@@ -217,7 +217,7 @@ class Session:
         try:
             with httpx.Client(trust_env=False, timeout=timeout) as client:
                 reply = client.post(f"{self.url}{request.route}", content=request.body,
-                                    headers={"Content-Type": "application/json"})
+                                    headers={"Content-Type": request.content_type})
         except httpx.TimeoutException:
             raise AgentFailed(f"POST {request.route} got no answer within {timeout:g} s",
                               "pass a longer --timeout, or read the agent's output",
