@@ -166,7 +166,9 @@ def invoke_command(agent: str | None, protocol: str | None, input_text: str | No
     name = check_agent(agent) if agent is not None or local is None else None
     protocol = protocol or default_protocol(definition, name)
     if local is not None:
-        _invoke_local(local, protocol, input_text, _body(body), stream, session)
+        options = HttpOptions.from_env(connect_timeout=conn["connect_timeout"],
+                                       read_timeout=conn["read_timeout"])
+        _invoke_local(local, protocol, input_text, _body(body), stream, session, options)
         return
     assert name is not None
     with make_client(conn.pop("endpoint"), conn.pop("api_version"), conn.pop("no_preview_header"),
@@ -186,10 +188,9 @@ def invoke_command(agent: str | None, protocol: str | None, input_text: str | No
 
 
 def _invoke_local(url: str, protocol: str, input_text: str | None, body: str | None,
-                  stream: bool, session: str | None) -> None:
+                  stream: bool, session: str | None, options: HttpOptions) -> None:
     request = build_request(protocol, input_text=input_text, body=body, stream=stream,
                             session=session)
-    options = HttpOptions.from_env()
     transport: Transport
     with local_transport(url, options=options) as transport:
         try:
