@@ -11,19 +11,30 @@ ship an agent that cannot import them.
 
 from __future__ import annotations
 
+import errno
+import fnmatch
+import hashlib
+import logging
 import os
 import stat
 import struct
+import subprocess
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
 
+from bundler.checks.base import Finding, finding
+from bundler.checks.layout import secret_finding
 from bundler.errors import UsageError
 from bundler.identity import build_outputs
-from bundler.model import EXEC_MODE, FILE_MODE, Entry, FileData
+from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, Entry, FileData
+from bundler.sensitive import SNIFF_BYTES, name_patterns, secret_by_content, secret_by_name
+from bundler.write import TEMP_PATTERN
+
+log = logging.getLogger(__name__)
 
 IGNORE_FILES = (".fbundleignore", ".agentignore")
 DEFAULT_EXCLUDES = (
@@ -32,16 +43,34 @@ DEFAULT_EXCLUDES = (
     ".tox/", ".nox/", "/dist/", "node_modules/", "*.egg-info/", ".DS_Store", "Thumbs.db",
     ".idea/", ".vscode/", ".ipynb_checkpoints/", ".coverage", "htmlcov/",
     "/metadata.json", "/.fbundleignore", "/.agentignore",
-    ".azure/",  # azd's environments: their .env files hold provisioned values and secrets
+    # azd's: its environment folder (values, sometimes secrets), its project file, the
+    # container files of the image-based flow. agent.yaml is added unless the entry point
+    # names it (see ``scan_sources``).
+    ".azure/", "/azure.yaml", "Dockerfile", ".dockerignore",
+    # temps of an interrupted fbundle write (bundler/write.py names them)
+    TEMP_PATTERN,
+    *name_patterns(),
 )
+AGENT_YAML = "agent.yaml"
+_SECRET_HINT = "a `!` pattern in .fbundleignore ships it"
 
 
 @dataclass
 class Collection:
-    """What goes in, and what was left out and why (for ``build --list``)."""
+    """What goes in, and what was left out and why (for ``build --list``).
+
+    ``links`` are the symlinks that were followed (bundle path, what it points to, relative to
+    the project; folders end in ``/``): each is stored as a copy of its target. ``findings``
+    are the warnings collection itself can tell (FB112 for a secret-looking file a ``!``
+    pattern shipped, FB114 for files git ignores); ``secrets`` the files left out because they
+    look like secrets (for the note ``build`` prints).
+    """
 
     entries: list[Entry] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
 
 
 def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
@@ -61,32 +90,62 @@ def _ignore_lines(root: Path) -> list[str]:
     return lines
 
 
+def entry_point_needs(entry_point: Sequence[str], name: str) -> bool:
+    """Whether an argument of the entry point names the root file ``name`` (``agent.yaml``,
+    ``./agent.yaml``, ``--config=agent.yaml``)."""
+    for arg in entry_point[1:]:
+        value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
+        if value.removeprefix("./") == name:
+            return True
+    return False
+
+
 def scan_sources(
     root: Path,
     extra_excludes: Sequence[str] = (),
     *,
     output: Path | None = None,
+    entry_point: Sequence[str] = (),
+    git: bool = True,
 ) -> Collection:
-    """Walk ``root`` in a fixed order and decide, file by file, what goes into the bundle."""
+    """Walk ``root`` in a fixed order and decide, file by file, what goes into the bundle.
+
+    Every file taken is read once here: its sha256 travels in the entry (the writer checks the
+    bytes it writes against it) and its first bytes are checked for secrets. ``git``: warn
+    (FB114) about files git ignores, when ``root`` is in a git work tree.
+    """
     root = root.resolve()
-    defaults = _spec([*DEFAULT_EXCLUDES, *extra_excludes])
+    fixed = [*DEFAULT_EXCLUDES, *extra_excludes]
+    if not entry_point_needs(entry_point, AGENT_YAML):
+        fixed.append(f"/{AGENT_YAML}")
+    defaults = _spec(fixed)
     # One spec in gitignore order, so a user's ``!pattern`` can re-include a default.
-    combined = _spec([*DEFAULT_EXCLUDES, *extra_excludes, *_ignore_lines(root)])
+    combined = _spec([*fixed, *_ignore_lines(root)])
     output = output.resolve() if output else None
     outputs = build_outputs(output) if output else set()
     result = Collection()
-    seen_dirs: set[tuple[int, int]] = set()
+    on_disk: dict[str, tuple[str, int]] = {}  # path relative to root (no link on the way) -> name
 
-    def excluded(rel: str) -> str | None:
-        if not combined.match_file(rel):
-            return None
-        return "excluded by default" if defaults.match_file(rel) else "matched an ignore file"
+    def decide(rel: str) -> tuple[str | None, bool]:
+        """(why ``rel`` is left out or None, whether a user's ``!pattern`` decided it)."""
+        checked = combined.check_file(rel)
+        if checked.include:
+            if not defaults.match_file(rel):
+                return "matched an ignore file", False
+            if kind := secret_by_name(rel):
+                return f"looks like a secret: {kind}; {_SECRET_HINT}", False
+            if fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], TEMP_PATTERN):
+                return "a temp file an interrupted fbundle write left", False
+            return "excluded by default", False
+        return None, checked.include is False and (checked.index or 0) >= len(fixed)
 
-    def walk(directory: Path, prefix: str) -> None:
-        st = directory.stat()
-        if (st.st_dev, st.st_ino) in seen_dirs:
-            return  # a symlink loop back into a folder we are already in
-        seen_dirs.add((st.st_dev, st.st_ino))
+    def skip(rel: str, reason: str) -> None:
+        result.skipped.append((rel, reason))
+        if reason.startswith("looks like a secret"):
+            result.secrets.append(rel)
+
+    def walk(directory: Path, prefix: str, ancestors: frozenset[tuple[int, int]],
+             linked: bool) -> None:
         try:
             children = sorted(os.scandir(directory), key=lambda d: d.name)
         except OSError as error:
@@ -97,26 +156,48 @@ def scan_sources(
             rel = f"{prefix}{name}"
             path = Path(child.path)
             is_link = child.is_symlink()
+            target_rel = ""
             if is_link:
-                target = path.resolve()
+                target = _link_target(path, rel, excluded=lambda r=rel: bool(
+                    decide(r)[0] or decide(r + "/")[0]))
+                if target is None:
+                    result.skipped.append((rel, "a broken symlink, excluded"))
+                    continue
+                if not target.is_relative_to(root) and (decide(rel)[0] or decide(rel + "/")[0]):
+                    result.skipped.append((rel, "symlink out of the project, excluded"))
+                    continue
                 if not target.is_relative_to(root):
-                    if excluded(rel) or excluded(rel + "/"):
-                        result.skipped.append((rel, "symlink out of the project, excluded"))
-                        continue
                     raise UsageError(
                         f"{rel} is a symlink to {target}, outside the project",
                         "copy the file into the project, or list it in .fbundleignore",
                     )
-                if not target.exists():
-                    raise UsageError(f"{rel} is a broken symlink", "remove it or fix its target")
+                target_rel = target.relative_to(root).as_posix()
             if child.is_dir(follow_symlinks=True):
-                if reason := excluded(rel + "/"):
-                    result.skipped.append((rel + "/", reason))
+                reason, kept = decide(rel + "/")
+                if reason is None and is_link and target_rel != ".":
+                    reason = _excluded_target(decide(target_rel + "/")[0], target_rel + "/")
+                if reason:
+                    skip(rel + "/", reason)
                     continue
-                walk(path, rel + "/")
+                st = path.stat()
+                if (st.st_dev, st.st_ino) in ancestors:
+                    shown = "the project root" if target_rel == "." else f"{target_rel}/"
+                    result.skipped.append((rel + "/", f"symlink loop: points to {shown}, a "
+                                           "folder it is inside"))
+                    continue
+                if not kept and (path / "pyvenv.cfg").is_file():
+                    result.skipped.append((rel + "/", "a virtual environment (holds "
+                                           "pyvenv.cfg)"))
+                    continue
+                if is_link:
+                    result.links.append((rel + "/", target_rel + "/"))
+                walk(path, rel + "/", ancestors | {(st.st_dev, st.st_ino)}, linked or is_link)
                 continue
-            if reason := excluded(rel):
-                result.skipped.append((rel, reason))
+            reason, kept = decide(rel)
+            if reason is None and is_link:
+                reason = _excluded_target(decide(target_rel)[0], target_rel)
+            if reason:
+                skip(rel, reason)
                 continue
             try:
                 st = path.stat()
@@ -132,12 +213,111 @@ def scan_sources(
             if not os.access(path, os.R_OK):
                 raise UsageError(f"{rel}: cannot be read (permission denied)",
                                  "fix its permissions or exclude it in .fbundleignore")
-            mode = source_mode(path, rel)
-            result.entries.append(Entry(rel, st.st_size, FileData(path), mode, origin="source"))
+            digest, head, size = _read(path, rel)
+            if kind := secret_by_content(rel, head, size):
+                if not kept:
+                    skip(rel, f"looks like a secret: {kind}; {_SECRET_HINT}")
+                    continue
+                result.findings.append(secret_finding(rel, kind))
+            elif kept and (kind := secret_by_name(rel)):
+                result.findings.append(secret_finding(rel, kind))
+            if is_link:
+                result.links.append((rel, target_rel))
+            elif not linked:
+                on_disk[os.path.relpath(child.path, root)] = (rel, size)
+            mode = EXEC_MODE if head.startswith(b"#!") or elf_executable(head) else FILE_MODE
+            result.entries.append(Entry(rel, size, FileData(path), mode, origin="source",
+                                        sha256=digest))
 
-    walk(root, "")
+    top = root.stat()
+    walk(root, "", frozenset({(top.st_dev, top.st_ino)}), False)
     refuse_host_dependent_names(result.entries)
+    if git and (found := git_ignored_finding(root, on_disk)):
+        result.findings.append(found)
     return result
+
+
+def _link_target(path: Path, rel: str, *, excluded: Callable[[], bool]) -> Path | None:
+    """Where a symlink leads (fully resolved); None when it leads out of the project but is
+    excluded anyway. A broken link or a link to itself is an error unless excluded."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError) as error:  # RuntimeError: Python < 3.13 on a loop
+        if excluded():
+            return None
+        if isinstance(error, RuntimeError) or getattr(error, "errno", None) == errno.ELOOP:
+            raise UsageError(f"{rel} is a symlink loop (it leads back to itself)",
+                             "remove it or point it at a real file") from None
+        raise UsageError(f"{rel} is a broken symlink", "remove it or fix its target") from None
+
+
+def _excluded_target(reason: str | None, target_rel: str) -> str | None:
+    """A link to a file or folder that is itself left out is left out too: following it
+    would ship what the excludes keep out (``cfg -> .env``)."""
+    return f"symlink to {target_rel}, which is left out ({reason})" if reason else None
+
+
+def _read(path: Path, rel: str) -> tuple[str, bytes, int]:
+    """(sha256, the first SNIFF_BYTES, size) of a source file, in one read."""
+    digest = hashlib.sha256()
+    head = b""
+    size = 0
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(CHUNK):
+                if len(head) < SNIFF_BYTES:
+                    head += chunk[: SNIFF_BYTES - len(head)]
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as error:
+        raise UsageError(f"{rel}: cannot be read ({error.strerror or error})",
+                         "fix its permissions or exclude it in .fbundleignore") from None
+    return digest.hexdigest(), head, size
+
+
+GIT_TIMEOUT = 60
+
+
+def git_ignored(root: Path, paths: Iterable[str]) -> set[str] | None:
+    """Which of ``paths`` (relative to ``root``, as on disk) git ignores.
+
+    None when git is not installed or ``root`` is not in a git work tree. Files git tracks
+    are never reported (``git check-ignore`` without ``--no-index``): only what git would
+    leave out of a commit.
+    """
+    data = b"".join(os.fsencode(p) + b"\0" for p in paths)
+    if not data:
+        return set()
+    try:
+        done = subprocess.run(["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+                              input=data, capture_output=True, timeout=GIT_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode not in (0, 1):  # 128: not a work tree (or git could not tell)
+        log.debug("git check-ignore: %s", done.stderr.decode("utf-8", "replace").strip())
+        return None
+    return {os.fsdecode(p) for p in done.stdout.split(b"\0") if p}
+
+
+def git_ignored_finding(root: Path, on_disk: dict[str, tuple[str, int]]) -> Finding | None:
+    """FB114, one for the whole bundle: how many files git ignores would ship, the largest."""
+    ignored = git_ignored(root, on_disk)
+    if not ignored:
+        return None
+    shipped = sorted((on_disk[p] for p in ignored if p in on_disk), key=lambda x: (-x[1], x[0]))
+    if not shipped:
+        return None
+    (largest, size), count = shipped[0], len(shipped)
+    total = sum(s for _, s in shipped)
+    files = "1 file" if count == 1 else f"{count} files"
+    return finding("FB114", largest, f"{files} that git ignores would ship ({_mb(total)}); "
+                   f"the largest is {largest} ({_mb(size)})",
+                   "list what the agent does not need in .fbundleignore (`git check-ignore "
+                   "-v PATH` shows which rule ignores a file)")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
 
 
 # -- what a Windows or macOS checkout would change --------------------------------------------
@@ -235,6 +415,11 @@ def _archive_name(name: str, directory: Path) -> str:
             f"{directory / name!r} has a name that is not valid UTF-8",
             "rename it: zip names must be UTF-8",
         ) from None
+    if control := next((c for c in name if ord(c) < 0x20 or ord(c) == 0x7F), None):
+        raise UsageError(
+            f"{directory / name!r} has a control character ({control!r}) in its name",
+            "rename it: such names are ambiguous in listings, digests and logs",
+        )
     if "\\" in name:
         raise UsageError(f"{directory / name}: backslash in a file name",
                          "rename it: backslashes become folder separators on Windows")
@@ -245,4 +430,4 @@ def collect_sources(
     root: Path, extra_excludes: Sequence[str] = (), *, output: Path | None = None
 ) -> list[Entry]:
     """The entries of ``scan_sources`` (what goes in)."""
-    return scan_sources(root, extra_excludes, output=output).entries
+    return scan_sources(root, extra_excludes, output=output, git=False).entries

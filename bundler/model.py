@@ -194,12 +194,32 @@ def file_sha256(path: Path) -> str:
 
 
 def content_digest(entries: Iterable[Entry]) -> str:
-    """sha256 over the sorted lines ``<sha256 of entry bytes>  <entry name>``.
+    """The content digest of a bundle's files (see :func:`content_digest_of`)."""
+    return content_digest_of((e.name, e.digest()) for e in entries if e.is_file)
+
+
+def digest_line(name: str, sha256: str) -> str:
+    r"""One line of the content digest, in ``sha256sum``'s own format.
+
+    ``<sha256>  <name>\n``, except that a name holding a backslash, CR or LF is escaped as
+    GNU ``sha256sum`` does: the line starts with ``\``, and in the name ``\`` becomes ``\\``,
+    LF ``\n`` and CR ``\r``. No line then holds a raw newline, and an escaped line never
+    equals an unescaped one (those start with a hex digit), so two different lists of files
+    never join to the same text. Names without those characters are unchanged.
+    """
+    if "\\" in name or "\n" in name or "\r" in name:
+        escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return f"\\{sha256}  {escaped}\n"
+    return f"{sha256}  {name}\n"
+
+
+def content_digest_of(files: Iterable[tuple[str, str]]) -> str:
+    """sha256 over the sorted :func:`digest_line` of every ``(name, sha256 of its bytes)``.
 
     Unlike the zip's own sha256 this does not depend on the compressor, so it is what an audit
-    compares first.
+    compares first. The writer feeds it the sha256 of the bytes it actually wrote.
     """
-    lines = sorted(f"{e.digest()}  {e.name}\n" for e in entries if e.is_file)
+    lines = sorted(digest_line(name, sha) for name, sha in files)
     return hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -9,8 +9,11 @@ Output is parsed back with ``zipfile`` in the tests.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
+import stat
 import struct
 import tempfile
 import time
@@ -21,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from bundler.errors import BuildError
-from bundler.model import EXEC_MODE, FILE_MODE, Entry, ZipMemberData
+from bundler.model import EXEC_MODE, FILE_MODE, Entry, ZipMemberData, content_digest_of
 from bundler.zipformat import CHUNK, raw_chunks
 
 COMPRESS_LEVEL = 6
@@ -74,14 +77,18 @@ class Member:
     size: int
     compressed: bytes | Callable[[], Iterator[bytes]]
     compress_size: int
+    sha256: str | None = None  # of the uncompressed bytes read to compress it (None: raw copy)
 
 
 @dataclass(frozen=True)
 class WriteResult:
+    """The zip written: its sha256 and size, and the content digest of the bytes in it."""
+
     path: Path
     sha256: str
     size: int
     entries: int
+    content_digest: str = ""
 
 
 def normal_mode(entry: Entry) -> int:
@@ -137,16 +144,18 @@ def compress(entry: Entry) -> Member:
     else:
         method, body = STORED, data
     return Member(entry.name.encode("utf-8"), normal_mode(entry), method, crc, len(data), body,
-                  len(body))
+                  len(body), hashlib.sha256(data).hexdigest())
 
 
 def _compress_spooled(entry: Entry) -> Member:
     spool = tempfile.TemporaryFile()
     packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
     crc = size = 0
+    digest = hashlib.sha256()
     with entry.open() as stream:
         while chunk := stream.read(CHUNK):
             crc = zlib.crc32(chunk, crc)
+            digest.update(chunk)
             size += len(chunk)
             spool.write(packer.compress(chunk))
     spool.write(packer.flush())
@@ -165,14 +174,33 @@ def _compress_spooled(entry: Entry) -> Member:
                 again = zlib.crc32(chunk, again)
                 yield chunk
         if again != crc:
-            raise BuildError(f"{entry.name} changed while the bundle was being written",
-                             "build again once nothing is writing to the project")
+            raise changed(entry)
 
     name = entry.name.encode("utf-8")
+    sha = digest.hexdigest()
     if deflated < size:
-        return Member(name, normal_mode(entry), DEFLATED, crc, size, from_spool, deflated)
+        return Member(name, normal_mode(entry), DEFLATED, crc, size, from_spool, deflated, sha)
     spool.close()
-    return Member(name, normal_mode(entry), STORED, crc, size, from_source, size)
+    return Member(name, normal_mode(entry), STORED, crc, size, from_source, size, sha)
+
+
+def changed(entry: Entry) -> BuildError:
+    return BuildError(f"{entry.name} changed while it was being read",
+                      "build again once nothing is writing to the project")
+
+
+def _written_digest(entry: Entry, member: Member) -> str:
+    """The sha256 of the bytes written for ``entry``, checked against what the plan knew.
+
+    A source's sha256 is known from collection (the input key is made of it): bytes that
+    differ now mean the file changed during the build, and the zip, its identities and the
+    input key would disagree, so the build fails before the zip replaces the old one.
+    """
+    if member.sha256 is None:  # a raw copy: its bytes are the source zip's, as verified
+        return entry.digest()
+    if entry.sha256 is not None and entry.sha256 != member.sha256:
+        raise changed(entry)
+    return member.sha256
 
 
 # -- the size of the zip before it is written -------------------------------------------------
@@ -254,18 +282,110 @@ def prepare(entry: Entry) -> Member:
     return _raw_copy(entry) or compress(entry)
 
 
+TEMP_SUFFIX = ".fbundle-tmp"
+#: What :func:`atomic_output` names its temps: ``.<name>.<8 random chars>.fbundle-tmp`` (the
+#: random part is mkstemp's alphabet). ``collect`` never takes such a file as a source.
+TEMP_PATTERN = "*" + TEMP_SUFFIX
+STALE_TEMP_SECONDS = 3600  # a temp this old is no write in progress: its writer was killed
+
+
+def _temp_name(name: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(TEMP_SUFFIX)}")
+
+
+def remove_stale_temps(path: Path, *, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the temps a killed write of ``path`` left beside it; returns what was removed.
+
+    Only files named exactly as :func:`atomic_output` names temps *for this path*, owned by
+    this user and untouched for ``older_than`` seconds (a write in progress keeps its temp's
+    mtime fresh), so a concurrent build's temp and other people's files are never touched.
+    """
+    pattern = _temp_name(path.name)
+    now = time.time()
+    removed: list[Path] = []
+    try:
+        children = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for child in children:
+        if not pattern.fullmatch(child.name):
+            continue
+        try:
+            st = child.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < older_than:
+                continue
+            if hasattr(os, "getuid") and st.st_uid != os.getuid():
+                continue
+            os.unlink(child.path)
+        except OSError:
+            continue  # someone else's problem, or already gone
+        removed.append(Path(child.path))
+    return removed
+
+
+_WHY = {
+    errno.ENOSPC: ("the disk is full", "free some space there, or write somewhere else"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space, or write somewhere else"),
+    errno.EROFS: ("the file system is read-only", "write somewhere writable"),
+    errno.EACCES: ("permission denied", "make the folder writable for you, or write "
+                   "somewhere else"),
+    errno.EPERM: ("operation not permitted", "make the folder writable for you, or write "
+                  "somewhere else"),
+    errno.EISDIR: ("a folder is in the way", "remove or rename that folder, or write "
+                   "somewhere else"),
+    errno.ENOTDIR: ("a file is in the way of its folder", "remove or rename that file, or "
+                    "write somewhere else"),
+}
+
+
+def output_error(path: Path, error: OSError) -> BuildError:
+    """An OSError writing ``path`` as one line: the path, what happened, what to do."""
+    why, hint = _WHY.get(error.errno or 0, (error.strerror or str(error),
+                                            "check the folder, or write somewhere else"))
+    return BuildError(f"cannot write {path}: {why}", hint)
+
+
+class _Output:
+    """The temp file's stream: a failed write names the output, not a bare errno."""
+
+    def __init__(self, stream: BinaryIO, path: Path) -> None:
+        self._stream = stream
+        self._path = path
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._stream.write(data)
+        except OSError as error:
+            raise output_error(self._path, error) from None
+
+
 @contextmanager
 def atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """A temp file beside ``path``, renamed over it only when the block finishes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """A temp file beside ``path``, renamed over it only when the block finishes.
+
+    The temp is named by :data:`TEMP_PATTERN` (never collected as a source); stale ones a
+    killed write left are removed first (:func:`remove_stale_temps`). Failures to create,
+    write or rename name ``path`` and say what to do (:func:`output_error`).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as error:
+        raise output_error(path, error) from None
     try:
         with os.fdopen(fd, "wb") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+            yield cast(BinaryIO, _Output(stream, path))
+            try:
+                stream.flush()
+                os.fsync(stream.fileno())
+            except OSError as error:
+                raise output_error(path, error) from None
+        try:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except OSError as error:
+            raise output_error(path, error) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -312,8 +432,10 @@ def write_zip(entries: Iterable[Entry], path: Path, *, threads: int | None = Non
         central: list[bytes] = []
         # Raw copies cost nothing to prepare; only members that need deflating go to the pool.
         pending = [_raw_copy(e) or pool.submit(compress, e) for e in files]
-        for prepared in pending:
+        digests: list[tuple[str, str]] = []
+        for entry, prepared in zip(files, pending, strict=True):
             member = prepared if isinstance(prepared, Member) else prepared.result()
+            digests.append((entry.name, _written_digest(entry, member)))
             flags = _UTF8_FLAG if not member.name.isascii() else 0
             offset = out.offset
             out.write(_LOCAL.pack(0x04034B50, _NEEDS, flags, member.method, dos_time, dos_date,
@@ -339,7 +461,7 @@ def write_zip(entries: Iterable[Entry], path: Path, *, threads: int | None = Non
         digest = out.digest.hexdigest()
         if limit is not None and size > limit:
             raise ZipTooLarge(size, limit)  # before the rename: the old zip stays
-    return WriteResult(path, digest, size, len(files))
+    return WriteResult(path, digest, size, len(files), content_digest_of(digests))
 
 
 def _write_directory(out: _HashingWriter, central: list[bytes]) -> None:

@@ -173,7 +173,7 @@ def test_default_excludes_and_ignore_files(tmp_path: Path, run_cli: RunCli) -> N
                 if line.startswith("+ ")]
     assert included == ["keep.txt", "main.py", "requirements.txt"]
     assert "- notes/  (matched an ignore file)" in result.stdout
-    assert "- .env  (excluded by default)" in result.stdout
+    assert "- .env  (looks like a secret: an environment file" in result.stdout
 
 
 def test_symlink_out_of_the_project_is_refused_with_its_name(

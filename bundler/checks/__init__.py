@@ -23,6 +23,7 @@ from bundler.checks.scan import Opener, bomb_reason, read_head, read_text, scan_
 from bundler.model import Bundle
 from bundler.records import EXCLUDED_FILE
 from bundler.zipformat import MAX_ENTRIES
+from bundler.sensitive import wants_content
 
 __all__ = ["FAMILIES", "REGISTRY", "archive", "binaries", "deps", "dotnet", "layout", "metadata",
            "paths", "size", "CheckContext", "Finding", "Rule", "Severity", "errors", "run_checks",
@@ -53,7 +54,8 @@ def _read(facts: Facts, opener: Opener) -> None:
         facts.content_skipped = f"{len(facts.bundle.entries)} entries, over the limit"
         return
     for entry in facts.files:
-        if wanted_text(entry.name, facts) and entry.name not in facts.not_read:
+        if (wanted_text(entry.name, facts) or wants_content(entry.name, entry.size)) \
+                and entry.name not in facts.not_read:
             text = read_text(opener, entry, facts)
             if text is not None:
                 facts.texts[entry.name] = text

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from bundler.checks.base import Finding, finding, rules
 from bundler.checks.deps import bundle_requirements, owners, requirement_lines
 from bundler.checks.facts import Facts
+from bundler.sensitive import secret_by_content, secret_by_name, wants_content
 
 RULES = rules(
     ("FB101", "error", "everything sits under one wrapper folder"),
@@ -22,6 +23,9 @@ RULES = rules(
     ("FB110", "warning", "a .env secrets file shipped"),
     ("FB111", "error", "the bundle is empty"),
     ("FB130", "warning", "a .pth file where Python does not process it"),
+    ("FB112", "warning", "a file that looks like a secret (key, credentials) shipped"),
+    ("FB113", "warning", "azd's environment folder (.azure/) shipped"),
+    ("FB114", "warning", "files that git ignores would ship"),
 )
 
 _PYTHON = re.compile(r"^python(3(\.\d+)?)?$")
@@ -86,6 +90,33 @@ def check(facts: Facts) -> Iterator[Finding]:
         if base == ".env" or (base.startswith(".env.") and base != ".env.example"):
             yield finding("FB110", name, "an environment file (often holding secrets) is "
                           "shipped", "remove it; set environment_variables in metadata.json")
+        elif kind := _secret(facts, name):
+            yield secret_finding(name, kind)
+        if azure := _folder_of(parts, ".azure"):
+            yield finding("FB113", azure, "azd's environment folder is shipped (it holds "
+                          "subscription, resource and sometimes secret values)",
+                          f"exclude {azure} (fbundle build does by default)")
+
+
+def secret_finding(name: str, kind: str) -> Finding:
+    """FB112 for a file that looks like a secret and ships (build's collection says the same)."""
+    return finding("FB112", name, f"looks like a secret ({kind}) and ships in the bundle",
+                   "remove it and give the agent secrets through environment_variables or a "
+                   "key vault; if it is not a secret, --ignore FB112")
+
+
+def _secret(facts: Facts, name: str) -> str | None:
+    """What ``name`` is if it looks like a secret: its bytes when they were read (see
+    ``sensitive.wants_content``), else its name. Nothing under packages/ is judged: a
+    dependency's data (certifi's CA bundle) is not the project's secret."""
+    if name.startswith("packages/") or ".dist-info/" in name:
+        return None
+    text = facts.texts.get(name)
+    if text is not None:
+        data = text.encode("utf-8", "surrogateescape")
+        if kind := secret_by_content(name, data, len(data)):
+            return kind
+    return secret_by_name(name)
 
 
 def _root_files(facts: Facts, names: set[str]) -> Iterator[Finding]:

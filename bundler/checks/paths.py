@@ -19,6 +19,7 @@ RULES = rules(
     ("FB206", "error", "names that differ only by case or Unicode normalization"),
     ("FB207", "error", "name is not UTF-8"),
     ("FB208", "error", "symlink entry"),
+    ("FB209", "warning", "control character in a name"),
 )
 
 # Only a leading drive letter is one (``C:``, ``C:/x``, ``C:\\x``): ``a:b.txt`` is a valid Linux
@@ -46,6 +47,10 @@ def check(facts: Facts) -> Iterator[Finding]:
         if not entry.name_is_utf8:
             yield finding("FB207", name, "the name is not valid UTF-8 (decoded as cp437 here)",
                           "rename the file with ASCII or UTF-8 characters and rebuild")
+        if any((ord(c) < 0x20 and c != "\0") or ord(c) == 0x7F for c in name):
+            yield finding("FB209", name, "a control character in the name (shown escaped); "
+                          "listings, logs and scripts read it as something else",
+                          "rename the file with printable characters and rebuild")
         if entry.kind == "symlink":
             yield finding("FB208", name, "symlink entry; the service unpacks a plain zip",
                           "store the file it points to instead (fbundle build does)")
