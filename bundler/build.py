@@ -12,21 +12,19 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bundler import __version__
+from bundler.checks.base import Finding
 from bundler.errors import BuildError
 from bundler.identity import BuildInfo, write_definition, write_identities
-from bundler.model import MAX_BUNDLE_BYTES, content_digest, file_sha256
+from bundler.model import MAX_BUNDLE_BYTES, file_sha256
 from bundler.plan import BuildOptions, Inputs, Plan, output_path, plan_inputs, read_inputs
 from bundler.project import ProjectSpec
 from bundler.shape import ShapeReport
 from bundler.write import ZipTooLarge, compressor_fingerprint, write_zip
-
-if TYPE_CHECKING:
-    from bundler.checks import Finding
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +41,8 @@ class BuildResult:
     packages: list[dict[str, str]]
     reused: bool
     shaped: ShapeReport | None = None  # exclusions, slim, compile (None when reused)
+    warnings: list[Finding] = field(default_factory=list)
+    secrets_left_out: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,7 +57,22 @@ class BuildResult:
             "packages": self.packages,
             "reused": self.reused,
             **({"shaped": self.shaped.as_json()} if self.shaped else {}),
+            "warnings": [finding_json(f) for f in self.warnings],
+            "secrets_left_out": self.secrets_left_out,
         }
+
+
+def finding_json(f: Finding) -> dict[str, str]:
+    return {"code": f.code, "path": f.path, "message": f.message, "hint": f.hint,
+            "severity": f.severity}
+
+
+def _finding_from(data: dict[str, str]) -> Finding | None:
+    severity = data.get("severity")
+    if severity not in ("error", "warning") or not data.get("code"):
+        return None
+    return Finding(data.get("path", ""), data["code"], data.get("message", ""),
+                   data.get("hint", ""), "warning" if severity == "warning" else "error")
 
 
 def input_key(inputs: Inputs) -> str:
@@ -93,16 +108,22 @@ def build_project(root: Path, options: BuildOptions | None = None) -> BuildResul
     # A no-op is noticed from the inputs' hashes: the same key as a zip that passed the checks
     # and still hashes to its recorded sha256 -> nothing is redone, not even the checks (nor a
     # .NET publish: publishing happens in plan_inputs, after this).
+    collected = inputs.collection
     if previous is not None and previous.input_key == key and zip_path.is_file():
         if file_sha256(zip_path) == previous.sha256:
             log.info("inputs unchanged; %s is up to date", zip_path)
             write_definition(inputs.spec.metadata, zip_path)
+            recorded = [f for d in previous.warnings if (f := _finding_from(d))]
             return BuildResult(zip_path, previous.sha256, zip_path.stat().st_size,
                                previous.entries, previous.content_digest, key,
-                               inputs.spec, previous.packages, reused=True)
+                               inputs.spec, previous.packages, reused=True,
+                               warnings=sorted({*recorded, *collected.findings}),
+                               secrets_left_out=list(collected.secrets))
     plan = plan_inputs(inputs, options)
-    check_plan(plan)
+    warnings = check_plan(plan)
     try:
+        # The content digest comes from the bytes written (a source that changed since it was
+        # collected fails the write, and the old zip stays).
         written = write_zip(plan.bundle.entries, zip_path, limit=MAX_BUNDLE_BYTES)
     except ZipTooLarge as error:
         from bundler.sizes import size_table
@@ -112,12 +133,15 @@ def build_project(root: Path, options: BuildOptions | None = None) -> BuildResul
                          "does not import (--exclude-package, --slim)" if top else
                          "shrink the bundle") from None
     result = BuildResult(zip_path, written.sha256, written.size, written.entries,
-                         content_digest(plan.bundle.entries), key, plan.spec,
-                         shipped_packages(plan), reused=False, shaped=plan.shaped)
+                         written.content_digest, key, plan.spec,
+                         shipped_packages(plan), reused=False, shaped=plan.shaped,
+                         warnings=sorted({*warnings, *collected.findings}),
+                         secrets_left_out=list(collected.secrets))
     write_identities(zip_path, BuildInfo(
         sha256=result.sha256, content_digest=result.content_digest, input_key=key,
         runtime=plan.spec.runtime, mode=plan.spec.mode, size=result.size,
-        entries=result.entries, packages=result.packages))
+        entries=result.entries, packages=result.packages,
+        warnings=[finding_json(f) for f in warnings]))
     write_definition(plan.spec.metadata, zip_path)
     return result
 
@@ -137,13 +161,15 @@ def plan_findings(plan: Plan) -> list[Finding]:
     return check_bundle(plan.bundle, context)
 
 
-def check_plan(plan: Plan) -> None:
-    """Refuse a plan the validator would fail."""
+def check_plan(plan: Plan) -> list[Finding]:
+    """Refuse a plan the validator would fail; returns its warnings."""
     from bundler.checks import errors
 
-    findings = errors(plan_findings(plan))
+    found = plan_findings(plan)
+    findings = errors(found)
     if findings:
         first = findings[0]
         more = f" (and {len(findings) - 1} more; `fbundle validate` lists them)" \
             if len(findings) > 1 else ""
         raise BuildError(f"{first.code} {first.path}: {first.message}{more}", first.hint)
+    return [f for f in found if f.severity == "warning"]

@@ -20,7 +20,7 @@ import stat
 import struct
 import subprocess
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import pathspec
 from bundler.checks.base import Finding, finding
 from bundler.checks.layout import secret_finding
 from bundler.errors import UsageError
-from bundler.identity import build_outputs
+from bundler.identity import BuildInfo, build_outputs
 from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, Entry, FileData
 from bundler.sensitive import SNIFF_BYTES, name_patterns, secret_by_content, secret_by_name
 from bundler.write import TEMP_PATTERN
@@ -122,7 +122,7 @@ def scan_sources(
     # One spec in gitignore order, so a user's ``!pattern`` can re-include a default.
     combined = _spec([*fixed, *_ignore_lines(root)])
     output = output.resolve() if output else None
-    outputs = build_outputs(output) if output else set()
+    outputs = previous_outputs(output) if output else set()
     result = Collection()
     on_disk: dict[str, tuple[str, int]] = {}  # path relative to root (no link on the way) -> name
 
@@ -158,11 +158,12 @@ def scan_sources(
             is_link = child.is_symlink()
             target_rel = ""
             if is_link:
-                target = _link_target(path, rel, excluded=lambda r=rel: bool(
-                    decide(r)[0] or decide(r + "/")[0]))
-                if target is None:
-                    result.skipped.append((rel, "a broken symlink, excluded"))
-                    continue
+                target = _resolve_link(path)
+                if isinstance(target, str):
+                    if decide(rel)[0] or decide(rel + "/")[0]:
+                        result.skipped.append((rel, f"{target}, excluded"))
+                        continue
+                    raise UsageError(f"{rel} is {target}", "remove it or point it at a real file")
                 if not target.is_relative_to(root) and (decide(rel)[0] or decide(rel + "/")[0]):
                     result.skipped.append((rel, "symlink out of the project, excluded"))
                     continue
@@ -237,18 +238,26 @@ def scan_sources(
     return result
 
 
-def _link_target(path: Path, rel: str, *, excluded: Callable[[], bool]) -> Path | None:
-    """Where a symlink leads (fully resolved); None when it leads out of the project but is
-    excluded anyway. A broken link or a link to itself is an error unless excluded."""
+def previous_outputs(zip_path: Path) -> set[Path]:
+    """The files an earlier build wrote for ``zip_path``: never sources of this one.
+
+    Only when ``<zip>.json`` says a build wrote them: a project file that merely sits where the
+    zip or a file beside it would go is a source (and ``plan.check_outputs`` refuses to
+    replace it) — ``-o helper.py`` must not make helper.py vanish from the bundle.
+    """
+    return build_outputs(zip_path) if BuildInfo.read(zip_path) is not None else set()
+
+
+def _resolve_link(path: Path) -> Path | str:
+    """Where a symlink leads (fully resolved), or what is wrong with it."""
     try:
         return path.resolve(strict=True)
-    except (OSError, RuntimeError) as error:  # RuntimeError: Python < 3.13 on a loop
-        if excluded():
-            return None
-        if isinstance(error, RuntimeError) or getattr(error, "errno", None) == errno.ELOOP:
-            raise UsageError(f"{rel} is a symlink loop (it leads back to itself)",
-                             "remove it or point it at a real file") from None
-        raise UsageError(f"{rel} is a broken symlink", "remove it or fix its target") from None
+    except RuntimeError:  # Python < 3.13 on a loop
+        return "a symlink loop (it leads back to itself)"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symlink loop (it leads back to itself)"
+        return "a broken symlink"
 
 
 def _excluded_target(reason: str | None, target_rel: str) -> str | None:

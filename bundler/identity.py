@@ -62,6 +62,7 @@ class BuildInfo:
     packages: list[dict[str, str]] = field(default_factory=list)
     compressor: str = field(default_factory=compressor_fingerprint)
     fbundle: str = __version__
+    warnings: list[dict[str, str]] = field(default_factory=list)  # the checks' warnings
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -82,7 +83,8 @@ class BuildInfo:
                 mode=str(data.get("mode", "")), size=int(data.get("size", 0)),
                 entries=int(data.get("entries", 0)),
                 packages=_packages(data.get("packages")),
-                compressor=str(data.get("compressor", "")), fbundle=str(data.get("fbundle", "")))
+                compressor=str(data.get("compressor", "")), fbundle=str(data.get("fbundle", "")),
+                warnings=_packages(data.get("warnings")))
         except (KeyError, TypeError, ValueError):
             return None
         return info

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +23,10 @@ from bundler import __version__
 from bundler.cache import WheelCache, cache_root
 from bundler.collect import Collection, scan_sources
 from bundler.errors import BuildError, UsageError
+from bundler.identity import build_outputs
 from bundler.indexes import read_pip_config
 from bundler.lock import LOCK_FILE, Lock, Pin, WheelRef, read_for_target, requirement_changes
-from bundler.model import Bundle, BytesData, Entry
+from bundler.model import Bundle, BytesData, Entry, FileData
 from bundler.project import Flags, ProjectSpec, load_project
 from bundler.projectlocks import (
     POETRY_LOCK,
@@ -128,6 +130,35 @@ def output_path(spec: ProjectSpec, options: BuildOptions) -> Path:
     return options.output or spec.root / "dist" / f"{spec.name}.zip"
 
 
+def check_outputs(spec: ProjectSpec, sources: Iterable[Entry], zip_path: Path) -> None:
+    """Refuse (exit 2, before anything is written) a zip path, or a file written beside it
+    (``.sha256``, ``.json``, ``<stem>.metadata.json``), that would replace one of the project's
+    own files: a source, the agent definition, the lock, the requirements, an ignore file."""
+    root = spec.root.resolve()
+    protected: dict[Path, str] = {
+        path.resolve(): what for path, what in (
+            (root / REQUIREMENTS, "the project's requirements"),
+            (root / "pyproject.toml", "the project's pyproject.toml"),
+            (root / LOCK_FILE, "the project's lock"),
+            (root / ".fbundleignore", "the project's .fbundleignore"),
+            (root / ".agentignore", "the project's .agentignore"),
+        )}
+    for entry in sources:
+        if isinstance(entry.data, FileData):
+            protected[entry.data.path.resolve()] = f"the source {entry.name}"
+    protected[spec.metadata_path.resolve()] = "the agent definition"
+    for output in sorted(build_outputs(zip_path)):
+        what = "the zip" if output == zip_path else f"{output.name}, which build writes beside it"
+        resolved = output.resolve()
+        if resolved in protected:
+            raise UsageError(
+                f"{output} is {protected[resolved]}: writing {what} there would replace it",
+                "pass -o a path that is not a project file (the default is dist/<agent>.zip)")
+        if resolved.is_dir():
+            raise UsageError(f"{output} is a folder: {what} cannot be written there",
+                             "pass -o another path, or remove that folder")
+
+
 @dataclass
 class Inputs:
     """What decides a bundle's bytes, read before any wheel is fetched or opened: enough to
@@ -185,10 +216,13 @@ def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
 
         dotnet = read_dotnet_inputs(spec, project_file=options.project_file,
                                     output=output_path(spec, options))
+        check_outputs(spec, dotnet.sources, output_path(spec, options))
         return Inputs(effective_definition(spec, dotnet.entry), target,
                       Collection(entries=dotnet.sources), dotnet=dotnet)
     excludes = ["/packages/"] if spec.mode == "bundled" else []
-    collection = scan_sources(root, excludes, output=output_path(spec, options))
+    collection = scan_sources(root, excludes, output=output_path(spec, options),
+                              entry_point=spec.entry_point)
+    check_outputs(spec, collection.entries, output_path(spec, options))
     if (project := project_lock(root, target)) is not None:
         if options.update_lock:
             raise UsageError(f"--update-lock rewrites {LOCK_FILE}; this project is locked by "

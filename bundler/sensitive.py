@@ -1,4 +1,4 @@
-"""Files that look like secrets: what ``collect`` leaves out by default and ``validate`` warns about.
+"""Files that look like secrets: what ``collect`` leaves out and ``validate`` warns about.
 
 One home for the knowledge, so that ``build`` (which leaves such files out unless a ``!pattern``
 in ``.fbundleignore`` ships them) and ``validate`` (FB112, on any zip or folder) judge a file the
@@ -70,14 +70,15 @@ def secret_by_content(name: str, head: bytes, size: int) -> str | None:
 
     ``size`` is the whole file's: a JSON document is parsed only when ``head`` holds all of it.
     """
+    if size <= len(head) and name.lower().endswith(".json") and head.lstrip()[:1] == b"{" \
+            and (shape := _credential_json(head)):
+        return shape
     if _PRIVATE_KEY.search(head):
         return "holds a private key"
     if is_pem(name) and _CERTIFICATE not in head:
         return "a PEM file without certificates (keys, most likely)"
     if b"aws_secret_access_key" in head.lower():
         return "holds AWS credentials"
-    if size <= len(head) and name.lower().endswith(".json") and head.lstrip()[:1] == b"{":
-        return _credential_json(head)
     return None
 
 

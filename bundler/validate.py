@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from bundler.checks.base import MODES
 from bundler.checks.dotnet import PROJECT_SUFFIXES
 from bundler.checks.layout import dependency_layout
 from bundler.checks.scan import TEXT_LIMIT
+from bundler.collect import scan_sources
 from bundler.errors import UsageError
 from bundler.identity import METADATA, definition_path, metadata_beside
 from bundler.model import Bundle, is_folder, read_zip
@@ -25,9 +27,35 @@ from bundler.project import DEFAULT_ENTRY_POINT, read_metadata
 from bundler.targets import DEFAULT_GLIBC, PYTHON_RUNTIMES, RUNTIMES, Target, parse_glibc
 
 
+def read_folder(path: Path, entry_point: Sequence[str] = ()) -> tuple[Bundle, list[Finding]]:
+    """A folder as ``build`` would ship it, and what collecting it found (FB112, FB114).
+
+    The same collection as ``build``'s (``collect.scan_sources``): the default excludes, the
+    folder's ``.fbundleignore``/``.agentignore``, no ``dist/``, no ``metadata.json`` (it travels
+    as its own part), links inside the folder followed. Unlike build, a ``packages/`` folder is
+    kept: a folder staged for zipping holds its dependencies there.
+    """
+    collection = scan_sources(path, entry_point=entry_point)
+    return Bundle(collection.entries, str(path), "dir").sorted(), list(collection.findings)
+
+
+def declared_entry_point(definition: dict[str, Any] | None, flag: str | None) -> list[str]:
+    """The entry point as far as it is known before the bundle is read (for ``read_folder``)."""
+    if flag is not None:
+        try:
+            return shlex.split(flag)
+        except ValueError:
+            return []  # context_for reports it
+    declared = _code_config(definition).get("entry_point")
+    return [x for x in declared if isinstance(x, str)] if isinstance(declared, list) else []
+
+
 def load_bundle(path: Path) -> Bundle:
-    """A zip or a folder; anything else (or a zip the reader refuses) is exit 2 with one line."""
-    if not is_folder(path) and not path.exists():
+    """A zip or a folder (as ``build`` would ship it); anything else (or a zip the reader
+    refuses) is exit 2 with one line."""
+    if is_folder(path):
+        return read_folder(path)[0]
+    if not path.exists():
         raise UsageError(f"{path}: no such file or folder", "pass a bundle zip or a folder")
     return read_zip(path)  # a folder is read as one
 

@@ -326,6 +326,8 @@ def remove_stale_temps(path: Path, *, older_than: float = STALE_TEMP_SECONDS) ->
 _WHY = {
     errno.ENOSPC: ("the disk is full", "free some space there, or write somewhere else"),
     errno.EDQUOT: ("the disk quota is exceeded", "free some space, or write somewhere else"),
+    errno.EFBIG: ("the file is larger than the file system (or a ulimit) allows",
+                  "raise the limit, or write somewhere else"),
     errno.EROFS: ("the file system is read-only", "write somewhere writable"),
     errno.EACCES: ("permission denied", "make the folder writable for you, or write "
                    "somewhere else"),
@@ -369,6 +371,11 @@ def atomic_output(path: Path) -> Iterator[BinaryIO]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder must be
+        raise output_error(path, OSError(errno.ENOTDIR, "not a folder")) from None
+    except OSError as error:
+        raise output_error(path, error) from None
+    try:
         remove_stale_temps(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as error:

@@ -22,8 +22,8 @@ from bundler.checks.facts import Facts
 from bundler.checks.scan import Opener, bomb_reason, read_head, read_text, scan_bytes
 from bundler.model import Bundle
 from bundler.records import EXCLUDED_FILE
-from bundler.zipformat import MAX_ENTRIES
 from bundler.sensitive import wants_content
+from bundler.zipformat import MAX_ENTRIES
 
 __all__ = ["FAMILIES", "REGISTRY", "archive", "binaries", "deps", "dotnet", "layout", "metadata",
            "paths", "size", "CheckContext", "Finding", "Rule", "Severity", "errors", "run_checks",

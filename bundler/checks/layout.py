@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from bundler.checks.base import Finding, finding, rules
 from bundler.checks.deps import bundle_requirements, owners, requirement_lines
 from bundler.checks.facts import Facts
-from bundler.sensitive import secret_by_content, secret_by_name, wants_content
+from bundler.sensitive import secret_by_content, secret_by_name
 
 RULES = rules(
     ("FB101", "error", "everything sits under one wrapper folder"),

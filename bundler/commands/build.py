@@ -20,6 +20,7 @@ from bundler.targets import RUNTIMES
 from bundler.write import atomic_output
 
 if TYPE_CHECKING:
+    from bundler.build import BuildResult
     from bundler.plan import BuildOptions, Plan
 
 HELLO_MAIN = '''"""A minimal hosted agent: answers the Responses protocol on port 8088."""
@@ -124,6 +125,19 @@ def _notes(notes: tuple[str, ...]) -> None:
         click.echo(note, err=True)
 
 
+def _report(result: BuildResult) -> None:
+    """Every warning finding, one line each on stderr, and a note about secrets left out."""
+    from bundler.report import finding_line, printable
+
+    for warning in result.warnings:
+        click.secho(f"warning: {finding_line(warning)}", fg="yellow", err=True)
+    if left := result.secrets_left_out:
+        shown = ", ".join(printable(n) for n in left[:5]) + (" ..." if len(left) > 5 else "")
+        files = "1 file" if len(left) == 1 else f"{len(left)} files"
+        click.echo(f"note: left out {files} that look like secrets: {shown} (`fbundle build "
+                   "--list` says why; a `!name` line in .fbundleignore ships one)", err=True)
+
+
 def _progress(message: str) -> None:
     if sys.stderr.isatty():
         click.echo(message, err=True)
@@ -153,6 +167,7 @@ def build(project: Path, output: Path | None, update_lock: bool, list_only: bool
     _progress(f"building {project} ...")
     result = build_project(project, opts)
     _notes(result.spec.notes)
+    _report(result)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -174,7 +189,7 @@ def _list(plan: Plan, as_json: bool) -> None:
     from bundler.sizes import size_table
 
     table = size_table(plan.bundle, plan.target)
-    findings = plan_findings(plan)
+    findings = sorted({*plan_findings(plan), *plan.collection.findings})
     if as_json:
         click.echo(json.dumps({
             "entries": [{"name": e.name, "size": e.size, "origin": e.origin}
@@ -183,6 +198,7 @@ def _list(plan: Plan, as_json: bool) -> None:
             + [{"name": r.name, "reason": r.reason} for r in plan.shaped.removed],
             "sizes": table.as_json(),
             "shaped": plan.shaped.as_json(),
+            "links": [{"name": n, "target": t} for n, t in plan.collection.links],
             "findings": [{"code": f.code, "path": f.path, "message": f.message, "hint": f.hint,
                           "severity": f.severity} for f in findings],
         }, indent=2))
@@ -193,6 +209,8 @@ def _list(plan: Plan, as_json: bool) -> None:
         click.echo(f"- {name}  ({reason})")
     for removed in plan.shaped.removed:
         click.echo(f"- {removed.name}  ({removed.reason})")
+    for name, target in plan.collection.links:
+        click.echo(f"> {name} -> {target}  (symlink: stored as a copy of what it points to)")
     click.echo("")
     for line in table.lines():
         click.echo(line)

@@ -10,13 +10,21 @@ from pathlib import Path
 
 import click
 
-from bundler.checks import errors, select, unknown_codes
+from bundler.checks import Finding, errors, select, unknown_codes
 from bundler.checks.base import MODES
 from bundler.checks.layout import LAYOUT_WORDS, dependency_layout
 from bundler.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from bundler.model import Bundle
 from bundler.report import FORMATS, Subject, render
 from bundler.targets import RUNTIMES
-from bundler.validate import check_bundle, context_for, find_definition, load_bundle
+from bundler.validate import (
+    check_bundle,
+    context_for,
+    declared_entry_point,
+    find_definition,
+    load_bundle,
+    read_folder,
+)
 
 
 def _codes(value: str | None) -> list[str]:
@@ -46,11 +54,18 @@ def validate(bundle_path: Path, runtime: str | None, metadata_path: Path | None,
     chosen, dropped = _codes(select_), _codes(ignore)
     if bad := unknown_codes(chosen + dropped):
         raise UsageError(f"unknown rule code {bad[0]}", "see docs/rules.md for the codes")
-    bundle = load_bundle(bundle_path)
-    definition = find_definition(bundle_path, bundle, metadata_path)
+    collected: list[Finding] = []
+    if bundle_path.is_dir():  # judged as build would ship it
+        definition = find_definition(bundle_path, Bundle([]), metadata_path)
+        bundle, collected = read_folder(bundle_path, declared_entry_point(definition,
+                                                                          entry_point))
+    else:
+        bundle = load_bundle(bundle_path)
+        definition = find_definition(bundle_path, bundle, metadata_path)
     context = context_for(bundle, definition, runtime=runtime, mode=mode,
                           entry_point=entry_point, glibc=glibc)
-    findings = select(check_bundle(bundle, context), chosen, dropped)
+    found = sorted({*check_bundle(bundle, context), *collected})
+    findings = select(found, chosen, dropped)
     layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if context.target.is_python else ""
     subject = Subject(str(bundle_path), sum(1 for _ in bundle.files()), bundle.total_size,
                       context.target.runtime, context.mode, layout)

@@ -1,0 +1,396 @@
+"""What a build collects and writes: junk and secrets left out, git-ignored files reported,
+symlinked folders at every path, temps never shipped, outputs never over a source, identities
+from the bytes written, write failures that name the path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bundler.collect import scan_sources
+from bundler.errors import BuildError
+from bundler.model import Bundle, BytesData, Entry, content_digest, digest_line, file_sha256
+from bundler.write import TEMP_SUFFIX, atomic_output, write_zip
+from tests.buildkit import make_project
+
+PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
+CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIE\n-----END CERTIFICATE-----\n"
+GCP_KEY = json.dumps({"type": "service_account", "project_id": "p", "private_key_id": "1",
+                      "private_key": PRIVATE_KEY, "client_email": "a@p.iam.gserviceaccount.com"})
+
+
+def names(zip_path: Path) -> list[str]:
+    with zipfile.ZipFile(zip_path) as archive:
+        return archive.namelist()
+
+
+def listed(stdout: str) -> list[str]:
+    return [line[2:].split("  ")[0] for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def remote(root: Path, files: dict[str, str | bytes] | None = None) -> Path:
+    return make_project(root, "", mode="remote_build", files=files)
+
+
+# -- issue 14: secrets and junk ---------------------------------------------------------------
+
+def test_azd_files_docker_files_and_any_venv_are_left_out_by_default(tmp_path: Path,
+                                                                     run_cli) -> None:
+    project = remote(tmp_path / "agent", {
+        ".azure/dev/.env": "AZURE_SUBSCRIPTION_ID=1", ".azure/config.json": "{}",
+        "azure.yaml": "name: x", "agent.yaml": "kind: hosted", "Dockerfile": "FROM python",
+        ".dockerignore": "*", "venv2/pyvenv.cfg": "home = /usr", "venv2/lib/x.py": "x = 1",
+        "tools/env/pyvenv.cfg": "home = /usr", "tools/env/bin/python": "x",
+        "app/agent.py": "x = 1",
+    })
+    result = run_cli("build", project, "--list")
+    assert result.exit_code == 0, result.output
+    assert listed(result.stdout) == ["app/agent.py", "main.py", "requirements.txt"]
+    assert "- venv2/  (a virtual environment (holds pyvenv.cfg))" in result.stdout
+    assert "- tools/env/  (a virtual environment (holds pyvenv.cfg))" in result.stdout
+    assert "- .azure/  (excluded by default)" in result.stdout
+
+
+def test_agent_yaml_ships_when_the_entry_point_names_it(tmp_path: Path, run_cli) -> None:
+    project = remote(tmp_path / "agent", {"agent.yaml": "kind: hosted"})
+    metadata = json.loads((project / "metadata.json").read_text())
+    metadata["definition"]["code_configuration"]["entry_point"] = [
+        "python", "main.py", "--config=./agent.yaml"]
+    (project / "metadata.json").write_text(json.dumps(metadata))
+    result = run_cli("build", project, "--list")
+    assert "agent.yaml" in listed(result.stdout), result.output
+
+
+def test_files_that_look_like_secrets_are_left_out_and_named_in_a_note(tmp_path: Path,
+                                                                       run_cli) -> None:
+    project = remote(tmp_path / "agent", {
+        "id_rsa": PRIVATE_KEY, "certs/server.key": "x", "certs/key.pem": PRIVATE_KEY,
+        "certs/ca.pem": CERTIFICATE, "gcp-key.json": GCP_KEY, "secrets.json": "{}",
+        "prod.env": "TOKEN=1", ".envrc": "export TOKEN=1", "local.settings.json": "{}",
+        "notes/deploy.txt": "the key:\n" + PRIVATE_KEY, "config.json": '{"type": "app"}',
+        "aws/credentials": "[default]\naws_secret_access_key = x\n",
+    })
+    result = run_cli("build", project, "--list")
+    assert result.exit_code == 0, result.output
+    # A CA bundle is public and ships; an ordinary JSON file ships.
+    assert listed(result.stdout) == ["certs/ca.pem", "config.json", "main.py",
+                                     "requirements.txt"]
+    assert "- gcp-key.json  (looks like a secret: a Google Cloud service-account key;" \
+        in result.stdout
+    assert "- notes/deploy.txt  (looks like a secret: holds a private key;" in result.stdout
+    built = run_cli("build", project)
+    assert built.exit_code == 0, built.output
+    assert "note: left out 10 files that look like secrets: .envrc, aws/credentials, " \
+        "certs/key.pem, certs/server.key, gcp-key.json ..." in built.stderr
+    assert "warning:" not in built.stderr
+
+
+def test_a_secret_a_user_pattern_ships_is_a_warning_in_build_and_validate(
+    tmp_path: Path, run_cli
+) -> None:
+    project = remote(tmp_path / "agent", {
+        "gcp-key.json": GCP_KEY, "deploy/id_rsa": PRIVATE_KEY, "notes.txt": PRIVATE_KEY,
+        ".fbundleignore": "!gcp-key.json\n!deploy/id_rsa\n!notes.txt\n",
+    })
+    result = run_cli("build", project, "--json")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert [line.split()[1:3] for line in warned] == [
+        ["FB112", "deploy/id_rsa:"], ["FB112", "gcp-key.json:"], ["FB112", "notes.txt:"]]
+    assert "a Google Cloud service-account key" in warned[1]
+    data = json.loads(result.stdout)
+    assert [w["code"] for w in data["warnings"]] == ["FB112"] * 3
+    zip_path = project / "dist" / "agent.zip"
+    assert {"gcp-key.json", "deploy/id_rsa", "notes.txt"} <= set(names(zip_path))
+    checked = run_cli("validate", zip_path, "--format", "json")
+    assert checked.exit_code == 0, checked.output
+    found = {(f["code"], f["path"]) for f in json.loads(checked.stdout)["findings"]}
+    # notes.txt is judged by its bytes only at collection (validate reads PEM, key-named and
+    # shallow JSON files), so the zip shows two of the three.
+    assert found == {("FB112", "gcp-key.json"), ("FB112", "deploy/id_rsa")}
+
+
+def _git(project: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull,
+                        "GIT_CONFIG_NOSYSTEM": "1"})
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_files_git_ignores_are_one_warning_with_the_count_and_the_largest(
+    tmp_path: Path, run_cli
+) -> None:
+    project = remote(tmp_path / "agent", {
+        "data/big.bin": b"\0" * 300_000, "data/small.txt": "x", "cache.db": b"\0" * 1000,
+        "tracked.log": "kept on purpose", ".gitignore": "data/\n*.db\n*.log\n",
+    })
+    result = run_cli("build", project)
+    assert result.exit_code == 0, result.output
+    assert "FB114" not in result.stderr  # not a git work tree yet: no warning
+    _git(project, "init", "-q")
+    _git(project, "add", "-f", "tracked.log")  # tracked: git does not ignore it
+    result = run_cli("build", project, "--json")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "FB114" in line]
+    assert warned == ["warning: FB114 data/big.bin: 3 files that git ignores would ship "
+                      "(0.3 MB); the largest is data/big.bin (0.3 MB) — list what the agent "
+                      "does not need in .fbundleignore (`git check-ignore -v PATH` shows which "
+                      "rule ignores a file)"]
+    assert [w["code"] for w in json.loads(result.stdout)["warnings"]] == ["FB114"]
+    # validate DIR judges the folder as build ships it, and says the same
+    checked = run_cli("validate", project)
+    assert "FB114 data/big.bin: 3 files" in checked.stdout
+    # a rebuild that reuses the zip still prints it
+    again = run_cli("build", project)
+    assert "unchanged" in again.stdout and "FB114 data/big.bin" in again.stderr
+
+
+def test_validate_dir_judges_the_folder_as_build_would_ship_it(tmp_path: Path,
+                                                               run_cli) -> None:
+    project = remote(tmp_path / "agent", {
+        ".venv/pyvenv.cfg": "home = /usr", ".git/HEAD": "ref", ".env": "TOKEN=1",
+        ".azure/dev/.env": "X=1", "scratch/big.txt": "x", ".fbundleignore": "scratch/\n",
+        "__pycache__/main.cpython-313.pyc": b"\0",
+    })
+    built = run_cli("build", project)
+    assert built.exit_code == 0, built.output
+    result = run_cli("validate", project, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["findings"] == []
+    # what validate looked at is what the zip holds (no dist/, no metadata.json, no scratch/)
+    assert data["summary"]["files"] == len(names(project / "dist" / "agent.zip")) == 2
+
+
+def test_a_control_character_in_a_zip_name_is_a_warning(tmp_path: Path, run_cli) -> None:
+    zip_path = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("main.py", "print(1)\n")
+        archive.writestr("requirements.txt", "")
+        archive.writestr("a\nb.txt", "x")
+    result = run_cli("validate", zip_path, "--mode", "remote_build")
+    assert result.exit_code == 0, result.output
+    assert "FB209 a\\x0ab.txt: a control character in the name" in result.stdout
+
+
+# -- issue 15: data loss and wrong outputs ----------------------------------------------------
+
+@pytest.mark.parametrize("target", ["helper.py", "requirements.txt", "metadata.json",
+                                    "pylock.toml", "agent.zip@agent.metadata.json",
+                                    "out.zip@out.zip.json"])
+def test_an_output_or_its_sidecar_onto_a_project_file_is_refused_before_anything_is_written(
+    tmp_path: Path, run_cli, target: str
+) -> None:
+    zip_name, _, victim = target.partition("@")
+    victim = victim or zip_name
+    project = remote(tmp_path / "agent", {"helper.py": "x = 1\n", victim: "precious\n"}
+                     if victim != "metadata.json" and victim != "requirements.txt"
+                     else {"helper.py": "x = 1\n"})
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    result = run_cli("build", project, "-o", project / zip_name)
+    assert result.exit_code == 2, result.output
+    assert f"{project / victim} is the " in result.stderr
+    assert "would replace it" in result.stderr
+    after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, nothing replaced
+
+
+def test_a_folder_symlinked_inside_the_project_ships_at_both_paths(tmp_path: Path,
+                                                                   run_cli) -> None:
+    project = remote(tmp_path / "agent", {"pkg/__init__.py": "A = 1\n",
+                                           "src/util.py": "B = 2\n", "other/x.py": ""})
+    (project / "other" / "pkg").symlink_to("../pkg", target_is_directory=True)
+    (project / "lib").symlink_to("src", target_is_directory=True)
+    result = run_cli("build", project, "--list")
+    assert result.exit_code == 0, result.output
+    assert listed(result.stdout) == ["lib/util.py", "main.py", "other/pkg/__init__.py",
+                                     "other/x.py", "pkg/__init__.py", "requirements.txt",
+                                     "src/util.py"]
+    assert "> lib/ -> src/  (symlink: stored as a copy of what it points to)" in result.stdout
+    assert "> other/pkg/ -> pkg/  (symlink" in result.stdout
+    assert run_cli("build", project).exit_code == 0
+    with zipfile.ZipFile(project / "dist" / "agent.zip") as archive:
+        assert archive.read("lib/util.py") == archive.read("src/util.py") == b"B = 2\n"
+        assert archive.read("other/pkg/__init__.py") == archive.read("pkg/__init__.py")
+
+
+def test_symlink_loops_end_and_a_link_to_itself_is_one_clear_line(tmp_path: Path,
+                                                                  run_cli) -> None:
+    project = remote(tmp_path / "agent", {"src/a.py": ""})
+    (project / "src" / "up").symlink_to("..", target_is_directory=True)
+    (project / "here").symlink_to(".", target_is_directory=True)
+    result = run_cli("build", project, "--list")
+    assert result.exit_code == 0, result.output
+    assert "- here/  (symlink loop: points to the project root, a folder it is inside)" \
+        in result.stdout
+    assert "- src/up/  (symlink loop: points to the project root" in result.stdout
+    (project / "self").symlink_to("self")
+    result = run_cli("build", project)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: self is a symlink loop (it leads back to itself) — remove it or point it at "
+        "a real file"]
+
+
+def test_a_killed_writes_temp_in_the_output_folder_never_ships_and_old_ones_are_cleaned(
+    tmp_path: Path, run_cli
+) -> None:
+    project = remote(tmp_path / "agent")
+    out = project / "out" / "agent.zip"
+    out.parent.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom pathlib import Path\nfrom bundler.write import atomic_output\n"
+        f"with atomic_output(Path({str(out)!r})) as s:\n"
+        "    s.write(b'PK' * 1000); print('ready', flush=True); time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    temps = [p for p in out.parent.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+    assert len(temps) == 1
+    result = run_cli("build", project, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert names(out) == ["main.py", "requirements.txt"]
+    assert temps[0].exists()  # fresh: it could be a write in progress, so it stays
+    listing = run_cli("build", project, "-o", out, "--list")
+    assert f"- out/{temps[0].name}  (a temp file an interrupted fbundle write left)" \
+        in listing.stdout
+    old = time.time() - 2 * 3600
+    os.utime(temps[0], (old, old))
+    (project / "main.py").write_text("print('changed')\n")
+    assert run_cli("build", project, "-o", out).exit_code == 0
+    assert not temps[0].exists()
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(TEMP_SUFFIX)]
+
+
+def test_a_source_that_changes_while_the_build_reads_it_fails_and_keeps_the_old_zip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = remote(tmp_path / "agent", {"big.bin": b"a" * 5000})
+    zip_path = tmp_path / "out.zip"
+    zip_path.write_bytes(b"old zip")
+    entries = scan_sources(project).entries  # what the input key is made of
+    (project / "main.py").write_text("print('edited during the build')\n")
+    with pytest.raises(BuildError, match="main.py changed while it was being read"):
+        write_zip(entries, zip_path)
+    assert zip_path.read_bytes() == b"old zip"
+    # the same through the spool that large files take
+    monkeypatch.setattr("bundler.write.SPOOL_OVER", 1000)
+    entries = scan_sources(project).entries
+    (project / "big.bin").write_bytes(b"b" * 5000)
+    with pytest.raises(BuildError, match="big.bin changed while it was being read"):
+        write_zip(entries, zip_path)
+    assert zip_path.read_bytes() == b"old zip"
+
+
+def test_the_recorded_content_digest_is_the_one_of_the_bytes_in_the_zip(tmp_path: Path,
+                                                                       run_cli) -> None:
+    project = remote(tmp_path / "agent", {"app/x.py": "X = 1\n"})
+    result = run_cli("build", project, "--json")
+    assert result.exit_code == 0, result.output
+    zip_path = project / "dist" / "agent.zip"
+    recorded = json.loads(result.stdout)["content_digest"]
+    assert recorded == content_digest(Bundle.from_zip(zip_path).entries)
+    assert json.loads((project / "dist" / "agent.zip.json").read_text())["content_digest"] \
+        == recorded
+
+
+def test_a_control_character_in_a_source_name_is_refused_with_its_name(tmp_path: Path,
+                                                                       run_cli) -> None:
+    project = remote(tmp_path / "agent", {"data/a\nb.txt": "x"})
+    result = run_cli("build", project)
+    assert result.exit_code == 2
+    assert "has a control character ('\\n') in its name" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_newline_in_a_name_cannot_make_two_bundles_share_a_content_digest() -> None:
+    x, y = b"x-bytes", b"y-bytes"
+    sha_x, sha_y = (hashlib.sha256(d).hexdigest() for d in (x, y))
+    two = [Entry("x", len(x), BytesData(x)), Entry("y", len(y), BytesData(y))]
+    forged = [Entry(f"x\n{sha_y}  y", len(x), BytesData(x))]
+    assert content_digest(two) != content_digest(forged)
+    # Ordinary names keep the documented `<sha>  <name>\n` lines: their digests do not move.
+    old = hashlib.sha256("".join(sorted([f"{sha_x}  x\n", f"{sha_y}  y\n"])).encode()).hexdigest()
+    assert content_digest(two) == old
+    assert digest_line("a\\b\nc", sha_x) == f"\\{sha_x}  a\\\\b\\nc\n"  # sha256sum's escaping
+
+
+def test_a_write_that_fails_names_the_output_and_what_to_do(tmp_path: Path) -> None:
+    # A real kernel error: the file-size limit makes the write fail with EFBIG.
+    target = tmp_path / "out" / "agent.zip"
+    code = (
+        "import resource, signal\nfrom pathlib import Path\n"
+        "from bundler.errors import FbundleError\nfrom bundler.write import atomic_output\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))\n"
+        "try:\n"
+        f"    with atomic_output(Path({str(target)!r})) as s:\n"
+        "        s.write(b'x' * 50_000)\n"
+        "except FbundleError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.stdout.strip() == (
+        f"cannot write {target}: the file is larger than the file system (or a ulimit) allows"
+        " — raise the limit, or write somewhere else"), done.stderr
+    assert list(target.parent.iterdir()) == []  # the temp is gone, nothing replaced
+    assert resource.getrlimit(resource.RLIMIT_FSIZE)  # the limit was the child's only
+
+
+def test_an_output_folder_that_cannot_be_written_names_the_path(tmp_path: Path,
+                                                                run_cli) -> None:
+    project = remote(tmp_path / "agent")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root ignores modes; an immutable folder stops even root
+        if subprocess.run(["chattr", "+i", str(locked)], capture_output=True,
+                          check=False).returncode != 0:
+            pytest.skip("running as root on a file system without chattr +i")
+    else:
+        locked.chmod(0o555)
+    try:
+        result = run_cli("build", project, "-o", locked / "agent.zip")
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(locked)], check=False)
+        else:
+            locked.chmod(0o755)
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert line.startswith(f"error: cannot write {locked / 'agent.zip'}: ")
+    assert "write somewhere else" in line and "Errno" not in line
+    # and a file where a folder must be
+    (tmp_path / "afile").write_text("x")
+    result = run_cli("build", project, "-o", tmp_path / "afile" / "agent.zip")
+    assert result.stderr.strip() == (
+        f"error: cannot write {tmp_path / 'afile' / 'agent.zip'}: a file is in the way of its "
+        "folder — remove or rename that file, or write somewhere else")
+
+
+def test_stale_temps_of_other_names_or_fresh_ones_are_left_alone(tmp_path: Path) -> None:
+    target = tmp_path / "agent.zip"
+    old = time.time() - 2 * 3600
+    stale = tmp_path / f".agent.zip.abcd1234{TEMP_SUFFIX}"
+    other = tmp_path / f".other.zip.abcd1234{TEMP_SUFFIX}"
+    fresh = tmp_path / f".agent.zip.zzzz9999{TEMP_SUFFIX}"
+    mine_not = tmp_path / ".agent.zip.abcd1234.tmp"
+    for path in (stale, other, fresh, mine_not):
+        path.write_text("x")
+    for path in (stale, other, mine_not):
+        os.utime(path, (old, old))
+    with atomic_output(target) as stream:
+        stream.write(b"new")
+    assert not stale.exists()
+    assert other.exists() and fresh.exists() and mine_not.exists()
+    assert file_sha256(target) == hashlib.sha256(b"new").hexdigest()
