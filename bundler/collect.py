@@ -21,7 +21,7 @@ import struct
 import subprocess
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pathspec
@@ -236,6 +236,15 @@ def scan_sources(
     if git and (found := git_ignored_finding(root, on_disk)):
         result.findings.append(found)
     return result
+
+
+def rehashed(entry: Entry) -> Entry:
+    """A source entry with the size and sha256 of its file now (for a file the build itself
+    rewrote after collecting it, such as the lock under ``--update-lock``)."""
+    if not isinstance(entry.data, FileData):
+        return entry
+    digest, _, size = _read(entry.data.path, entry.name)
+    return replace(entry, size=size, sha256=digest)
 
 
 def previous_outputs(zip_path: Path) -> set[Path]:

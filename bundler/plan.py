@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from bundler import __version__
 from bundler.cache import WheelCache, cache_root
-from bundler.collect import Collection, scan_sources
+from bundler.collect import Collection, rehashed, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.identity import build_outputs
 from bundler.indexes import read_pip_config
@@ -247,6 +247,9 @@ def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
     inputs = Inputs(spec, target, collection, requirements, pinned=pinned)
     if spec.mode == "bundled":
         inputs.lock = locked_requirements(root, requirements, target, options)
+        if options.update_lock:  # the lock was rewritten after it was collected
+            collection.entries = [rehashed(e) if e.name == LOCK_FILE else e
+                                  for e in collection.entries]
         check_locked_exclusions(root, inputs.lock, options)
         inputs.shaping = shaping_for(root, options, target)
     elif missing := not_shipped(requirements, {e.name for e in collection.entries}):
