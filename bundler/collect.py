@@ -51,7 +51,7 @@ DEFAULT_EXCLUDES = (
     TEMP_PATTERN,
     *name_patterns(),
 )
-AGENT_YAML = "agent.yaml"
+AGENT_YAMLS = ("agent.yaml", "agent.yml")  # azd's agent definition (bundler/definition.py)
 _SECRET_HINT = "a `!` pattern in .fbundleignore ships it"
 
 
@@ -116,8 +116,7 @@ def scan_sources(
     """
     root = root.resolve()
     fixed = [*DEFAULT_EXCLUDES, *extra_excludes]
-    if not entry_point_needs(entry_point, AGENT_YAML):
-        fixed.append(f"/{AGENT_YAML}")
+    fixed += [f"/{name}" for name in AGENT_YAMLS if not entry_point_needs(entry_point, name)]
     defaults = _spec(fixed)
     # One spec in gitignore order, so a user's ``!pattern`` can re-include a default.
     combined = _spec([*fixed, *_ignore_lines(root)])

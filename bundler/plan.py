@@ -140,13 +140,16 @@ def check_outputs(spec: ProjectSpec, sources: Iterable[Entry], zip_path: Path) -
             (root / REQUIREMENTS, "the project's requirements"),
             (root / "pyproject.toml", "the project's pyproject.toml"),
             (root / LOCK_FILE, "the project's lock"),
+            (root / UV_LOCK, "the project's uv.lock"),
+            (root / POETRY_LOCK, "the project's poetry.lock"),
             (root / ".fbundleignore", "the project's .fbundleignore"),
             (root / ".agentignore", "the project's .agentignore"),
         )}
     for entry in sources:
         if isinstance(entry.data, FileData):
             protected[entry.data.path.resolve()] = f"the source {entry.name}"
-    protected[spec.metadata_path.resolve()] = "the agent definition"
+    if spec.metadata_path is not None:
+        protected[spec.metadata_path.resolve()] = "the agent definition"
     for output in sorted(build_outputs(zip_path)):
         what = "the zip" if output == zip_path else f"{output.name}, which build writes beside it"
         resolved = output.resolve()

@@ -49,7 +49,8 @@ def test_azd_files_docker_files_and_any_venv_are_left_out_by_default(tmp_path: P
                                                                      run_cli) -> None:
     project = remote(tmp_path / "agent", {
         ".azure/dev/.env": "AZURE_SUBSCRIPTION_ID=1", ".azure/config.json": "{}",
-        "azure.yaml": "name: x", "agent.yaml": "kind: hosted", "Dockerfile": "FROM python",
+        "azure.yaml": "name: x", "agent.yaml": "kind: hosted", "agent.yml": "x",
+        "Dockerfile": "FROM python",
         ".dockerignore": "*", "venv2/pyvenv.cfg": "home = /usr", "venv2/lib/x.py": "x = 1",
         "tools/env/pyvenv.cfg": "home = /usr", "tools/env/bin/python": "x",
         "app/agent.py": "x = 1",
