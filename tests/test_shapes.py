@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests import deploykit
 from tests.buildkit import import_under
 
 SHAPES = Path(__file__).resolve().parent.parent / "fixtures" / "shapes"
@@ -88,3 +89,45 @@ def test_shape_builds_validates_and_imports(tmp_path: Path, run_cli: Any, python
     if mode == "bundled":
         out = import_under(python313, zip_path, tmp_path, "import main\nprint(main.answer('x'))")
         assert out.strip() == "echo: x"
+
+
+fake = deploykit.fake
+
+
+def test_deploy_sends_exactly_the_definition_written_beside_the_zip(
+        fake: Any, run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "agent-yaml"
+    shutil.copytree(SHAPES / "agent-yaml", copy)
+    monkeypatch.setenv("FOUNDRY_PROJECT_ENDPOINT", "https://env.example")
+    result = run_cli("deploy", copy)
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((copy / "dist" / "echo-agent.metadata.json").read_text())
+    version = fake.agents["echo-agent"].latest
+    assert version is not None
+    assert version.definition == sidecar["definition"]
+    assert version.description == sidecar["description"]
+    assert sidecar["definition"]["environment_variables"]["FOUNDRY_PROJECT_ENDPOINT"] == \
+        "https://env.example"
+
+
+REFUSED = Path(__file__).resolve().parent.parent / "fixtures" / "refused"
+REFUSED_LINES = {
+    "no-wrapper": "wrap them in \"definition\": {...}",
+    "container-only": "is an image deploy; a source-code deploy needs code_configuration",
+    "definition-list": "definition must be an object, not a list",
+    "cpu-nan": "FB602 definition.cpu 'NaN' is not a number of cores",
+    "memory-only": "FB602 definition.cpu is missing but memory is set",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(REFUSED_LINES))
+def test_refused_definition_is_one_line_and_exit_2(tmp_path: Path, run_cli: Any,
+                                                   shape: str) -> None:
+    assert sorted(p.name for p in REFUSED.iterdir() if p.is_dir()) == sorted(REFUSED_LINES)
+    copy = tmp_path / shape
+    shutil.copytree(REFUSED / shape, copy)
+    result = run_cli("build", copy)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert REFUSED_LINES[shape] in result.stderr and "internal error" not in result.stderr
+    assert not (copy / "dist").exists()
