@@ -218,31 +218,70 @@ class Resolver:
         return self._lock(pins)
 
     def _pip(self, source: Path, tmp: Path, requirements: Requirements, base: Path) -> Lock:
-        """pip, corrected for the target: pip evaluates ``python_version`` markers for this
-        machine's interpreter (pip issue 11010), so what the target needs but pip left out is
-        added as a top-level requirement and pip runs again; what only the host needed is
-        dropped. A few rounds converge (each adds at least one package)."""
+        """pip, corrected for the target and held to the one prerelease policy.
+
+        pip evaluates ``python_version`` markers for this machine's interpreter (pip issue
+        11010), so what the target needs but pip left out is added as a top-level requirement
+        and pip runs again; what only the host needed is dropped. pip also takes a prerelease
+        wherever *any* specifier on a package names one (``foo>=1.0b1`` in a dependency's
+        metadata), where uv takes one only for a package the project itself names that way
+        (:func:`prerelease_mode`): such a prerelease is held back (``foo<2.3.0`` for
+        ``2.3.0b2``) and pip runs again, unless nothing else satisfies (uv's "if necessary").
+        A few rounds converge (each adds a package or holds one back)."""
         if self.offline:
             raise UsageError("--offline needs --resolver uv or a pylock.toml",
                              "run `fbundle lock` while online, then build --offline")
         wanted_roots = requirements.parsed()
+        explicit = explicit_prereleases(requirements)
         extra_lines: list[str] = []
+        held: dict[NormalizedName, str] = {}
+        necessary: set[NormalizedName] = set()  # held back, nothing else satisfied
+        last_good: Lock | None = None
         driver = tmp / "requirements-fbundle.in"
-        for _ in range(8):
+        held_file = tmp / "prereleases-held.txt"
+        missing: set[NormalizedName] = set()
+        for _ in range(12):
             # pip reads the project's own file; the target's extra roots ride beside it.
-            driver.write_text("\n".join([f"-r {source}", *extra_lines]) + "\n",
-                              encoding="utf-8")
-            pins, metadata, requested = self._pip_report(driver, tmp, base)
+            held_file.write_text("".join(f"{n}{spec}\n" for n, spec in sorted(held.items())),
+                                 encoding="utf-8")
+            driver.write_text("\n".join([f"-r {source}", f"-c {held_file}", *extra_lines])
+                              + "\n", encoding="utf-8")
+            try:
+                pins, metadata, requested = self._pip_report(driver, tmp, base)
+            except ResolutionError as error:
+                # only a prerelease satisfies the held package: uv takes it too ("if
+                # necessary"); let go of the ones pip names and try again
+                named_in = {n for n in held if re.search(rf"\b{re.escape(n)}\b", str(error))}
+                if last_good is None or not named_in:
+                    if last_good is not None:
+                        return last_good
+                    raise
+                necessary |= named_in
+                held = {n: v for n, v in held.items() if n not in named_in}
+                continue
             named = {canonicalize_name(r.name) for r in wanted_roots}
             roots = wanted_roots + [Requirement(n) for n in requested if n not in named]
             wanted = closure(roots, metadata, self.target)
             got = {canonicalize_name(p.name) for p in pins}
             missing = wanted - got
-            if not missing:
-                for name in sorted(got - wanted):
-                    log.info("dropping %s: pip chose it for this machine's Python only", name)
-                return self._lock([p for p in pins if canonicalize_name(p.name) in wanted])
-            extra_lines += _requirements_for(missing, metadata, self.target)
+            if missing:
+                extra_lines += _requirements_for(missing, metadata, self.target)
+                continue
+            for name in sorted(got - wanted):
+                log.info("dropping %s: pip chose it for this machine's Python only", name)
+            lock = self._lock([p for p in pins if canonicalize_name(p.name) in wanted])
+            if requirements.options.pre:
+                return lock
+            newly = {canonicalize_name(p.name): f"<{Version(p.version).base_version}"
+                     for p in lock.pins if Version(p.version).is_prerelease
+                     and canonicalize_name(p.name) not in explicit | necessary | set(held)}
+            if not newly:
+                return lock
+            for name, spec in newly.items():
+                log.info("holding back %s %s: only a dependency's specifier names a "
+                         "prerelease (the policy uv applies)", name, spec)
+            last_good = lock
+            held.update(newly)
         raise ResolutionError(
             f"pip left out {', '.join(sorted(missing))}, which {self.target.runtime} needs",
             "use --resolver uv (the default)",
@@ -386,6 +425,13 @@ def prerelease_mode(requirements: Requirements) -> str:
     taken only for a package whose own requirement line names one (``foo>=2.3.0b1``), or
     that has nothing else; ``--pre`` in the file allows them everywhere (pip's ``--pre``)."""
     return "allow" if requirements.options.pre else "if-necessary-or-explicit"
+
+
+def explicit_prereleases(requirements: Requirements) -> set[NormalizedName]:
+    """The packages the project itself names with a prerelease specifier (``foo>=2.0b1``),
+    in a requirement or a constraint: the only ones that may resolve to a prerelease."""
+    return {canonicalize_name(e.requirement.name) for e in requirements.entries
+            if e.requirement is not None and e.requirement.specifier.prereleases}
 
 
 def check_hashes(lock: Lock, requirements: Requirements) -> None:

@@ -39,6 +39,13 @@ def house(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_sdist(folder, "nativesrc", "1.0", native=True)
     extension_wheel(folder, "nativesrc", "0.9")
     make_sdist(folder, "nativeonly", "1.0", native=True)
+    # prereleases: a dependency's specifier names one (top -> dep>=1.0b1), a direct one does
+    make_wheel(folder, "top", "1.0", requires=["dep>=1.0b1"])
+    make_wheel(folder, "dep", "1.0")
+    make_wheel(folder, "dep", "2.3.0b2")
+    make_wheel(folder, "direct", "1.0")
+    make_wheel(folder, "direct", "2.0rc1")
+    make_wheel(folder, "onlypre", "1.0b1")
     return folder
 
 
@@ -302,3 +309,19 @@ def test_a_resolution_failure_gives_the_resolvers_whole_reason(
     assert "alpha depend on beta>=1" in line and "you require beta<1" in line
     assert "unsatisfiable" in line
     assert BuildOptions().no_build is False
+
+
+@pytest.mark.parametrize("pre", [False, True], ids=["default", "pre-line"])
+def test_uv_and_pip_take_the_same_prereleases(
+    tmp_path: Path, index: SimpleIndex, pre: bool
+) -> None:
+    """pip admits a prerelease wherever any specifier names one (top's ``dep>=1.0b1``); uv
+    only where the project's own line does. One policy, uv's, for both; ``--pre`` in the
+    file admits them everywhere, for both."""
+    text = ("--pre\n" if pre else "") + "top\ndirect>=2.0rc1\nonlypre\n"
+    project = make_project(tmp_path / "agent", text)
+    by_uv = [(p["name"], p["version"]) for p in plan_project(project).packages]
+    by_pip = [(p["name"], p["version"])
+              for p in plan_project(project, BuildOptions(resolver="pip")).packages]
+    assert by_pip == by_uv == [("dep", "2.3.0b2" if pre else "1.0"), ("direct", "2.0rc1"),
+                               ("onlypre", "1.0b1"), ("top", "1.0")]
