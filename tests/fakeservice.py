@@ -78,6 +78,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import select
 import socket
 import tempfile
 import threading
@@ -128,6 +129,7 @@ class Config:
     store_code: bool = True  # keep uploaded zips (for code:download); off for huge uploads
     log_events: list[dict[str, str]] = field(default_factory=list)  # {kind, stream, message,...}
     log_hold: float = 0.0  # with follow=true, keep a logstream open this long after its backlog
+    hold_without_follow: bool = False  # hold it open even with follow=false (a lax server)
     on_logstream: Callable[[int], None] | None = None  # called with the connection count
     provisioning_invokes: int = 0  # answer the next N invokes with 400 still-being-provisioned
     invoke_failure: tuple[int, str, str] | None = None  # (status, error.code, adc details)
@@ -254,6 +256,7 @@ class FakeService:
         self.stopping = threading.Event()
         self.clock = 1_700_000_000
         self.logstreams = 0
+        self.logstream_closed_by_client = 0  # held streams the client hung up on
         self._tmp = tempfile.TemporaryDirectory(prefix="fakeservice-")
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
@@ -719,10 +722,14 @@ class _Handler(BaseHTTPRequestHandler):
                     "message": self._echo(event["message"])}
             self.wfile.write(f"event: log\ndata: {json.dumps(data)}\n\n".encode())
             self.wfile.flush()
-        if follow == "true":
+        if follow == "true" or self.cfg.hold_without_follow:
             deadline = time.monotonic() + self.cfg.log_hold
             while time.monotonic() < deadline and not fake.stopping.is_set():
-                fake.stopping.wait(0.05)
+                readable, _, _ = select.select([self.connection], [], [], 0.05)
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    with fake.lock:
+                        fake.logstream_closed_by_client += 1
+                    break
         self.close_connection = True
 
     def _delete(self, name: str, number: str | None, force: bool) -> dict[str, Any]:

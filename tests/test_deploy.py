@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import time
 import zipfile
 from pathlib import Path
 
@@ -119,13 +118,12 @@ def test_a_deleted_version_ends_the_wait_at_once(
     assert result.exit_code == 1
     assert result.stdout == f"{AGENT}: version 1: deleting\n"
     assert "version 1 is deleting — deploy again" in result.stderr
-    started = time.monotonic()
     from bundler.deploy.poll import PollPolicy, wait_until_settled
 
-    with client(fake) as library:
-        body = wait_until_settled(lambda: library.get_version(AGENT, "1"), timeout=60,
+    with client(fake) as library:  # a timeout of 0: only a settled status can return
+        body = wait_until_settled(lambda: library.get_version(AGENT, "1"), timeout=0,
                                   policy=PollPolicy(0.001, 0.001))
-    assert body["status"] == "deleted" and time.monotonic() - started < 30
+    assert body["status"] == "deleted"
 
 
 def test_a_version_body_without_status_is_an_error_at_once(
@@ -174,10 +172,8 @@ def test_json_output_of_a_failed_version_carries_the_error_object(
 def test_poll_gives_up_at_the_timeout_with_a_hint(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
     fake.config.polls_until_active = 10_000
-    started = time.monotonic()
     result = run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--timeout", "0.2")
     assert result.exit_code == 1
-    assert time.monotonic() - started < 5
     assert f"error: {AGENT} version 1 is still creating after 0.2s" in result.stderr
 
 
@@ -452,9 +448,7 @@ def test_a_slow_service_times_out_with_a_hint(
         fake: FakeService, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FBUNDLE_RETRIES", "0")
     fake.config.slow = 3
-    started = time.monotonic()
     result = run_cli("status", "--agent", AGENT, "--read-timeout", "0.2")
-    assert time.monotonic() - started < 2
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"error: GET {fake.endpoint}/agents/{AGENT}: timed out after 0.2s waiting for the "
@@ -609,8 +603,15 @@ def test_logs_without_follow_stops_once_the_stream_goes_quiet(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
     assert run_cli("deploy", make_bundle(tmp_path), "--agent", AGENT, "--no-wait").exit_code == 0
     fake.config.log_events = [log("ready")]
+    fake.config.hold_without_follow = True  # a server that keeps the stream open anyway
+    fake.config.log_hold = 60
     result = run_cli("logs", "--agent", AGENT, "--session", "s")
     assert (result.exit_code, result.stdout) == (0, "[2026-03-10T09:33:17.121Z] stdout: ready\n")
+    for _ in range(200):  # the fake notices the hang-up within a poll or two
+        if fake.logstream_closed_by_client:
+            break
+        fake.stopping.wait(0.05)
+    assert fake.logstream_closed_by_client == 1  # the client left; the server did not end it
 
 
 def test_follow_reopens_a_stream_the_server_closed_without_repeating_lines(
