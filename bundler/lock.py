@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -256,18 +256,33 @@ def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
                              f"({other} and {package.get('version')})", regenerate)
         seen[str(canonicalize_name(name))] = str(package.get("version"))
         fitting = [w for w in package.get("wheels") or [] if _fits(w, target)]
-        if not fitting:
-            kinds = [k for k in ("sdist", "archive", "directory", "vcs") if k in package]
+        try:
+            if fitting:
+                pins.append(_pin_from_package({**package, "wheels": [pick(fitting)]}, source))
+                continue
+            # No wheel fits: an sdist, archive or local folder is built into a pure wheel
+            # (bundler.sdists), as pip would build it; a VCS checkout is not.
+            ref = _non_wheel_ref({**package, "name": name}, source)
+        except UsageError as error:
+            raise UsageError(error.message, regenerate) from None
+        if ref is None:
+            kinds = [k for k in ("vcs",) if k in package]
             has = f"only {', '.join(kinds)}" if kinds else \
                 f"{len(package.get('wheels') or [])} wheel(s), none"
             raise BuildError(
                 f"{source}: {label} has {has} for {where}",
                 "a bundle needs a wheel for the target: lock a version that has one "
                 f"(manylinux glibc <= {target.glibc_text} or pure), or use remote_build")
-        try:
-            pins.append(_pin_from_package({**package, "wheels": [pick(fitting)]}, source))
-        except UsageError as error:
-            raise UsageError(error.message, regenerate) from None
+        if ref.kind == "directory" and not ref.sha256:
+            from bundler.sdists import tree_sha256  # the folder's identity, for the input key
+
+            folder = Path(source).parent / (ref.path or ".")
+            if not folder.is_dir():
+                raise UsageError(f"{source}: {label}'s folder {ref.path} does not exist",
+                                 regenerate)
+            ref = replace(ref, sha256=tree_sha256(folder))
+        pins.append(Pin(name=name, version=str(package.get("version") or ""), wheel=ref,
+                        marker=package.get("marker")))
     return Lock(pins, runtime="", glibc="", requires_python=document.get("requires-python"),
                 created_by=tool)
 

@@ -238,3 +238,30 @@ def test_a_foreign_pylock_for_another_environment_is_refused_by_name(
     result = run_cli("build", project)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "regenerate it with pip" in result.stderr
+
+
+def test_a_uv_project_with_a_local_package_and_an_sdist_only_dependency(
+    tmp_path: Path, python313: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv.lock's path dependency and a dependency with no wheel are built into pure wheels."""
+    from tests.support.sdists import backend_wheel, make_sdist, write_project
+
+    folder = tmp_path / "index"
+    backend_wheel(folder)
+    make_sdist(folder, "onlysdist", "1.0")
+    with SimpleIndex(folder) as index:
+        monkeypatch.setenv("PIP_INDEX_URL", index.url)  # where the isolated builds find the backend
+        project = tmp_path / "agent"
+        write_project(project / "libs" / "mylib", "mylib", "0.3")
+        uv_project(project, index, ["onlysdist", "mylib"],
+                   extra='[tool.uv.sources]\nmylib = { path = "libs/mylib" }\n')
+        result = build_project(project)
+        out = import_under(python313, result.zip_path, tmp_path, (
+            "import mylib, onlysdist\nprint(mylib.hello(), '/', onlysdist.hello())\n"))
+        assert out.strip() == "mylib 0.3 / onlysdist 1.0"
+        assert_validates_clean(result.zip_path)
+        # an edit to the local package is a new input: no stale no-op
+        init = project / "libs" / "mylib" / "mylib" / "__init__.py"
+        init.write_text(init.read_text().replace("mylib 0.3", "mylib edited"))
+        again = build_project(project)
+    assert not again.reused and again.sha256 != result.sha256
