@@ -265,3 +265,27 @@ def test_a_uv_project_with_a_local_package_and_an_sdist_only_dependency(
         init.write_text(init.read_text().replace("mylib 0.3", "mylib edited"))
         again = build_project(project)
     assert not again.reused and again.sha256 != result.sha256
+
+
+@pytest.mark.network
+def test_a_real_uv_project_builds_its_locked_requests_from_the_package_index(
+    tmp_path: Path, python313: Path
+) -> None:
+    """The issue's case: a uv project locked to requests 2.31.0 ships 2.31.0, not the newest."""
+    project = make_project(tmp_path / "agent", None)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "agent"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        'dependencies = ["requests"]\n')
+    # lock as a user would have when 2.31.0 was current: uv keeps a lock's versions
+    locked = uv("lock", "--python-preference", "system", cwd=project)
+    assert locked.returncode == 0, locked.stderr
+    pinned = uv("lock", "--upgrade-package", "requests==2.31.0", "--python-preference", "system",
+                cwd=project)
+    assert pinned.returncode == 0, pinned.stderr
+    assert 'name = "requests"\nversion = "2.31.0"' in (project / "uv.lock").read_text()
+    result = build_project(project)
+    assert_validates_clean(result.zip_path)
+    out = import_under(python313, result.zip_path, tmp_path,
+                       "import requests, urllib3\nprint(requests.__version__)\n")
+    assert out.strip() == "2.31.0"
+    assert zip_text(result.zip_path, "requirements.txt").count("requests==2.31.0") == 1
