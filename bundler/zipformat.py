@@ -360,7 +360,9 @@ def _check_local(stream: BinaryIO, member: Member, size: int) -> tuple[Member, l
     if local.method != member.compress_type:
         differ.append(f"method {_method(member.compress_type)} in the central directory, "
                       f"{_method(local.method)} in the local header")
-    if (local.flags ^ member.flag_bits) & _MEANINGFUL_FLAGS:
+    meaningful = _MEANINGFUL_FLAGS if not member.raw_name.isascii() else \
+        _MEANINGFUL_FLAGS & ~_UTF8  # the UTF-8 flag says nothing about an ASCII name
+    if (local.flags ^ member.flag_bits) & meaningful:
         differ.append(f"flags {member.flag_bits:#06x} vs {local.flags:#06x}")
     if not member.flag_bits & _DESCRIPTOR and not local.flags & _DESCRIPTOR:
         for what, central, here in (("CRC", member.CRC, local.crc),
