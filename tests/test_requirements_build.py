@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,6 +291,18 @@ def test_remote_build_ships_what_the_services_pip_reads_beside_the_file(
     names = names_in(project / "dist" / "agent.zip")
     assert {"requirements.txt", "reqs/base.txt", "libs/mylib/pyproject.toml",
             "wheels/localw-1.0-py3-none-any.whl"} <= names
+    # validate: the same zip without the -r file is FB410 (the service's pip would fail)
+    from bundler.checks import run_checks
+    from bundler.checks.base import CheckContext
+    from bundler.model import Bundle
+    from bundler.targets import Target
+
+    bundle = Bundle.from_zip(project / "dist" / "agent.zip")
+    context = CheckContext(Target.for_runtime("python_3_13"), mode="remote_build")
+    assert [f.code for f in run_checks(bundle, context) if f.severity == "error"] == []
+    bundle.entries = [e for e in bundle.entries if e.name != "reqs/base.txt"]
+    found = [f for f in run_checks(bundle, context) if f.code == "FB410"]
+    assert [f.message.split(",")[0] for f in found] == ["requirements.txt names reqs/base.txt"]
     (tmp_path / "common.txt").write_text("six\n")
     (project / "requirements.txt").write_text("-r ../common.txt\n")
     outside = run_cli("build", project)
@@ -325,3 +338,40 @@ def test_uv_and_pip_take_the_same_prereleases(
               for p in plan_project(project, BuildOptions(resolver="pip")).packages]
     assert by_pip == by_uv == [("dep", "2.3.0b2" if pre else "1.0"), ("direct", "2.0rc1"),
                                ("onlypre", "1.0b1"), ("top", "1.0")]
+
+
+@pytest.mark.network
+def test_a_hashed_pip_compile_file_from_the_real_index_builds_and_imports(
+    tmp_path: Path, python313: Path, run_cli: RunCli
+) -> None:
+    """``pip-compile --generate-hashes`` output (here uv's, the same shape: ``\\``
+    continuations, every file's hash, ``# via`` comments) builds as pip would install it."""
+    from uv import find_uv_bin
+
+    from bundler.indexes import read_pip_config
+
+    (tmp_path / "requirements.in").write_text("six\nidna\n")
+    project = make_project(tmp_path / "agent", None)
+    compiled = subprocess.run(
+        [find_uv_bin(), "pip", "compile", str(tmp_path / "requirements.in"), "--quiet",
+         "--generate-hashes", "--python-version", "3.13", "--python-platform",
+         "x86_64-manylinux_2_17", "-o", str(project / "requirements.txt"),
+         "--index-strategy", "unsafe-best-match", *read_pip_config().uv_args()],
+        capture_output=True, text=True, check=False)
+    assert compiled.returncode == 0, compiled.stderr
+    text = (project / "requirements.txt").read_text()
+    assert "\\\n    --hash=sha256:" in text
+    built = run_cli("build", project)
+    assert built.exit_code == 0, built.output
+    assert_validates_clean(project / "dist" / "agent.zip")
+    out = import_under(python313, project / "dist" / "agent.zip", tmp_path,
+                       "import six, idna; print(six.__version__, idna.encode('ü.example'))")
+    assert out.split()[1] == "b'xn--tda.example'"
+    # one hash changed: pip's hash-checking refusal, both hashes named
+    first = text.index("--hash=sha256:") + len("--hash=sha256:")
+    tampered = text.replace(text[first:first + 64], "0" * 64)
+    idna_block = text.split("idna==", 1)[1].split("six==", 1)[0]
+    if idna_block.count("--hash=") == 1:  # idna's one and only hash: the build must refuse
+        (project / "requirements.txt").write_text(tampered)
+        refused = run_cli("build", project, "--refresh")
+        assert refused.exit_code == 1 and "0" * 64 in refused.stderr

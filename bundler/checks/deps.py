@@ -35,6 +35,7 @@ from bundler.requirements import (
     Requirements,
     break_args_options,
     logical_lines,
+    not_shipped,
     parse_text,
 )
 from bundler.targets import Target
@@ -49,6 +50,7 @@ RULES = rules(
     ("FB407", "warning", "a requirement line that cannot be parsed or checked"),
     ("FB408", "error", "a dist-info without a readable METADATA / RECORD"),
     ("FB409", "error", "a distribution installed from a wheel for another platform or Python"),
+    ("FB410", "error", "requirements.txt names a file or folder the bundle lacks (remote_build)"),
 )
 
 _INSTALL = ("rebuild packages/ for the target (fbundle build, or pip install --target "
@@ -145,19 +147,26 @@ def bundle_requirements(facts: Facts) -> tuple[Requirements | None, Finding | No
     if text is None:
         return None, None
     entries = facts.bundle.by_name()
+    missing: list[str] = []
 
     def reader(path: Path) -> bytes:
         name = posixpath.normpath(path.as_posix())
         entry = entries.get(name)
         if entry is None or not entry.is_file:
-            raise UsageError(f"{name} is not in the bundle", "ship it beside requirements.txt")
+            missing.append(name)  # FB410 in remote_build; in bundled mode, unchecked lines
+            return b""
         return entry.read()
 
     try:
-        return parse_text(text, Path(REQUIREMENTS_FILE), reader=reader, environ={}), None
+        parsed = parse_text(text, Path(REQUIREMENTS_FILE), reader=reader, environ={})
     except UsageError as error:
         return None, finding("FB407", REQUIREMENTS_FILE, f"{error.message}; its requirements "
                              "cannot be checked", error.hint or "fix the line")
+    if missing and facts.context.mode == "bundled":
+        return parsed, finding("FB407", REQUIREMENTS_FILE, f"{', '.join(missing)} (included by "
+                               "requirements.txt) is not in the bundle; its lines cannot be "
+                               "checked", "ship it beside requirements.txt")
+    return parsed, None
 
 
 def check(facts: Facts) -> Iterator[Finding]:
@@ -177,11 +186,19 @@ def check(facts: Facts) -> Iterator[Finding]:
                 yield finding("FB404", f"{dist.folder}/", f"{dist.display} is installed "
                               f"{len(versions)} times ({labels}); Python imports one at random",
                               "remove all but one version and rebuild packages/")
-    if facts.context.mode != "bundled" or facts.wrapper:
+    if facts.wrapper:
         return
     parsed, problem = bundle_requirements(facts)
     if problem is not None:
-        yield problem
+        yield problem  # in remote_build too: the service's pip refuses the same line
+    if facts.context.mode == "remote_build" and parsed is not None:
+        for missing in not_shipped(parsed, set(facts.bundle.names())):
+            yield finding("FB410", REQUIREMENTS_FILE, f"requirements.txt names {missing}, "
+                          "which is not in the bundle; the service's pip reads requirements.txt"
+                          " in the zip and will fail", "ship the -r/-c file, local package or "
+                          "--find-links folder inside the project (fbundle build does)")
+    if facts.context.mode != "bundled":
+        return
     roots: list[tuple[Requirement, str]] = []
     for line in parsed.entries if parsed is not None else ():
         requirement = line.requirement
