@@ -818,7 +818,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"output": text, "version": session.version}, meta)
 
     def _responses(self, payload: Any, text: str, meta: dict[str, str]) -> None:
-        response = {"id": f"caresp_{uuid.uuid4().hex[:16]}", "object": "response",
+        response: dict[str, Any] = {"id": f"caresp_{uuid.uuid4().hex[:16]}", "object": "response",
                     "status": "completed",
                     "output": [{"type": "message", "role": "assistant",
                                 "content": [{"type": "output_text", "text": text}]}]}
@@ -863,11 +863,6 @@ class _Handler(BaseHTTPRequestHandler):
         while self._body_left > 0 and self._read(CHUNK):
             pass
 
-    def _agent(self, name: str) -> Agent:
-        agent = self.server.fake.agents.get(name)
-        if agent is None:
-            raise _Reply(404, "not_found", f"Agent '{name}' not found")
-        return agent
 
     # -- uploads ----------------------------------------------------------------------------
 

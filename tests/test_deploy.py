@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -46,8 +48,8 @@ def test_first_deploy_creates_the_agent_with_the_articles_multipart_shape(
     assert (code.name, code.content_type, code.filename) == ("code", "application/zip",
                                                              f"{AGENT}.zip")
     assert code.sha256 == sha(zip_path) and code.size == zip_path.stat().st_size
-    assert fake.agents[AGENT].latest is not None
-    assert fake.agents[AGENT].latest.status == "active"
+    latest = fake.agents[AGENT].latest
+    assert latest is not None and latest.status == "active"
     assert "uploading" not in result.stderr  # no progress bar when stderr is not a terminal
 
 
@@ -75,7 +77,7 @@ def test_a_changed_zip_or_definition_mints_a_new_version(
     assert result.stdout.splitlines() == [f"{AGENT}: uploaded version 2 (creating)"]
     meta = example_metadata(mode="remote_build")
     meta["description"] = "same code, new definition"
-    meta["definition"]["cpu"] = "2"  # type: ignore[index]
+    meta["definition"]["cpu"] = "2"
     (tmp_path / "b" / "metadata.json").write_text(json.dumps(meta))
     result = run_cli("deploy", changed, "--agent", AGENT, "--no-wait")
     assert result.stdout.splitlines() == [f"{AGENT}: uploaded version 3 (creating)"]
@@ -380,13 +382,11 @@ def test_the_runner_is_injectable_and_its_token_is_wrapped(tmp_path: Path) -> No
     bin_dir = stand_in_az(tmp_path / "bin", "exit 3\n")
     calls: list[list[str]] = []
 
-    def runner(argv: object) -> object:
-        import subprocess
-
-        calls.append(list(argv))  # type: ignore[call-overload]
+    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        calls.append(list(argv))
         return subprocess.CompletedProcess(argv, 0, stdout="tok-from-runner\n", stderr="")
 
-    credential = get_credential({"PATH": str(bin_dir)}, runner)  # type: ignore[arg-type]
+    credential = get_credential({"PATH": str(bin_dir)}, runner)
     assert calls and calls[0][0] == str(bin_dir / "az")
     assert calls[0][1:3] == ["account", "get-access-token"]
     assert credential.token.reveal() == "tok-from-runner"

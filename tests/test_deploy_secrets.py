@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def test_the_token_never_reaches_any_output_log_record_or_file_of_a_failing_run(
     fake.config.log_events = [{"message": "starting"}]
     fake.config.fail_with = {"code": "ProvisioningError", "message": "pip failed"}
     second = make_bundle(tmp_path / "c", "x = 2\n")
-    runs = [
+    runs: list[list[str | Path]] = [
         ["-v", "deploy", second, "--agent", AGENT, "--json"],  # fails, error echoes the token
         ["-v", "deploy", second, "--agent", AGENT],
         ["status", "--agent", AGENT, "--json"],
@@ -103,7 +104,7 @@ def test_the_token_never_reaches_any_output_log_record_or_file_of_a_failing_run(
     assert all(TOKEN not in record.getMessage() for record in caplog.records)
     assert TOKEN not in caplog.text
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    state = Path(deploykit.os.environ["FBUNDLE_STATE_DIR"])
+    state = Path(os.environ["FBUNDLE_STATE_DIR"])
     written += [p for p in state.rglob("*") if p.is_file()]
     assert any(p.name == "sessions.json" for p in written)
     for file in written:
@@ -175,7 +176,7 @@ def test_a_session_id_from_the_services_headers_is_validated_before_it_is_rememb
     fake.add_session(AGENT, "1", "../steer")
     result = run_cli("invoke", "--agent", AGENT, "--input", "hi", "--session", "ok-session")
     assert result.exit_code == 0, result.output  # a fresh, valid one is remembered
-    stored = json.loads((Path(deploykit.os.environ["FBUNDLE_STATE_DIR"]) /
+    stored = json.loads((Path(os.environ["FBUNDLE_STATE_DIR"]) /
                          "sessions.json").read_text())
     assert [v["session"] for v in stored.values()] == ["ok-session"]
 

@@ -28,7 +28,7 @@ API_VERSIONS = pytest.mark.parametrize("api_version", [PREVIEW, V1])
 def deployed(fake: FakeService, run_cli: RunCli, tmp_path: Path, api_version: str = PREVIEW,
              protocol: str = "responses") -> Path:
     meta = example_metadata(mode="remote_build")
-    meta["definition"]["protocol_versions"] = [  # type: ignore[index]
+    meta["definition"]["protocol_versions"] = [
         {"protocol": protocol, "version": "1.0.0"}]
     zip_path = make_bundle(tmp_path / "bundle", metadata=meta)
     result = run_cli("deploy", zip_path, "--agent", AGENT, "--api-version", api_version)
@@ -129,7 +129,7 @@ def test_the_protocol_comes_from_the_zips_metadata_and_unknown_protocols_are_ref
     assert invokes(fake)[-1].path.endswith("/protocols/invocations")
     ws = tmp_path / "ws.json"
     meta = example_metadata(mode="remote_build")
-    meta["definition"]["protocol_versions"] = [  # type: ignore[index]
+    meta["definition"]["protocol_versions"] = [
         {"protocol": "invocations_ws", "version": "1.0.0"}]
     ws.write_text(json.dumps(meta))
     refused = run_cli("invoke", "--agent", AGENT, "--input", "x", "--metadata", ws)
