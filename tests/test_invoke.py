@@ -421,3 +421,26 @@ def test_the_whole_lifecycle_under_either_api_version(
         f"deleted agent {name} and all versions\n"
     assert {r.query["api-version"] for r in fake.requests
             if "/endpoint/" not in r.path} == {api_version}
+
+
+def test_the_protocol_comes_from_a_projects_agent_yaml_as_build_reads_it(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    deployed(fake, run_cli, tmp_path, protocol="invocations")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("print('hi')\n")
+    (project / "agent.yaml").write_text(
+        "kind: hosted\nname: hello-agent\nprotocols:\n  - {protocol: invocations, version: 1.0.0}\n")
+    result = run_cli("invoke", "--agent", AGENT, "--input", "x", "--metadata", project)
+    assert result.exit_code == 0, result.output
+    assert invokes(fake)[-1].path.endswith("/protocols/invocations")
+    monkeypatch.chdir(project)  # the project here, without --metadata
+    here = run_cli("invoke", "--agent", AGENT, "--input", "x")
+    assert here.exit_code == 0, here.output
+    assert invokes(fake)[-1].path.endswith("/protocols/invocations")
+    monkeypatch.chdir(tmp_path / "bundle")
+    (tmp_path / "bundle" / "metadata.json").unlink()
+    plain = run_cli("invoke", "--agent", AGENT, "--input", "x")  # nothing to read: responses
+    assert plain.exit_code == 0, plain.output
+    assert invokes(fake)[-1].path.endswith("/openai/responses")

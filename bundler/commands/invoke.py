@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from bundler.commands.deploy import check_agent, connection_options, make_client
+from bundler.definition import load_definition
 from bundler.deploy.client import ENDPOINT_API_VERSION, FoundryClient, version_of
 from bundler.deploy.http import HttpOptions, ServiceError, Transport, check_version
 from bundler.deploy.invoke import (
@@ -32,44 +33,54 @@ from bundler.deploy.poll import PollPolicy, VersionFailed, failure_line, wait_un
 from bundler.deploy.state import last_session, remember_session
 from bundler.errors import UsageError
 from bundler.identity import METADATA, metadata_beside
-from bundler.project import read_metadata
 
 SHOWN_HEADERS = ("x-agent-session-id", "x-agent-invocation-id", "x-ms-region")
 RETRIES_WHILE_PROVISIONING = 3
 
 
-def _definition_path(source: Path | None, agent: str | None) -> Path | None:
-    """The definition to read the protocol from: ``--metadata`` (a file, a zip or a project)
-    or, without it, ``metadata.json`` here or ``dist/<agent>.metadata.json`` (build's)."""
-    if source is not None:
-        if source.is_dir():
-            return source / METADATA
-        if source.is_file() and zipfile.is_zipfile(source):
-            beside = metadata_beside(source)
-            if beside is None:
-                raise UsageError(f"{source}: no <agent>.metadata.json or metadata.json beside it",
-                                 "pass --metadata with the definition, or --protocol")
-            return beside
-        return source
-    for candidate in (Path(METADATA), Path("dist") / f"{agent}.metadata.json"):
-        if candidate.is_file():
-            return candidate
-    return None
+PROJECT_FILES = (METADATA, "agent.yaml", "agent.yml", "azure.yaml")
+
+
+def _declared(source: Path | None, agent: str | None) -> tuple[str, dict[str, Any]] | None:
+    """(where, definition) to read the protocol from, or None when there is nothing to read.
+
+    ``--metadata`` may be a definition file (``metadata.json``, ``agent.yaml``), a zip (its
+    ``<agent>.metadata.json``) or a project folder (its definition, found as ``build`` finds
+    it). Without it: this folder when it is a project, else ``dist/<agent>.metadata.json``.
+    """
+    if source is None:
+        if any(Path(name).is_file() for name in PROJECT_FILES):
+            source = Path(".")
+        elif agent and (built := Path("dist") / f"{agent}.metadata.json").is_file():
+            source = built
+        else:
+            return None
+    if source.is_dir():
+        found = load_definition(source)
+        return str(found.path or source), found.definition
+    if source.is_file() and zipfile.is_zipfile(source):
+        beside = metadata_beside(source)
+        if beside is None:
+            raise UsageError(f"{source}: no <agent>.metadata.json or metadata.json beside it",
+                             "pass --metadata with the definition, or --protocol")
+        source = beside
+    found = load_definition(source.parent, metadata_path=source)
+    return str(source), found.definition
 
 
 def default_protocol(source: Path | None, agent: str | None) -> str:
     """The first HTTP-invocable protocol the definition declares; ``responses`` without one."""
-    found = _definition_path(source, agent)
-    if found is None:
+    declared = _declared(source, agent)
+    if declared is None:
         return "responses"
-    definition = read_metadata(found).get("definition")
-    declared = definition.get("protocol_versions") if isinstance(definition, dict) else None
-    names = [str(p.get("protocol")) for p in declared or [] if isinstance(p, dict)]
+    where, definition = declared
+    records = definition.get("protocol_versions")
+    names = [str(p.get("protocol")) for p in records or [] if isinstance(p, dict)]
     for name in names:
         if name in PROTOCOLS:
             return name
     if names:
-        raise UsageError(f"{found}: the agent declares {', '.join(names)}, none of which "
+        raise UsageError(f"{where}: the agent declares {', '.join(names)}, none of which "
                          f"fbundle can invoke over HTTP ({', '.join(NOT_INVOCABLE)} are not)",
                          "pass --protocol responses or invocations if the agent serves one")
     return "responses"
