@@ -430,8 +430,8 @@ def test_the_protocol_comes_from_a_projects_agent_yaml_as_build_reads_it(
     project = tmp_path / "project"
     project.mkdir()
     (project / "main.py").write_text("print('hi')\n")
-    (project / "agent.yaml").write_text(
-        "kind: hosted\nname: hello-agent\nprotocols:\n  - {protocol: invocations, version: 1.0.0}\n")
+    (project / "agent.yaml").write_text("kind: hosted\nname: hello-agent\nprotocols:\n"
+                                        "  - {protocol: invocations, version: 1.0.0}\n")
     result = run_cli("invoke", "--agent", AGENT, "--input", "x", "--metadata", project)
     assert result.exit_code == 0, result.output
     assert invokes(fake)[-1].path.endswith("/protocols/invocations")
