@@ -190,18 +190,17 @@ class WheelCache:
 
     def _fetch_once(self, ref: WheelRef, path: Path, base: Path | None) -> None:
         """One attempt: the bytes land in the cache only once they hash to what was locked."""
-        try:
-            with atomic_output(path) as out:
-                digest = _copy_from_source(ref, out, self, base)
-                if digest != ref.sha256:
-                    raise BuildError(
-                        f"{ref.filename} from {redact_url(ref.location)} has sha256 {digest}, "
-                        f"expected {ref.sha256}",
-                        "the index served different bytes than were locked; check the "
-                        "index or re-lock with `fbundle lock`",
-                    )
-        except OSError as error:  # the cache's own folder: full, read-only, not ours
-            raise cache_error(error, self.root, "write to") from None
+        # the cache's own folder full, read-only or not ours: say so with the cache's remedy
+        with atomic_output(path, lambda _, error: cache_error(error, self.root, "write to")) \
+                as out:
+            digest = _copy_from_source(ref, out, self, base)
+            if digest != ref.sha256:
+                raise BuildError(
+                    f"{ref.filename} from {redact_url(ref.location)} has sha256 {digest}, "
+                    f"expected {ref.sha256}",
+                    "the index served different bytes than were locked; check the "
+                    "index or re-lock with `fbundle lock`",
+                )
 
     def download(self, url: str, sink: Callable[[bytes], None]) -> None:
         """Stream ``url`` into ``sink`` within the policy's deadline, or raise."""

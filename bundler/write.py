@@ -350,49 +350,53 @@ def output_error(path: Path, error: OSError) -> BuildError:
 class _Output:
     """The temp file's stream: a failed write names the output, not a bare errno."""
 
-    def __init__(self, stream: BinaryIO, path: Path) -> None:
+    def __init__(self, stream: BinaryIO, path: Path,
+                 explain: Callable[[Path, OSError], BuildError] = output_error) -> None:
         self._stream = stream
         self._path = path
+        self._explain = explain
 
     def write(self, data: bytes) -> int:
         try:
             return self._stream.write(data)
         except OSError as error:
-            raise output_error(self._path, error) from None
+            raise self._explain(self._path, error) from None
 
 
 @contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, explain: Callable[[Path, OSError], BuildError] = output_error
+                  ) -> Iterator[BinaryIO]:
     """A temp file beside ``path``, renamed over it only when the block finishes.
 
     The temp is named by :data:`TEMP_PATTERN` (never collected as a source); stale ones a
     killed write left are removed first (:func:`remove_stale_temps`). Failures to create,
-    write or rename name ``path`` and say what to do (:func:`output_error`).
+    write or rename name ``path`` and say what to do (:func:`output_error`; the wheel cache
+    passes its own ``explain``, whose advice is FBUNDLE_CACHE_DIR, not another ``-o``).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a file where a folder must be
-        raise output_error(path, OSError(errno.ENOTDIR, "not a folder")) from None
+        raise explain(path, OSError(errno.ENOTDIR, "not a folder")) from None
     except OSError as error:
-        raise output_error(path, error) from None
+        raise explain(path, error) from None
     try:
         remove_stale_temps(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as error:
-        raise output_error(path, error) from None
+        raise explain(path, error) from None
     try:
         with os.fdopen(fd, "wb") as stream:
-            yield cast(BinaryIO, _Output(stream, path))
+            yield cast(BinaryIO, _Output(stream, path, explain))
             try:
                 stream.flush()
                 os.fsync(stream.fileno())
             except OSError as error:
-                raise output_error(path, error) from None
+                raise explain(path, error) from None
         try:
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except OSError as error:
-            raise output_error(path, error) from None
+            raise explain(path, error) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
