@@ -15,6 +15,7 @@ from tests.support import RunCli
 INVOCATIONS = '''"""An Invocations agent on the real agent-server stack."""
 import platform
 
+import psutil  # the stack brings it; it reads /proc (the host's, under the 3.14 loader too)
 from azure.ai.agentserver.invocations import InvocationAgentServerHost
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -25,7 +26,9 @@ app = InvocationAgentServerHost()
 @app.invoke_handler
 async def handle(request: Request) -> JSONResponse:
     data = await request.json()
-    return JSONResponse({"echo": data.get("input"), "python": platform.python_version()})
+    return JSONResponse({"echo": data.get("input"), "python": platform.python_version(),
+                         "rss": psutil.Process().memory_info().rss,
+                         "cpus": psutil.cpu_count()})
 
 
 app.run()
@@ -75,6 +78,7 @@ def test_the_real_agent_server_packages_boot_and_answer_both_protocols(
     assert invoked.exit_code == 0, invoked.output
     answer = json.loads(invoked.stdout)
     assert answer["echo"] == "ping" and answer["python"].startswith(version + ".")
+    assert answer["rss"] > 1_000_000 and answer["cpus"] >= 1
     assert "x-agent-invocation-id" in invoked.stderr
     responded = run_cli("run", project / "dist" / "agent.zip", "--metadata",
                         tmp_path / "responses.json", "--python", python, "--port", "0",
