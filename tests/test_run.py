@@ -356,3 +356,19 @@ def test_ctrl_c_stops_the_agent_and_removes_the_temporary_folder(
     assert list(temp.iterdir()) == []
     with pytest.raises(ProcessLookupError):
         os.kill(agent_pid, 0)
+
+
+def test_what_cannot_be_booted_here_is_refused_in_one_line(
+    tmp_path: Path, run_cli: RunCli, python313: Path
+) -> None:
+    zip_path = hand_made_zip(tmp_path / "agent.zip", {"main.py": b"", "requirements.txt": b""})
+    result = run_cli("run", zip_path, "--python", python313, "--env-file", tmp_path / "none")
+    assert result.exit_code == 2
+    assert "--env-file" in result.stderr and "not found" in result.stderr
+    data = json.loads(definition())
+    data["definition"]["code_configuration"].update(runtime="dotnet_10",
+                                                    entry_point=["dotnet", "Agent.dll"])
+    zip_path.with_name("agent.metadata.json").write_text(json.dumps(data))
+    result = run_cli("run", zip_path, "--python", python313)
+    assert result.exit_code == 2
+    assert "is a dotnet_10 bundle; fbundle run boots python_3_13 / python_3_14" in result.stderr

@@ -111,9 +111,10 @@ class Session:
         return self.folder / "app"
 
     def argv(self) -> list[str]:
-        """The entry point with its ``python`` made the target's interpreter."""
+        """The entry point with its ``python`` (``python3``, ``/usr/local/bin/python``...: the
+        image's own interpreter) made the target's interpreter."""
         entry = list(self.runnable.context.entry_point)
-        if _PYTHON.match(Path(entry[0]).name) and "/" not in entry[0]:
+        if _PYTHON.match(Path(entry[0]).name):
             entry[0] = str(self.interpreter.path)
         return entry
 
