@@ -4,8 +4,10 @@ Builds ``benchmarks/agent`` four ways (plain, ``--slim``, ``--compile``, both) f
 then for each zip, several rounds of what a new container does: unpack the zip into a fresh
 folder and, in a fresh CPython 3.13 process (``-I``: no user site, no environment), put the
 root and ``packages/`` on ``sys.path`` and import what ``main.py`` imports. The time reported
-is the import alone (``time.perf_counter`` around it, inside the process) and the whole process
-(start-up included); medians. The unpacked folder is thrown away after each round, so a plain
+is the import alone (``time.perf_counter`` around it, inside the process), the whole process
+(start-up included) and its CPU time (user + system, from ``getrusage``: the number to compare
+on a shared machine, where wall time also measures the neighbours); medians. The unpacked
+folder is thrown away after each round, so a plain
 bundle pays for compiling every module on every round, as a fresh container would.
 
 Needs the real CPython 3.13 (``--python``, default ``PYENV_VERSION=3.13.0 pyenv which
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,17 +63,21 @@ def build(project: Path, flags: list[str], python: str, out: Path) -> dict[str, 
     return result
 
 
-def first_import(zip_path: Path, python: str) -> tuple[float, float]:
+def first_import(zip_path: Path, python: str) -> tuple[float, float, float]:
+    """(import seconds inside the process, process wall seconds, the process's CPU seconds).
+    CPU time is what to compare on a busy machine: wall time there measures the neighbours."""
     with tempfile.TemporaryDirectory(prefix="fbundle-startup-") as folder:
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(folder)
         start = time.perf_counter()
-        done = subprocess.run([python, "-I", "-c", PROBE, folder], capture_output=True,
-                              text=True, check=False, cwd=folder)
+        child = subprocess.Popen([python, "-I", "-c", PROBE, folder], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=folder)
+        out, err = child.communicate()
         wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise SystemExit(f"import failed: {done.stderr.strip()[-400:]}")
-        return float(done.stdout.strip().splitlines()[-1]), wall
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if child.returncode != 0:
+            raise SystemExit(f"import failed: {err.strip()[-400:]}")
+        return float(out.strip().splitlines()[-1]), wall, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -88,16 +95,21 @@ def main() -> None:
             result = build(project, flags, python, out)
             with zipfile.ZipFile(out) as archive:
                 infos = archive.infolist()
-            runs = [first_import(out, python) for _ in range(args.rounds)]
+            runs = []
+            for _ in range(args.rounds):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                imp, wall, cpu_after = first_import(out, python)
+                runs.append((imp, wall, cpu_after - before.ru_utime - before.ru_stime))
             rows.append((label, out.stat().st_size, len(infos), sum(i.file_size for i in infos),
                          statistics.median(r[0] for r in runs),
-                         statistics.median(r[1] for r in runs), result.get("shaped", {})))
+                         statistics.median(r[1] for r in runs),
+                         statistics.median(r[2] for r in runs), result.get("shaped", {})))
         print(f"CPython: {python}; {args.rounds} rounds, medians; fresh unpack every round")
-        print("| build | zip | files | unpacked | import | process |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for label, size, files, unpacked, imp, wall, _ in rows:
+        print("| build | zip | files | unpacked | import (wall) | process (wall) | process CPU |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for label, size, files, unpacked, imp, wall, cpu, _ in rows:
             print(f"| {label} | {size / 1e6:.1f} MB | {files:,} | {unpacked / 1e6:.1f} MB | "
-                  f"{imp:.2f} s | {wall:.2f} s |")
+                  f"{imp:.2f} s | {wall:.2f} s | {cpu:.2f} s |")
         for label, *_, shaped in rows:
             saved = shaped.get("slim_saved") if isinstance(shaped, dict) else None
             if saved and saved.get("files"):

@@ -156,6 +156,9 @@ def test_slim_drops_tests_stubs_and_extension_sources_never_dist_info_or_imports
     result = run_cli("build", project, "--slim", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
+    assert report["reused"] is False  # --slim is part of the input key
+    again = run_cli("build", project, "--slim", "--json")
+    assert json.loads(again.stdout)["reused"] is True
     slim_names = set(names(project / "dist" / "agent.zip"))
     gone = full_names - slim_names
     assert gone == {"packages/slimmy/_speed.c", "packages/slimmy/_speed.pyx",

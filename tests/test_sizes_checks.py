@@ -8,6 +8,9 @@ import os
 import zipfile
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from bundler.checks import CheckContext, Finding, errors, run_checks
 from bundler.model import Bundle, BytesData, Entry
 from bundler.sizes import size_table
@@ -237,3 +240,18 @@ def test_only_a_leading_drive_letter_is_one(tmp_path: Path) -> None:
             archive.writestr(name, b"x")
     found = {(f.code, f.path) for f in check_zip(path, "remote_build") if f.code == "FB204"}
     assert found == {("FB204", "C:/agent/main.py"), ("FB204", "d:\\x.py"), ("FB204", "E:")}
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.text("abcdé/_.", min_size=1, max_size=12),
+                          st.binary(max_size=3000), st.booleans()),
+                min_size=1, max_size=12, unique_by=lambda t: t[0]))
+def test_predicted_size_matches_the_writer_for_any_entries(
+        tmp_path: Path, files: list[tuple[str, bytes, bool]]) -> None:
+    entries = [Entry(f"f/{name.strip('/') or 'x'}{i}", len(data),
+                     BytesData(data * 20 if repeat else data))
+               for i, (name, data, repeat) in enumerate(files)]
+    entries = [Entry(e.name, len(e.read()), e.data) for e in entries]
+    path = tmp_path / "p.zip"
+    assert predicted_size(entries) == write_zip(entries, path).size == path.stat().st_size

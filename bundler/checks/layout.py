@@ -239,9 +239,9 @@ def _pth(facts: Facts, name: str, owner: str | None) -> Finding:
                                                    "lines)" if len(imports) > 1 else ""))
     if paths:
         did.append(f"add {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''} to sys.path")
-    what = " and ".join(did) if did else "do nothing (it has no lines)"
+    effect = f", so it will not {' and '.join(did)}" if did else " (this one is empty)"
     who = f"shipped by {owner}; " if owner else ""
     return finding("FB130", name, f"{who}Python does not process .pth files outside "
-                   f"site-packages, so it will not {what}",
+                   f"site-packages{effect}",
                    "if the agent needs that effect, do it in the entry point (import the "
                    "module, or extend sys.path); otherwise it is harmless")
