@@ -54,6 +54,7 @@ class BuildResult:
             "runtime": self.spec.runtime,
             "mode": self.spec.mode,
             "agent": self.spec.name,
+            "definition": {"source": self.spec.source, "notes": list(self.spec.notes)},
             "packages": self.packages,
             "reused": self.reused,
             **({"shaped": self.shaped.as_json()} if self.shaped else {}),

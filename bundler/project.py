@@ -107,6 +107,8 @@ def load_project(
                          "fix the definition (or override with --runtime / --mode / "
                          "--entry-point)")
     notes = list(found.notes)
+    if found.source != METADATA:
+        notes.insert(0, f"note: agent definition from {found.source} (no metadata.json)")
     for item in definition_problems(found.metadata):
         if item.severity == "error":
             raise UsageError(f"{where}: {item.code} {item.message}",
