@@ -318,11 +318,41 @@ def synthetic_project(work: Path) -> Iterator[tuple[Path, dict[str, str], list[s
         yield project, env, ["--index-url", index.url]
 
 
+@contextmanager
+def sdist_project(work: Path) -> Iterator[tuple[Path, dict[str, str], list[str]]]:
+    """The sdist path: 12 generated wheels (~30 MB), 6 pure sdists and a local package
+    (``./libs/mylib``), all built by the test kit's PEP 517 backend from a loopback index."""
+    from tests.support.index import SimpleIndex
+    from tests.support.sdists import backend_wheel, make_sdist, write_project
+
+    wheels = work / "sdist-index"
+    requirements = synthetic_wheels(wheels, count=12, megabytes=30)
+    backend_wheel(wheels)
+    for d in range(6):
+        make_sdist(wheels, f"synth-src{d}", "1.0")
+        requirements.append(f"synth-src{d}==1.0")
+    project = fresh_copy(HERE / "agent", work / "sdist-agent")
+    write_project(project / "libs" / "mylib", "mylib", "0.1")
+    requirements.append("./libs/mylib")
+    (project / "main.py").write_text("print('sdist agent')\n")
+    (project / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    with SimpleIndex(wheels) as index:
+        env = dict(os.environ)
+        env["PIP_CONFIG_FILE"] = os.devnull  # only the loopback index
+        env["PIP_INDEX_URL"] = index.url
+        env["UV_INDEX_URL"] = index.url
+        env["UV_DEFAULT_INDEX"] = index.url
+        yield project, env, ["--index-url", index.url]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--offline-synthetic", action="store_true",
                         help="~40 generated wheels (~100 MB) on a loopback index; no internet")
+    parser.add_argument("--sdists", action="store_true",
+                        help="the sdist path: 12 wheels, 6 pure sdists and a local package, "
+                        "built from a loopback index; no internet")
     parser.add_argument("--skip-pip", action="store_true", help="leave out the pip recipe")
     parser.add_argument("--skip-cold", action="store_true", help="leave out the cold runs")
     parser.add_argument("--work", type=Path, help="keep the work folder here (default: temp)")
@@ -331,7 +361,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fbundle-bench-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        if args.offline_synthetic:
+        if args.sdists:
+            print("agent: 12 generated wheels (~30 MB), 6 pure sdists, ./libs/mylib "
+                  "(loopback index)")
+            with sdist_project(work) as (project, env, index_args):
+                report(Bench(project, work, args.rounds, env, index_args), True, args.skip_cold)
+        elif args.offline_synthetic:
             print("agent: synthetic (40 generated wheels, ~100 MB installed, loopback index)")
             with synthetic_project(work) as (project, env, index_args):
                 report(Bench(project, work, args.rounds, env, index_args), args.skip_pip,

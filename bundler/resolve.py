@@ -128,6 +128,13 @@ class Resolver:
         project folder so relative paths mean what they mean to pip there."""
         if not requirements.entries:
             return self._lock([])
+        for entry in requirements.entries:
+            if (entry.url or "").startswith(("git+", "hg+", "svn+", "bzr+")):
+                raise UsageError(
+                    f"{entry.where} {redact_urls(entry.written)!r}: a VCS requirement cannot be "
+                    "bundled (it is cloned and built at every resolution, and no sha256 pins "
+                    "the result)", "pin a release, or build its wheel and list the .whl; "
+                    "remote_build ships the line as written")
         base = (requirements.base or requirements.source.parent).resolve()
         with tempfile.TemporaryDirectory(prefix="fbundle-resolve-") as tmp:
             if requirements.source.name == "pyproject.toml":

@@ -310,6 +310,18 @@ def test_remote_build_ships_what_the_services_pip_reads_beside_the_file(
     assert "../common.txt (outside the project)" in outside.stderr
 
 
+def test_a_vcs_requirement_is_refused_in_bundled_mode_by_its_line(
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli
+) -> None:
+    project = make_project(tmp_path / "agent",
+                           "alpha\ngit+https://me:tok@example.invalid/x.git#egg=x\n")
+    result = run_cli("build", project)
+    assert result.exit_code == 2
+    assert "requirements.txt:2" in result.stderr and "a VCS requirement cannot be bundled" \
+        in result.stderr
+    assert "tok" not in result.stderr
+
+
 def test_a_resolution_failure_gives_the_resolvers_whole_reason(
     tmp_path: Path, index: SimpleIndex, run_cli: RunCli
 ) -> None:
