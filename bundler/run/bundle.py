@@ -111,16 +111,16 @@ def unpack(bundle: Bundle, root: Path) -> None:
             raise UsageError(f"{bundle.location}: member {entry.name!r} is a symlink "
                              "(FB208); fbundle run does not create links from a zip",
                              "rebuild the zip with fbundle build")
-    resolved = root.resolve()
+    # With those names refused and no link ever written, every path below stays under root.
+    made: set[Path] = set()
     for entry in bundle.entries:
-        target = (root / entry.name).resolve()
-        if target != resolved and resolved not in target.parents:
-            raise UsageError(f"{bundle.location}: member {entry.name!r} leaves the folder",
-                             "rebuild the zip with fbundle build")
+        target = root.joinpath(*PurePosixPath(entry.name).parts)
+        folder = target if entry.kind == "dir" else target.parent
+        if folder not in made:
+            folder.mkdir(parents=True, exist_ok=True)
+            made.add(folder)
         if entry.kind == "dir":
-            target.mkdir(parents=True, exist_ok=True)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
         with entry.open() as source, open(target, "wb") as sink:
             shutil.copyfileobj(source, sink, CHUNK)
         if entry.mode & 0o111:
