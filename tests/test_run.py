@@ -304,10 +304,11 @@ def test_a_host_that_cannot_run_linux_x86_64_says_so_in_one_line(
     assert "this host is Darwin arm64" in result.stderr
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_stops_the_agent_and_removes_the_temporary_folder(
-    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path, stop: signal.Signals
 ) -> None:
-    """A real SIGINT to a real `fbundle run` process, as a terminal's Ctrl-C sends it."""
+    """A real SIGINT (a terminal's Ctrl-C) or SIGTERM (`kill`) to a real `fbundle run`."""
     pid_file = tmp_path / "agent.pid"
     main = ("import os, sys\nfrom http.server import HTTPServer, BaseHTTPRequestHandler\n"
             "open(os.environ['PID_FILE'], 'w').write(str(os.getpid()))\n"
@@ -349,7 +350,7 @@ def test_ctrl_c_stops_the_agent_and_removes_the_temporary_folder(
     assert json.loads(local.stdout) == {"got": {"input": "hi"}}
     agent_pid = int(pid_file.read_text())
     assert len(list(temp.iterdir())) == 1  # the unpacked bundle, while it runs
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "stopped the agent" in err
