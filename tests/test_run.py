@@ -304,7 +304,7 @@ def test_a_host_that_cannot_run_linux_x86_64_says_so_in_one_line(
     assert "this host is Darwin arm64" in result.stderr
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_stops_the_agent_and_removes_the_temporary_folder(
     tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path, stop: signal.Signals
 ) -> None:
