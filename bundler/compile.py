@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import struct
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -106,60 +105,29 @@ def probe(path: str | Path) -> dict[str, object] | str:
     return data if isinstance(data, dict) else "is not a Python interpreter"
 
 
-def _mismatch(data: dict[str, object], target: Target) -> str | None:
-    want = target.python_version
-    raw = data.get("version")
-    version = tuple(raw) if isinstance(raw, list) else ()
-    if data.get("implementation") != "cpython":
-        return f"is {data.get('implementation')}, not CPython {want}"
-    if version != target.python:
-        return f"is CPython {data.get('full')}; {target.runtime} runs CPython {want}"
-    if data.get("free_threaded"):
-        return f"is a free-threaded build; the service's CPython {want} is the standard one"
-    return None
-
-
-def _candidates(target: Target, explicit: Path | None) -> list[tuple[str, str]]:
-    if explicit is not None:
-        return [(str(explicit), "--python")]
-    name = f"python{target.python_version}"
-    found = []
-    if on_path := shutil.which(name):
-        found.append((on_path, f"{name} on PATH"))
-    try:
-        from uv import find_uv_bin
-
-        uv = find_uv_bin()
-        done = subprocess.run([uv, "python", "find", "--no-python-downloads",
-                               target.python_version], capture_output=True, text=True,
-                              timeout=60, check=False)
-        if done.returncode == 0 and done.stdout.strip():
-            found.append((done.stdout.strip().splitlines()[-1], "uv python find"))
-    except (ImportError, OSError, subprocess.TimeoutExpired):
-        pass
-    return found
-
-
 def find_compiler(target: Target, explicit: Path | None = None) -> Compiler:
-    """The target's CPython (``--python``, else ``python3.X`` on PATH, else ``uv python
-    find``), run to learn what it is; an error that says how to get one when there is none."""
+    """The target's CPython, found as ``fbundle run`` finds it (``--python``, else
+    ``python3.X`` on PATH, else ``uv python find``; each run to learn what it is), then asked
+    for its bytecode tag and magic number; an error that says how to get one when none fits."""
+    from bundler.run.interpreter import find_interpreter
+
     if not target.is_python:
         raise UsageError(f"--compile is for Python runtimes; {target.runtime} has no bytecode",
                          "drop --compile")
-    tried = []
-    for path, how in _candidates(target, explicit):
-        data = probe(path)
-        why = data if isinstance(data, str) else _mismatch(data, target)
-        if why is None and isinstance(data, dict):
-            return Compiler(Path(path), target.python or (0, 0), str(data["full"]),
-                            str(data["tag"]), str(data["magic"]), how)
-        tried.append(f"{path} ({how}) {why}")
     version = target.python_version
-    raise UsageError(
-        f"--compile needs CPython {version}, the {target.runtime} interpreter, to make its "
-        "bytecode" + (f"; tried: {'; '.join(tried)}" if tried else "; none was found"),
-        f"install it (`uv python install {version}`, pyenv, or your OS's python{version}) "
-        f"and put python{version} on PATH, or pass --python PATH")
+    how = (f"install it (`uv python install {version}`, pyenv, or your OS's python{version}) "
+           f"and put python{version} on PATH, or pass --python PATH")
+    try:
+        found = find_interpreter(target, explicit)
+    except UsageError as error:
+        raise UsageError(f"--compile needs CPython {version}, the {target.runtime} "
+                         f"interpreter, to make its bytecode: {error.message}", how) from None
+    data = probe(found.path)
+    if isinstance(data, str) or "tag" not in data or "magic" not in data:
+        raise UsageError(f"--compile: {found.path} {data if isinstance(data, str) else ''} "
+                         "(it answered fbundle run's probe but not the bytecode one)", how)
+    return Compiler(found.path, target.python or (0, 0), str(data["full"]), str(data["tag"]),
+                    str(data["magic"]), found.found_by)
 
 
 @dataclass(frozen=True)
