@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from bundler import zipformat
 from bundler.errors import UsageError
 from bundler.identity import BuildInfo
 from bundler.model import Bundle, Entry, ZipMemberData, content_digest, file_sha256
@@ -89,7 +90,11 @@ def load(path: Path) -> Bundle:
 
 
 def refuse_problems(bundle: Bundle) -> None:
-    """One line and exit 2 for the first thing the zip reader found wrong."""
+    """One line and exit 2 for the first thing the zip reader found wrong, or for a folder
+    over the entry limit the zip reader applies to zips."""
+    if len(bundle.entries) > zipformat.MAX_ENTRIES:
+        raise UsageError(f"{bundle.location}: holds more than {zipformat.MAX_ENTRIES} entries",
+                         "a bundle this large cannot be an agent")
     if bundle.problems:
         first = bundle.problems[0]
         more = f" (and {len(bundle.problems) - 1} more)" if len(bundle.problems) > 1 else ""

@@ -95,6 +95,15 @@ def test_the_entry_limit_is_the_one_build_validate_and_the_readers_share(
     for args in (("validate", path), ("inspect", path), ("diff", path, path)):
         result = run_cli(*args)
         assert result.exit_code == 2 and "holds more than 3 entries" in result.stderr
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"{i}.txt").write_text("x")
+    for args in (("inspect", folder), ("diff", folder, path)):
+        result = run_cli(*args)
+        assert result.exit_code == 2 and "holds more than 3 entries" in result.stderr
+    checked = run_cli("validate", folder, "--mode", "remote_build")
+    assert "FB011" not in checked.stdout  # the rule reads the real limit; 4 files are fine
 
 
 def test_inspect_with_provenance_parses_the_zip_once(tmp_path: Path, run_cli: RunCli,
