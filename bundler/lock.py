@@ -12,6 +12,7 @@ evaluated for the target (``extras`` empty, ``dependency_groups`` the lock's
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -212,10 +213,27 @@ def read_for_target(path: Path, target: Target, text: str | None = None) -> Lock
     return foreign_lock(document, target, source)
 
 
+def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    """Of the wheels a lock lists for one package, the one the target ranks first.
+
+    uv lists every wheel that fits (aiohttp 3.14: a cp313 manylinux wheel *and* a py3-none-any
+    fallback); an installer on the target would take the best-ranked tag, so the bundle does.
+    """
+    rank = target.tag_rank
+
+    def preference(wheel: dict[str, Any]) -> float:
+        name = wheel.get("name") or str(wheel.get("url") or wheel.get("path") or "")
+        try:
+            tags = parse_wheel_filename(name.rsplit("/", 1)[-1].split("#")[0])[3]
+        except (InvalidWheelFilename, InvalidVersion):
+            return math.inf
+        return min((rank[t] for t in tags if t in rank), default=math.inf)  # inf: never fits
+
+    return lambda wheels: min(wheels, key=preference)
+
+
 def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
     """Another tool's PEP 751 lock, narrowed to ``target`` (one wheel per package)."""
-    from bundler.resolve import best_wheel  # resolve imports this module
-
     tool = str(document.get("created-by") or "the tool that wrote it")
     regenerate = f"regenerate it with {tool}"
     version = str(document.get("lock-version", ""))

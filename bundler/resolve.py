@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import subprocess
@@ -35,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 from bundler.errors import BuildError, ResolutionError, UsageError
 from bundler.indexes import IndexConfig
-from bundler.lock import Lock, Pin, WheelRef
+from bundler.lock import Lock, Pin, WheelRef, best_wheel
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
 from bundler.requirements import Requirements
@@ -498,25 +497,6 @@ def _rebased(pin: Pin, lock_dir: Path, base: Path) -> Pin:
 
         rebased = replace(rebased, sha256=tree_sha256(absolute))
     return replace(pin, wheel=rebased)
-
-
-def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
-    """Of the wheels a lock lists for one package, the one the target ranks first.
-
-    uv lists every wheel that fits (aiohttp 3.14: a cp313 manylinux wheel *and* a py3-none-any
-    fallback); an installer on the target would take the best-ranked tag, so the bundle does.
-    """
-    rank = target.tag_rank
-
-    def preference(wheel: dict[str, Any]) -> float:
-        name = wheel.get("name") or str(wheel.get("url") or wheel.get("path") or "")
-        try:
-            tags = parse_wheel_filename(name.rsplit("/", 1)[-1].split("#")[0])[3]
-        except (InvalidWheelFilename, InvalidVersion):
-            return math.inf
-        return min((rank[t] for t in tags if t in rank), default=math.inf)  # inf: never fits
-
-    return lambda wheels: min(wheels, key=preference)
 
 
 def newest_fitting_version(name: str, indexes: IndexConfig, target: Target) -> Version | None:

@@ -153,7 +153,7 @@ def test_offline_build_from_a_lock_and_a_warm_cache_needs_no_network(
 
 def test_a_lock_listing_several_wheels_keeps_the_one_the_target_ranks_first() -> None:
     """uv's pylock lists every wheel that fits (aiohttp: cp313 manylinux and py3-none-any)."""
-    from bundler.resolve import best_wheel
+    from bundler.lock import best_wheel
     from bundler.targets import Target
 
     text = (
