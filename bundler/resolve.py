@@ -446,6 +446,16 @@ def check_hashes(lock: Lock, requirements: Requirements) -> None:
     naming the package and both hashes)."""
     if not requirements.hash_checking:
         return
+    loose = [f"{e.written.split()[0]} ({e.where})" for e in requirements.requirements
+             if e.requirement is not None and e.requirement.url is None
+             and not (len(e.requirement.specifier) == 1
+                      and next(iter(e.requirement.specifier)).operator in ("==", "==="))]
+    if loose:
+        raise BuildError(
+            f"hash-checking mode (a --hash in {requirements.source.name}) needs every "
+            f"requirement pinned with ==, and these are not: {', '.join(loose)}",
+            "pin them (pip-compile --generate-hashes writes such a file), as the service's "
+            "pip would refuse them too")
     allowed = requirements.hashes
     for pin in lock.sorted_pins():
         if pin.wheel.kind == "directory":

@@ -94,6 +94,11 @@ def test_a_hashed_pip_compile_file_builds_and_a_wrong_hash_exits_1_naming_both(
     wrong = run_cli("build", project, "--refresh")
     assert wrong.exit_code == 1, wrong.output
     assert "beta 2.0" in wrong.stderr and beta in wrong.stderr and "f" * 64 in wrong.stderr
+    # hash-checking mode: an unpinned requirement is refused, as pip refuses it
+    (project / "requirements.txt").write_text(text + "six\n")
+    loose = run_cli("build", project, "--refresh")
+    assert loose.exit_code == 1 and "pinned with ==" in loose.stderr
+    assert "six (requirements.txt:11)" in loose.stderr
     # hash-checking mode: a package without hashes is refused, as pip refuses it
     (project / "requirements.txt").write_text(f"alpha==1.0 --hash=sha256:{alpha}\n")
     missing = run_cli("build", project, "--refresh")
