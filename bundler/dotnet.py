@@ -28,7 +28,6 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 from bundler.binaries import inspect_binary
 from bundler.checks.dotnet import PROJECT_SUFFIXES
@@ -36,6 +35,7 @@ from bundler.collect import collect_sources
 from bundler.errors import BuildError, UsageError
 from bundler.model import EXEC_MODE, FILE_MODE, BytesData, Entry
 from bundler.project import DEFAULT_ENTRY_POINT, ProjectSpec
+from bundler.runner import Runner
 from bundler.targets import DOTNET_RUNTIMES
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,6 @@ _ENV = {
 }
 
 
-class Runner(Protocol):
-    """Runs a process to completion: ``(exit code, combined stdout and stderr)``."""
-
-    def __call__(
-        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]
-    ) -> tuple[int, str]: ...
-
-
 @dataclass
 class SubprocessRunner:
     """The real runner. With ``echo`` set, each output line is also logged (at INFO, on the
@@ -77,13 +69,16 @@ class SubprocessRunner:
 
     echo: bool = False
 
-    def __call__(
-        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str]
-    ) -> tuple[int, str]:
+    def __call__(self, argv: Sequence[str], *, cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None,
+                 timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Run to completion; stdout holds stdout and stderr interleaved, as a terminal shows
+        them (``timeout`` is not applied: a publish takes as long as it takes)."""
         lines: list[str] = []
         try:
             process = subprocess.Popen(
-                list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                list(argv), cwd=cwd, env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 encoding="utf-8", errors="replace",
             )
@@ -96,7 +91,7 @@ class SubprocessRunner:
                 lines.append(line)
                 if self.echo:
                     publish_log.info("%s", line.rstrip("\n"))
-        return process.wait(), "".join(lines)
+        return subprocess.CompletedProcess(list(argv), process.wait(), "".join(lines), "")
 
 
 @dataclass(frozen=True)
@@ -339,7 +334,8 @@ def publish(root: Path, project: DotnetProject, tfm: str, *, verbose: bool = Fal
         output = Path(tmp) / "publish"
         argv = publish_argv(dotnet, project, output, tfm, verbose=verbose)
         log.info("running %s", " ".join(argv))
-        code, text = run(argv, root, env)
+        done = run(argv, cwd=root, env=env)
+        code, text = done.returncode, done.stdout
         if code != 0:
             raise BuildError(
                 f"dotnet publish {project.path.name} failed (exit {code}); its last lines:\n"

@@ -11,7 +11,7 @@ import os
 import stat
 import subprocess
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -382,7 +382,9 @@ def test_the_runner_is_injectable_and_its_token_is_wrapped(tmp_path: Path) -> No
     bin_dir = stand_in_az(tmp_path / "bin", "exit 3\n")
     calls: list[list[str]] = []
 
-    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def runner(argv: Sequence[str], *, cwd: Path | None = None,
+               env: Mapping[str, str] | None = None,
+               timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         calls.append(list(argv))
         return subprocess.CompletedProcess(argv, 0, stdout="tok-from-runner\n", stderr="")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -247,9 +248,12 @@ def test_an_injected_runner_gets_the_argv_cwd_and_a_quiet_environment(
     seen: list[tuple[list[str], Path, dict[str, str]]] = []
     real = SubprocessRunner()
 
-    def runner(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str]:
+    def runner(argv: Sequence[str], *, cwd: Path | None = None,
+               env: Mapping[str, str] | None = None,
+               timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        assert cwd is not None and env is not None
         seen.append((list(argv), cwd, dict(env)))
-        return real(argv, cwd, env)
+        return real(argv, cwd=cwd, env=env)
 
     spec = make_project(tmp_path / "agent")
     plan_dotnet(spec, runner=runner)

@@ -14,27 +14,21 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bundler.errors import UsageError
 from bundler.redact import REDACTED
+from bundler.runner import Runner, run
 
 log = logging.getLogger(__name__)
 
 RESOURCE = "https://ai.azure.com"
 SCOPE = f"{RESOURCE}/.default"
+AZ_TIMEOUT = 120  # seconds; az can prompt for nothing here, but a broken proxy hangs it
 AZ_COMMAND = ["az", "account", "get-access-token", "--resource", RESOURCE,
               "--query", "accessToken", "-o", "tsv"]
-
-Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
-
-
-def run_subprocess(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """The default runner: capture text output, never raise on a non-zero exit."""
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, check=False)
-
 
 class Secret:
     """A string that refuses to be printed: ``str``/``repr``/``format`` all give ``<redacted>``."""
@@ -115,7 +109,7 @@ FIX_IDENTITY = ("check the identity DefaultAzureCredential picks (AZURE_CLIENT_I
 
 def get_credential(
     env: Mapping[str, str] | None = None,
-    runner: Runner = run_subprocess,
+    runner: Runner = run,
 ) -> Credential:
     """The first token found: ``FBUNDLE_TOKEN``, the Azure CLI, then ``DefaultAzureCredential``."""
     env = os.environ if env is None else env
@@ -127,7 +121,7 @@ def get_credential(
 
     if az := shutil.which("az", path=env.get("PATH")):
         try:
-            done = runner([az, *AZ_COMMAND[1:]])
+            done = runner([az, *AZ_COMMAND[1:]], timeout=AZ_TIMEOUT)
         except (OSError, subprocess.SubprocessError) as error:
             tried.append(f"`az` could not run ({type(error).__name__})")
         else:
