@@ -115,6 +115,8 @@ def test_includes_and_constraints_are_read_and_a_change_to_either_stales_the_loc
     plan = plan_project(project)
     assert [(p["name"], p["version"]) for p in plan.packages] == \
         [("alpha", "1.0"), ("beta", "1.0"), ("six", "1.16.0")]
+    # pip reads the same file (its includes and constraints) to the same set
+    assert plan_project(project, BuildOptions(resolver="pip")).packages == plan.packages
     assert run_cli("lock", project).exit_code == 0
     assert run_cli("build", project).exit_code == 0
     assert_validates_clean(project / "dist" / "agent.zip")
@@ -136,6 +138,7 @@ def test_a_local_wheel_and_a_url_wheel_are_bundled_and_import(
 
     result = build_project(project)
     assert {p["name"] for p in result.packages} == {"localw", "six"}
+    assert plan_project(project, BuildOptions(resolver="pip")).packages == result.packages
     locked = {p.key: p.wheel for p in Lock.read(_lock(project)).pins}
     assert locked["localw"].path == f"wheels/{local.name}" and locked["localw"].url is None
     assert locked["six"].url == url
