@@ -12,7 +12,9 @@ evaluated for the target (``extras`` empty, ``dependency_groups`` the lock's
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +29,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion
 
 from bundler.errors import BuildError, UsageError
+from bundler.model import file_sha256
 from bundler.targets import Target
 
 LOCK_FILE = "pylock.toml"
@@ -232,6 +235,27 @@ def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any
     return lambda wheels: min(wheels, key=preference)
 
 
+#: What a local project's tree hash leaves out: build output and caches, never sources.
+_SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", "build", "dist", ".venv", "venv", ".tox",
+                 ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
+
+
+def tree_sha256(folder: Path) -> str:
+    """A local project's identity: sha256 over its files' paths and contents (build output,
+    VCS folders, caches and ``*.egg-info`` left out), so an edit rebuilds it and nothing
+    else does."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.endswith(".egg-info"))
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(root) / name
+            relative = path.relative_to(folder).as_posix()
+            digest.update(f"{relative}\0{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
+
+
 def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
     """Another tool's PEP 751 lock, narrowed to ``target`` (one wheel per package)."""
     tool = str(document.get("created-by") or "the tool that wrote it")
@@ -292,7 +316,6 @@ def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
                 "a bundle needs a wheel for the target: lock a version that has one "
                 f"(manylinux glibc <= {target.glibc_text} or pure), or use remote_build")
         if ref.kind == "directory" and not ref.sha256:
-            from bundler.sdists import tree_sha256  # the folder's identity, for the input key
 
             folder = Path(source).parent / (ref.path or ".")
             if not folder.is_dir():

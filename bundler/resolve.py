@@ -13,10 +13,8 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,31 +32,16 @@ from packaging.version import InvalidVersion, Version
 
 from bundler.errors import BuildError, ResolutionError, UsageError
 from bundler.indexes import IndexConfig
-from bundler.lock import Lock, Pin, WheelRef, best_wheel
+from bundler.lock import Lock, Pin, WheelRef, best_wheel, tree_sha256
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
 from bundler.requirements import Requirements
+from bundler.runner import Runner, run_logged
 from bundler.targets import Target
 
 log = logging.getLogger(__name__)
 
-#: ``runner(argv, env, cwd)``: runs one resolver command (injectable, so tests can watch it).
-Runner = Callable[[Sequence[str], dict[str, str], Path | None],
-                  "subprocess.CompletedProcess[str]"]
 RESOLVERS = ("uv", "pip")
-
-
-def run(argv: Sequence[str], env: dict[str, str],
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The default runner: a real subprocess, output captured as text. With ``-v`` the
-    command line and the whole output are logged, every URL's credentials redacted."""
-    log.debug("running %s", redact_urls(" ".join(argv)))
-    result = subprocess.run(list(argv), env=env, capture_output=True, text=True, check=False,
-                            cwd=cwd)
-    for stream in (result.stdout, result.stderr):
-        if stream.strip():
-            log.debug("%s", redact_urls(stream.rstrip()))
-    return result
 
 
 def wheel_tags(filename: str) -> frozenset[Tag]:
@@ -110,7 +93,7 @@ class Resolver:
     """Runs uv or pip for a target and returns a checked ``Lock``."""
 
     def __init__(self, target: Target, indexes: IndexConfig, *, kind: str = "uv",
-                 offline: bool = False, runner: Runner = run, build: bool = True) -> None:
+                 offline: bool = False, runner: Runner = run_logged, build: bool = True) -> None:
         if kind not in RESOLVERS:
             raise UsageError(f"unknown resolver {kind!r}", "use --resolver uv or --resolver pip")
         self.target = target
@@ -208,7 +191,7 @@ class Resolver:
         ]
         if self.offline:
             argv.append("--offline")
-        result = self.runner(argv, self._env(), base)
+        result = self.runner(argv, env=self._env(), cwd=base)
         if result.returncode != 0:
             return result.stderr or result.stdout
         parsed = Lock.from_toml(output.read_text(encoding="utf-8"), "uv's lock",
@@ -307,7 +290,7 @@ class Resolver:
         ]
         env = self._env()
         env["PIP_CONFIG_FILE"] = os.devnull  # the index settings are passed explicitly
-        result = self.runner(argv, env, base)
+        result = self.runner(argv, env=env, cwd=base)
         if result.returncode != 0:
             if "No module named pip" in result.stderr:
                 raise UsageError("--resolver pip needs pip installed beside fbundle",
@@ -503,7 +486,6 @@ def _rebased(pin: Pin, lock_dir: Path, base: Path) -> Pin:
     absolute = path if path.is_absolute() else lock_dir / path
     rebased = replace(ref, path=_project_relative(absolute, base))
     if ref.kind == "directory":
-        from bundler.sdists import tree_sha256
 
         rebased = replace(rebased, sha256=tree_sha256(absolute))
     return replace(pin, wheel=rebased)

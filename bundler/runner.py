@@ -8,10 +8,15 @@ caller turns the exit code and output into a ``FbundleError`` that says what to 
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
+
+from bundler.redact import redact_urls
+
+log = logging.getLogger(__name__)
 
 
 class Runner(Protocol):
@@ -28,3 +33,17 @@ def run(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] 
     return subprocess.run(list(argv), cwd=cwd, env=dict(env) if env is not None else None,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           encoding="utf-8", errors="replace", timeout=timeout, check=False)
+
+
+def run_logged(argv: Sequence[str], *, cwd: Path | None = None,
+               env: Mapping[str, str] | None = None,
+               timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``run``, with the command line and the whole output logged at DEBUG (``fbundle -v``),
+    every URL's credentials redacted: for resolvers and builders, whose output says why.
+    (Not for ``az``: its output is the token.)"""
+    log.debug("running %s", redact_urls(" ".join(argv)))
+    result = run(argv, cwd=cwd, env=env, timeout=timeout)
+    for stream in (result.stdout, result.stderr):
+        if stream.strip():
+            log.debug("%s", redact_urls(stream.rstrip()))
+    return result

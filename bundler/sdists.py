@@ -6,19 +6,17 @@ project's value, else 1980-01-01) so a rebuild gives the same bytes. Only a pure
 (``py3-none-any``, ``py2.py3-none-any``) is accepted: a wheel built here is built for *this*
 machine's interpreter and platform, never the service's, so native code built here would be
 wrong for the target. The result is cached by what it was built from: an sdist's sha256, or a
-local folder's tree hash (see :func:`tree_sha256`).
+local folder's tree hash (see :func:`bundler.lock.tree_sha256`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,31 +25,16 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from bundler.errors import BuildError, UsageError
 from bundler.indexes import IndexConfig
-from bundler.lock import Lock, WheelRef
+from bundler.lock import Lock, WheelRef, tree_sha256
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
+from bundler.runner import Runner, run_logged
 from bundler.targets import Target
 
 log = logging.getLogger(__name__)
 
 #: 1980-01-01, the zip epoch: the default build time when the project sets none.
 DEFAULT_EPOCH = "315532800"
-#: What a local project's tree hash leaves out: build output and caches, never sources.
-_SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", "build", "dist", ".venv", "venv", ".tox",
-                 ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules"}
-
-BuildRunner = Callable[[Sequence[str], dict[str, str]], "subprocess.CompletedProcess[str]"]
-
-
-def _run(argv: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    log.debug("running %s", redact_urls(" ".join(argv)))
-    result = subprocess.run(list(argv), env=env, capture_output=True, text=True, check=False)
-    for stream in (result.stdout, result.stderr):
-        if stream.strip():
-            log.debug("%s", redact_urls(stream.rstrip()))
-    return result
-
-
 def is_pure(filename: str) -> bool:
     """A wheel any CPython 3 on any platform can use: every tag ``py3``/``py2``, ``none``,
     ``any``."""
@@ -63,27 +46,11 @@ def is_pure(filename: str) -> bool:
                for t in tags)
 
 
-def tree_sha256(folder: Path) -> str:
-    """A local project's identity: sha256 over its files' paths and contents (build output,
-    VCS folders, caches and ``*.egg-info`` left out), so an edit rebuilds it and nothing
-    else does."""
-    digest = hashlib.sha256()
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.endswith(".egg-info"))
-        for name in sorted(files):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = Path(root) / name
-            relative = path.relative_to(folder).as_posix()
-            digest.update(f"{relative}\0{file_sha256(path)}\n".encode())
-    return digest.hexdigest()
-
-
 class SourceBuilder:
     """Builds (or finds in the cache) the wheel for an sdist or a local folder."""
 
     def __init__(self, cache_root: Path, indexes: IndexConfig, target: Target, *,
-                 offline: bool = False, runner: BuildRunner = _run) -> None:
+                 offline: bool = False, runner: Runner = run_logged) -> None:
         self.root = cache_root / "built"
         self.indexes = indexes
         self.target = target
@@ -129,7 +96,7 @@ class SourceBuilder:
             env = dict(os.environ)
             env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_EPOCH)
             env.setdefault("UV_NO_PROGRESS", "1")
-            result = self.runner(argv, env)
+            result = self.runner(argv, env=env)
             if result.returncode != 0:
                 output = redact_urls((result.stderr or result.stdout).strip())
                 raise BuildError(f"building {name} from {what} failed: {output}",
