@@ -133,14 +133,9 @@ def exclude(names: Iterable[str], roots: list[Requirement],
     gone = (full.reachable - kept_graph.reachable) | {canonicalize_name(n) for n in asked
                                                       if n not in unknown}
     dropped = tuple(sorted(str(n) for n in gone))
-    # Dependencies of the excluded ones (anything under them in the full graph) that stay.
-    under: set[NormalizedName] = set()
-    frontier = [canonicalize_name(n) for n in asked]
-    while frontier:
-        for child in full.needs.get(frontier.pop(), set()):
-            if child not in under:
-                under.add(child)
-                frontier.append(child)
+    # What a dropped distribution requires directly but something kept still needs: those
+    # stay, and are named (deeper ones stay with them, which goes without saying).
+    under = {child for name in gone for child in full.needs.get(name, set())}
     kept = tuple((str(n), tuple(kept_graph.needed_by(n))) for n in sorted(under)
                  if n in kept_graph.reachable and str(n) not in asked)
     return Exclusion(asked, dropped, kept, unknown)

@@ -350,3 +350,21 @@ def test_plan_sizes_are_the_written_zip(tmp_path: Path, index: SimpleIndex) -> N
     plan = plan_project(project)
     predicted = predicted_size(plan.bundle.entries)
     assert build_project(project).size == predicted
+
+
+def test_exclusion_graph_drops_chains_only_the_excluded_need_and_names_direct_keeps() -> None:
+    from packaging.utils import canonicalize_name
+
+    from bundler.graph import exclude, parse_requirements
+
+    requires = {canonicalize_name(k): v for k, v in {
+        "top": ["big", "util"], "big": ["mid", "util>=1", 'winonly; sys_platform == "win32"'],
+        "mid": ["deep", "util"], "deep": [], "util": ["tiny"], "tiny": [], "winonly": [],
+        "stray": []}.items()}
+    target = Target.for_runtime("python_3_13")
+    result = exclude(["BIG", "nothere"], parse_requirements(["top"]), requires, target)
+    assert result.dropped == ("big", "deep", "mid")  # mid and deep: only big needed them
+    assert result.kept == (("util", ("top",)),)  # big and mid needed it; top still does
+    assert result.unknown == ("nothere",)
+    assert "stray" not in result.dropped  # nothing needs it, but nothing excluded pulled it in
+    assert "tiny" not in {n for n, _ in result.kept}  # under util, kept with it: not named
