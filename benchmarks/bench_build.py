@@ -19,7 +19,13 @@ The agent: ``benchmarks/agent`` (pinned requirements; needs PyPI). ``--offline-s
 builds instead ~40 generated wheels (~100 MB installed, half incompressible) served by the
 test kit's loopback index, so it runs without the internet.
 
-Run: ``python benchmarks/bench_build.py [--rounds 3] [--offline-synthetic] [--skip-pip]``.
+``--uv-lock`` times the uv project path only (issue 13): the agent as a uv project
+(``pyproject.toml`` + ``uv.lock`` made by ``uv lock``) built by ``fbundle build``, fresh and
+no-op, against uv's own recipe for it: ``uv export --frozen --no-dev --no-emit-project
+--no-hashes -o requirements.txt`` + ``uv pip install --target`` + ``zip -r``.
+
+Run: ``python benchmarks/bench_build.py [--rounds 3] [--offline-synthetic] [--skip-pip]
+[--uv-lock]``.
 """
 
 from __future__ import annotations
@@ -216,18 +222,81 @@ class Bench:
             shutil.rmtree(cold, ignore_errors=True)
         return ours, theirs
 
+    # -- a uv project (pyproject.toml + uv.lock) ----------------------------------------------
+    def uv_project(self, where: Path) -> Path:
+        """The agent as a uv project: its pins as [project].dependencies, locked by uv."""
+        folder = fresh_copy(self.project, where)
+        lines = [line.strip() for line in (folder / "requirements.txt").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")]
+        (folder / "requirements.txt").unlink()
+        deps = "".join(f'    "{line}",\n' for line in lines)
+        (folder / "pyproject.toml").write_text(
+            '[project]\nname = "agent"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+            f"dependencies = [\n{deps}]\n")
+        run(["uv", "lock", "-q", *self.index_args], cwd=folder, env=self.env_with())
+        return folder
+
+    def uv_lock_recipe(self) -> tuple[Series, Series]:
+        """uv's recipe for a uv project: export the lock, install it for the target, zip."""
+        folder = self.uv_project(self.work / "uv-recipe")
+        export = ["uv", "export", "-q", "--frozen", "--no-dev", "--no-emit-project",
+                  "--no-hashes", "-o", "requirements.txt"]
+        argv, self.zip_label = zip_command(folder, self.work / "uv-recipe.zip")
+        steps, total = Series(), Series()
+
+        def once() -> Run:
+            shutil.rmtree(folder / "packages", ignore_errors=True)
+            (folder / "requirements.txt").unlink(missing_ok=True)
+            (self.work / "uv-recipe.zip").unlink(missing_ok=True)
+            runs = [run(export, cwd=folder, env=self.env_with()),
+                    run([*self.uv_install(), *self.index_args], cwd=folder, env=self.env_with()),
+                    run(argv, cwd=folder, env=self.env)]
+            return Run(sum(r.seconds for r in runs), max(r.peak_kb for r in runs))
+
+        once()  # warm
+        for _ in range(self.rounds):
+            total.runs.append(once())
+        steps.runs = total.runs
+        return steps, total
+
+    def uv_lock_fbundle(self) -> tuple[Series, Series]:
+        folder = self.uv_project(self.work / "uv-fbundle")
+        env = self.env_with()
+        build = [*self.fbundle, "build", "."]
+        run(build, cwd=folder, env=env)  # warm
+
+        def remove_dist() -> None:
+            shutil.rmtree(folder / "dist", ignore_errors=True)
+
+        fresh = self.repeat(remove_dist, lambda: run(build, cwd=folder, env=env))
+        noop = self.repeat(lambda: None, lambda: run(build, cwd=folder, env=env))
+        return fresh, noop
+
     def validate(self, zip_path: Path) -> Series:
         argv = [*self.fbundle, "validate", str(zip_path)]
         run(argv, cwd=self.work, env=self.env)
         return self.repeat(lambda: None, lambda: run(argv, cwd=self.work, env=self.env))
 
 
-def report(bench: Bench, skip_pip: bool, skip_cold: bool) -> None:
-    def line(label: str, series: Series, against: Series | None = None, what: str = "") -> None:
-        ratio = f"  {series.median / against.median:5.2f}x {what}" if against else ""
-        print(f"  {label:<40} {series.median:7.3f} s  peak {series.peak_mb:6.0f} MB{ratio}",
-              flush=True)
+def line(label: str, series: Series, against: Series | None = None, what: str = "") -> None:
+    ratio = f"  {series.median / against.median:5.2f}x {what}" if against else ""
+    print(f"  {label:<40} {series.median:7.3f} s  peak {series.peak_mb:6.0f} MB{ratio}",
+          flush=True)
 
+
+def report_uv_lock(bench: Bench) -> None:
+    """The uv project path: fbundle from uv.lock against uv export + uv pip install + zip."""
+    print(f"rounds: {bench.rounds} (medians); cpus: {os.cpu_count()}; python "
+          f"{sys.version.split()[0]}", flush=True)
+    _, recipe = bench.uv_lock_recipe()
+    print(f"a uv project (pyproject.toml + uv.lock), warm caches; archiver: {bench.zip_label}")
+    line("uv export + uv pip install --target + zip", recipe)
+    fresh, noop = bench.uv_lock_fbundle()
+    line("fbundle build fresh, from uv.lock", fresh, recipe, "of uv+zip")
+    line("fbundle build no-op, from uv.lock", noop, recipe, "of uv+zip (target <= 0.15)")
+
+
+def report(bench: Bench, skip_pip: bool, skip_cold: bool) -> None:
     print(f"rounds: {bench.rounds} (medians); cpus: {os.cpu_count()}; python "
           f"{sys.version.split()[0]}", flush=True)
     uv_install, uv_zip, uv_total = bench.recipe_series(bench.uv_install())
@@ -356,6 +425,8 @@ def main() -> None:
     parser.add_argument("--skip-pip", action="store_true", help="leave out the pip recipe")
     parser.add_argument("--skip-cold", action="store_true", help="leave out the cold runs")
     parser.add_argument("--work", type=Path, help="keep the work folder here (default: temp)")
+    parser.add_argument("--uv-lock", action="store_true",
+                        help="only the uv project path: fbundle from uv.lock vs uv's recipe")
     args = parser.parse_args()
     start_launcher()
     with tempfile.TemporaryDirectory(prefix="fbundle-bench-") as tmp:
@@ -369,12 +440,18 @@ def main() -> None:
         elif args.offline_synthetic:
             print("agent: synthetic (40 generated wheels, ~100 MB installed, loopback index)")
             with synthetic_project(work) as (project, env, index_args):
-                report(Bench(project, work, args.rounds, env, index_args), args.skip_pip,
-                       args.skip_cold)
+                bench = Bench(project, work, args.rounds, env, index_args)
+                if args.uv_lock:
+                    report_uv_lock(bench)
+                else:
+                    report(bench, args.skip_pip, args.skip_cold)
         else:
             print(f"agent: {HERE / 'agent'} (requirements pinned; PyPI)")
-            report(Bench(HERE / "agent", work, args.rounds, dict(os.environ), []), args.skip_pip,
-                   args.skip_cold)
+            bench = Bench(HERE / "agent", work, args.rounds, dict(os.environ), [])
+            if args.uv_lock:
+                report_uv_lock(bench)
+            else:
+                report(bench, args.skip_pip, args.skip_cold)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ where the service's own pip installs exactly the locked files).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -40,6 +41,7 @@ from bundler.redact import redact_urls
 from bundler.requirements import Requirements
 from bundler.resolve import check_fits
 from bundler.targets import Target
+from bundler.write import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +148,33 @@ def check_requires_python(root: Path, pyproject: dict[str, Any], target: Target)
 
 
 def uv_lock(root: Path, target: Target, *, runner: Runner = run) -> ProjectLock:
-    """The locked versions of a uv project for ``target``; a stale lock is refused."""
+    """The locked versions of a uv project for ``target``; a stale lock is refused.
+
+    The answer is a function of ``pyproject.toml``, ``uv.lock``, the target and the uv and
+    fbundle versions, so it is kept in the cache under their hash: a rebuild reads a few
+    hundred bytes instead of parsing a universal lock (all wheels of every platform) twice.
+    """
     pyproject = read_pyproject(root)
     path = root / UV_LOCK
     check_requires_python(root, pyproject, target)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"{path}: cannot be read ({error.strerror})",
+                         "regenerate it with `uv lock`") from None
+    memo = _memo_path(root, data, target)
+    if memo is not None and memo.is_file():
+        try:
+            lock = Lock.read(memo)
+        except UsageError:
+            pass  # a damaged memo is only a miss
+        else:
+            lock.created_by = "uv"
+            check_fits(lock, target)
+            return ProjectLock(UV_LOCK, path, lock, pinned_requirements(lock, path, "uv"))
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{path}: cannot be read ({error})",
                          "regenerate it with `uv lock`") from None
     if changes := uv_lock_changes(pyproject, document):
@@ -175,7 +197,37 @@ def uv_lock(root: Path, target: Target, *, runner: Runner = run) -> ProjectLock:
                          "upgrade uv (fbundle needs `uv export --format pylock.toml`)") from None
     lock = foreign_lock(exported, target, str(path))
     check_fits(lock, target)
+    # A local folder's identity is its tree hash, computed on every read: never memoized.
+    if memo is not None and not any(pin.wheel.kind == "directory" for pin in lock.pins):
+        try:
+            with atomic_output(memo) as stream:
+                stream.write(lock.to_toml().encode("utf-8"))
+        except (OSError, BuildError):  # a read-only cache: the next build reads uv.lock again
+            log.debug("not keeping the uv.lock reading in %s", memo.parent)
     return ProjectLock(UV_LOCK, path, lock, pinned_requirements(lock, path, "uv"))
+
+
+def _memo_path(root: Path, lock_bytes: bytes, target: Target) -> Path | None:
+    """Where the reading of this uv.lock for this target is kept (None: no cache folder)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from bundler import __version__
+    from bundler.cache import cache_root
+
+    try:
+        uv_version = version("uv")
+    except PackageNotFoundError:
+        uv_version = "?"
+    try:
+        pyproject = (root / PYPROJECT).read_bytes()
+        folder = cache_root() / "projectlocks"
+    except (OSError, UsageError):
+        return None
+    digest = hashlib.sha256()
+    for part in (__version__.encode(), uv_version.encode(), target.runtime.encode(),
+                 target.glibc_text.encode(), pyproject, lock_bytes):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return folder / f"{digest.hexdigest()}.toml"
 
 
 # -- staleness, as `uv lock --check` decides it ---------------------------------------------

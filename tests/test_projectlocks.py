@@ -289,3 +289,29 @@ def test_a_real_uv_project_builds_its_locked_requests_from_the_package_index(
                        "import requests, urllib3\nprint(requests.__version__)\n")
     assert out.strip() == "2.31.0"
     assert zip_text(result.zip_path, "requirements.txt").count("requests==2.31.0") == 1
+
+
+def test_a_uv_lock_read_once_is_not_exported_again_until_it_changes(
+    tmp_path: Path, old_index: SimpleIndex
+) -> None:
+    """The reading is kept under the hash of pyproject.toml + uv.lock: a rebuild runs no uv."""
+    from bundler.projectlocks import run as real_run
+    from bundler.projectlocks import uv_lock
+    from bundler.targets import Target
+
+    project = uv_project(tmp_path / "agent", old_index, ["beta"])
+    calls: list[list[str]] = []
+
+    def counting(argv, cwd, env):  # type: ignore[no-untyped-def]
+        calls.append(list(argv))
+        return real_run(argv, cwd, env)
+
+    target = Target.for_runtime("python_3_13")
+    first = uv_lock(project, target, runner=counting)
+    second = uv_lock(project, target, runner=counting)
+    assert len(calls) == 1 and first.lock.to_toml() == second.lock.to_toml()
+    assert second.requirements.lines == ["beta==1.0"]
+    assert uv("lock", "--upgrade", "--default-index", old_index.url, cwd=project).returncode == 0
+    (project / "uv.lock").write_text((project / "uv.lock").read_text() + "\n")
+    uv_lock(project, target, runner=counting)
+    assert len(calls) == 2
