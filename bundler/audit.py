@@ -17,7 +17,7 @@ from bundler.errors import UsageError
 from bundler.lock import LOCK_FILE
 
 if TYPE_CHECKING:
-    from bundler.plan import BuildOptions
+    from bundler.options import BuildOptions
 
 
 @dataclass
@@ -44,7 +44,7 @@ class AuditResult:
 
 def audit(zip_path: Path, project: Path, options: BuildOptions) -> AuditResult:
     """Rebuild ``project`` (its lock, its sources) in a temporary folder and compare with
-    ``zip_path``. ``options`` is a :class:`bundler.plan.BuildOptions`; its ``output`` is
+    ``zip_path``. ``options`` is a :class:`bundler.options.BuildOptions`; its ``output`` is
     replaced, so the project's own ``dist/`` is never touched."""
     from bundler.build import build_project
     from bundler.write import compressor_fingerprint

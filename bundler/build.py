@@ -21,7 +21,8 @@ from bundler.checks.base import Finding
 from bundler.errors import BuildError
 from bundler.identity import BuildInfo, write_definition, write_identities
 from bundler.model import MAX_BUNDLE_BYTES, file_sha256
-from bundler.plan import BuildOptions, Inputs, Plan, output_path, plan_inputs, read_inputs
+from bundler.options import BuildOptions
+from bundler.plan import Inputs, Plan, output_path, plan_inputs, read_inputs
 from bundler.project import ProjectSpec
 from bundler.shape import ShapeReport
 from bundler.write import ZipTooLarge, compressor_fingerprint, write_zip

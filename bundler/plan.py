@@ -27,7 +27,8 @@ from bundler.identity import build_outputs
 from bundler.indexes import read_pip_config
 from bundler.lock import LOCK_FILE, Lock, Pin, WheelRef, read_for_target, requirement_changes
 from bundler.model import Bundle, BytesData, Entry, FileData
-from bundler.project import Flags, ProjectSpec, load_project
+from bundler.options import DEFAULT_OPTIONS, BuildOptions
+from bundler.project import ProjectSpec, load_project
 from bundler.projectlocks import (
     POETRY_LOCK,
     UV_LOCK,
@@ -57,37 +58,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REQUIREMENTS = "requirements.txt"
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    output: Path | None = None
-    runtime: str | None = None
-    mode: str | None = None
-    resolver: str = "uv"
-    glibc: str | None = None
-    offline: bool = False
-    name: str | None = None
-    metadata: Path | None = None
-    update_lock: bool = False
-    project_file: str | None = None
-    verbose: bool = False
-    refresh: bool = False
-    no_build: bool = False  # wheels only: no sdist or local package is built
-    entry_point: str | None = None
-    cpu: str | None = None
-    memory: str | None = None
-    protocols: tuple[str, ...] = ()
-    #: Distributions to leave out, with what only they pull in (plus the project config's).
-    exclude_packages: tuple[str, ...] = ()
-    slim: bool | None = None  # None: the project config decides (default off)
-    compile: bool | None = None
-    python: Path | None = None  # the target interpreter for --compile
-
-    def flags(self) -> Flags:
-        """What the flags say about the agent definition (they override its source)."""
-        return Flags(runtime=self.runtime, mode=self.mode, entry_point=self.entry_point,
-                     cpu=self.cpu, memory=self.memory, protocols=tuple(self.protocols))
 
 
 @dataclass
@@ -206,7 +176,7 @@ def project_lock(root: Path, target: Target) -> ProjectLock | None:
     return None
 
 
-def read_inputs(root: Path, options: BuildOptions = BuildOptions()) -> Inputs:
+def read_inputs(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Inputs:
     """The project, its target, its sources and (bundled Python) its lock: what decides the
     bytes, read from hashes alone (nothing is fetched or published here)."""
     options = with_project_config(root, options)
@@ -279,7 +249,7 @@ def check_locked_exclusions(root: Path, lock: Lock, options: BuildOptions) -> No
             "run `fbundle lock` with the same exclusions (or build with --update-lock)")
 
 
-def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
+def plan_inputs(inputs: Inputs, options: BuildOptions = DEFAULT_OPTIONS) -> Plan:
     """Fetch and lay out the locked wheels, and decide every entry of the bundle."""
     entries = list(inputs.collection.entries)
     if inputs.dotnet is not None:
@@ -311,7 +281,7 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = BuildOptions()) -> Plan:
     return plan
 
 
-def plan_project(root: Path, options: BuildOptions = BuildOptions()) -> Plan:
+def plan_project(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Plan:
     """Decide every entry of the bundle for ``root`` (nothing is written)."""
     return plan_inputs(read_inputs(root, options), options)
 
@@ -400,7 +370,7 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
     return lock
 
 
-def lock_project(root: Path, options: BuildOptions = BuildOptions()) -> tuple[Path, Lock]:
+def lock_project(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> tuple[Path, Lock]:
     """Resolve afresh and write ``pylock.toml``; parsed back before it replaces the old one."""
     options = with_project_config(root, options)
     spec = load_project(root, metadata_path=options.metadata, name=options.name,

@@ -34,7 +34,7 @@ from bundler.wheels import (
 
 if TYPE_CHECKING:
     from bundler.compile import Compiler
-    from bundler.plan import BuildOptions
+    from bundler.options import BuildOptions
 
 
 def with_project_config(root: Path, options: BuildOptions) -> BuildOptions:

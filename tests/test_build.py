@@ -13,7 +13,8 @@ import pytest
 
 from bundler.build import build_project
 from bundler.model import file_sha256
-from bundler.plan import BuildOptions, plan_project
+from bundler.options import BuildOptions
+from bundler.plan import plan_project
 from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bundler.lock import Lock
-from bundler.plan import BuildOptions, plan_project
+from bundler.options import BuildOptions
+from bundler.plan import plan_project
 from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex

@@ -19,7 +19,8 @@ import pytest
 from bundler.build import build_project
 from bundler.checks import CheckContext, run_checks
 from bundler.model import Bundle
-from bundler.plan import BuildOptions, plan_project
+from bundler.options import BuildOptions
+from bundler.plan import plan_project
 from bundler.targets import Target
 from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support.binaries import pe_dll

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bundler.build import build_project
 from bundler.checks import CheckContext
-from bundler.plan import BuildOptions, plan_project
+from bundler.options import BuildOptions
+from bundler.plan import plan_project
 from bundler.validate import context_for, find_definition, load_bundle
 from tests.buildkit import make_project
 from tests.support import SimpleIndex

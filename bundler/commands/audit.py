@@ -13,7 +13,7 @@ from bundler.commands.build import build_options
 from bundler.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
-    from bundler.plan import BuildOptions
+    from bundler.options import BuildOptions
 
 
 @click.command()

@@ -21,7 +21,8 @@ from bundler.write import atomic_output
 
 if TYPE_CHECKING:
     from bundler.build import BuildResult
-    from bundler.plan import BuildOptions, Plan
+    from bundler.options import BuildOptions
+from bundler.plan import Plan
 
 HELLO_MAIN = '''"""A minimal hosted agent: answers the Responses protocol on port 8088."""
 
@@ -101,7 +102,7 @@ def build_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      cpu: str | None, memory: str | None, protocols: tuple[str, ...],
                      exclude_packages: tuple[str, ...], slim: bool | None,
                      compile_: bool | None, python: Path | None, **kwargs: Any) -> Any:
-        from bundler.plan import BuildOptions  # lazily: `fbundle --help` needs no build stack
+        from bundler.options import BuildOptions  # lazily: `fbundle --help` needs no build stack
 
         verbose = bool(click.get_current_context().find_root().params.get("verbose"))
         kwargs["options"] = BuildOptions(

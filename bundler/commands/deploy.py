@@ -133,7 +133,7 @@ def _inputs(target: Path, metadata_path: Path | None, agent: str | None
         check_agent(agent)
     if target.is_dir():
         from bundler.build import build_project  # lazily: deploy of a zip needs no build stack
-        from bundler.plan import BuildOptions
+        from bundler.options import BuildOptions
 
         result = build_project(target, BuildOptions(metadata=metadata_path))
         metadata = result.spec.metadata  # the effective definition, as written beside the zip

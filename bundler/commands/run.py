@@ -16,7 +16,7 @@ from bundler.commands.build import build_options
 from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
 
 if TYPE_CHECKING:
-    from bundler.plan import BuildOptions
+    from bundler.options import BuildOptions
 
 INTERRUPTED = 130
 

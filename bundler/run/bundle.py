@@ -19,7 +19,7 @@ from typing import Any
 from bundler.checks import CheckContext
 from bundler.errors import UsageError
 from bundler.model import CHUNK, Bundle
-from bundler.plan import BuildOptions
+from bundler.options import BuildOptions
 from bundler.targets import PYTHON_RUNTIMES, Target
 
 DOTENV = ".env"
