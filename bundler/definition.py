@@ -284,12 +284,8 @@ class Environment:
         return value
 
     def expand(self, value: str) -> str:
-        """``value`` with its ``${VAR}`` references replaced; unset ones are kept and noted."""
-        spans: list[str] = []
-
-        def mask(match: re.Match[str]) -> str:
-            spans.append(match.group(0))
-            return f"\0{len(spans) - 1}\0"
+        """``value`` with its ``${VAR}`` references replaced; unset ones are kept and noted.
+        ``${{...}}`` spans are left as they are (only the text between them is expanded)."""
 
         def replace(match: re.Match[str]) -> str:
             name, operator, default = match.group(1), match.group(2), match.group(3)
@@ -303,9 +299,19 @@ class Environment:
                 return default
             return found
 
-        masked = _FOUNDRY_SPAN.sub(mask, value)
+        # As azd does: mask each span with a placeholder the value does not contain, expand,
+        # restore (so a span may even be a default: ${MISSING:-${{event.body}}}).
+        spans = _FOUNDRY_SPAN.findall(value)
+        if not spans:
+            return _REFERENCE.sub(replace, value)
+        mark = "\ue000"
+        while mark in value:
+            mark += "\ue000"
+        counter = iter(range(len(spans)))
+        masked = _FOUNDRY_SPAN.sub(lambda _m: f"{mark}{next(counter)}\ue001", value)
         expanded = _REFERENCE.sub(replace, masked)
-        return re.sub(r"\0(\d+)\0", lambda m: spans[int(m.group(1))], expanded)
+        return re.sub(re.escape(mark) + r"(\d+)\ue001", lambda m: spans[int(m.group(1))],
+                      expanded)
 
 
 def _dotenv(path: Path) -> dict[str, str | None]:

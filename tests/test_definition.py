@@ -367,3 +367,54 @@ def test_bad_agent_yaml_is_one_line_and_exit_2(tmp_path: Path, run_cli: Any, cas
     text, expected = BAD_AGENT_YAML[case]
     root = project(tmp_path / "agent", files={"agent.yaml": text})
     one_line_exit_2(run_cli("build", root, "--mode", "remote_build"), expected)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bundler.errors import UsageError  # noqa: E402
+
+_KEYS = st.sampled_from(["definition", "kind", "cpu", "memory", "code_configuration",
+                         "runtime", "entry_point", "dependency_resolution", "protocol_versions",
+                         "protocol", "version", "environment_variables", "name", "x"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=8) | st.sampled_from(["hosted", "python_3_13", "bundled", "1", "2Gi"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=6),
+    max_leaves=30)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_JSON)
+def test_any_json_definition_loads_or_is_one_usage_error(tmp_path: Path, document: Any) -> None:
+    root = project(tmp_path / "fuzz", files={"metadata.json": json.dumps(document)})
+    try:
+        spec = load_project(root)
+    except UsageError as error:
+        assert "\n" not in str(error)
+    else:
+        assert spec.runtime and spec.entry_point and spec.mode
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_JSON)
+def test_any_agent_yaml_loads_or_is_one_usage_error(tmp_path: Path, document: Any) -> None:
+    import yaml
+
+    if isinstance(document, dict):
+        document.setdefault("kind", "hosted")
+    root = project(tmp_path / "fuzz", files={"agent.yaml": yaml.safe_dump(document)})
+    (root / "metadata.json").unlink(missing_ok=True)
+    try:
+        load_project(root)
+    except UsageError as error:
+        assert "\n" not in str(error)
+
+
+@given(text=st.text(max_size=40))
+def test_expansion_never_fails_and_keeps_foundry_spans(text: str) -> None:
+    value = f"{text}${{{{connections.a.key}}}}"
+    assert Environment({"A": "1"}).expand(value).endswith("${{connections.a.key}}")
+    assert Environment({}).expand("${MISSING:-${{event.body}}}") == "${{event.body}}"  # as azd
