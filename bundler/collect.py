@@ -411,16 +411,27 @@ def refuse_host_dependent_names(entries: Sequence[Entry]) -> None:
     """Two sources whose names differ only in case (or were NFC-normalised to one name) cannot
     both exist in a Windows or macOS checkout: refuse, naming both."""
     seen: dict[str, str] = {}
+    folders: dict[str, str] = {}
     for entry in entries:
         key = entry.name.casefold()
         other = seen.get(key)
         if other is not None:
-            what = "are the same name once normalised" if other == entry.name \
-                else "differ only in case"
-            raise UsageError(f"{other} and {entry.name} {what}: a Windows or macOS checkout "
-                             "keeps only one of them, so the bundle would differ by host",
-                             "rename one of them")
+            _refuse_twins(other, entry.name)
         seen[key] = entry.name
+        parts = entry.name.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            folders.setdefault(folder.casefold(), folder)
+    for key, folder in folders.items():  # a file where another spelling is a folder
+        if key in seen:
+            _refuse_twins(seen[key], folder + "/")
+
+
+def _refuse_twins(first: str, second: str) -> None:
+    what = "are the same name once normalised" if first.rstrip("/") == second.rstrip("/") \
+        else "differ only in case"
+    raise UsageError(f"{first} and {second} {what}: a Windows or macOS checkout keeps only one "
+                     "of them, so the bundle would differ by host", "rename one of them")
 
 
 def _archive_name(name: str, directory: Path) -> str:

@@ -418,3 +418,10 @@ def test_expansion_never_fails_and_keeps_foundry_spans(text: str) -> None:
     value = f"{text}${{{{connections.a.key}}}}"
     assert Environment({"A": "1"}).expand(value).endswith("${{connections.a.key}}")
     assert Environment({}).expand("${MISSING:-${{event.body}}}") == "${{event.body}}"  # as azd
+
+
+def test_a_file_and_a_folder_with_twin_names_are_refused(tmp_path: Path, run_cli: Any) -> None:
+    root = project(tmp_path / "agent", remote(), files={"src/Data": "", "src/data/x.py": ""})
+    if (root / "src" / "data").samefile(root / "src" / "Data"):
+        pytest.skip("this filesystem folds case")
+    one_line_exit_2(run_cli("build", root), "src/Data and src/data/ differ only in case")
