@@ -544,6 +544,18 @@ class _State:
                     editable=editable, constraint=constraint, hashes=hashes_, spec=text)
 
 
+def requirement_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(line number, requirement) for each requirement line of ``text``, read with the one
+    grammar (``bundler.requirements``): the requirement part only (its ``--hash`` options
+    dropped, ``-e`` unwrapped); option lines and comments skipped, includes not followed."""
+    for number, line in logical_lines(text):
+        args, options = break_args_options(line)
+        if args:
+            yield number, args.strip()
+        elif line.startswith(("-e ", "--editable ", "--editable=")):
+            yield number, options.split(maxsplit=1)[-1].removeprefix("--editable=")
+
+
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """(first line number, logical line) of a requirements file, as pip's ``preprocess``:
     ``\\`` continuations joined, then comments and blank lines dropped."""

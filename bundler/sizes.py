@@ -20,6 +20,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from bundler.graph import parse_requirements, walk
 from bundler.model import Bundle, Entry
 from bundler.records import dist_info_site, in_site
+from bundler.requirements import requirement_lines
 from bundler.targets import Target
 from bundler.write import directory_overhead, member_overhead, stored_size
 
@@ -159,6 +160,4 @@ def size_table(bundle: Bundle, target: Target, texts: Mapping[str, str] | None =
 
 
 def _lines(text: str) -> list[str]:
-    from bundler.checks.deps import requirement_lines
-
     return [line for _, line in requirement_lines(text)]

@@ -13,11 +13,10 @@ from pip._internal.network.session import PipSession
 from pip._internal.req.req_file import parse_requirements as pip_parse
 
 from bundler.checks.base import CheckContext
-from bundler.checks.deps import bundle_requirements, requirement_lines
-from bundler.checks.facts import Facts
+from bundler.checks.facts import Facts, bundle_requirements
 from bundler.errors import UsageError
 from bundler.model import Bundle, BytesData, Entry
-from bundler.requirements import decode, parse_text, read_requirements
+from bundler.requirements import decode, parse_text, read_requirements, requirement_lines
 from bundler.targets import Target
 
 Shape = tuple[str, bool, bool, tuple[str, ...]]

@@ -13,8 +13,7 @@ from dataclasses import replace
 
 from bundler.binaries import BinaryInfo
 from bundler.checks.base import Finding, finding, rules
-from bundler.checks.deps import owner_folders, tags_fit, wheel_tags
-from bundler.checks.facts import Facts
+from bundler.checks.facts import Facts, owner_folders, tags_fit, wheel_tags
 from bundler.provenance import dist_label
 from bundler.targets import Target
 

@@ -11,34 +11,23 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import posixpath
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
-from pathlib import Path
 
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from bundler import provenance
 from bundler.checks.base import Finding, finding, rules
-from bundler.checks.facts import Facts
-from bundler.errors import UsageError
-from bundler.provenance import owner_labels
+from bundler.checks.facts import Facts, bundle_requirements, tags_fit, wheel_tags
 from bundler.records import EXCLUDED_FILE, dist_info_site, in_site, record_hash_value
 from bundler.requirements import (
     REQUIREMENTS_FILE,
-    Requirements,
-    break_args_options,
-    logical_lines,
     not_shipped,
-    parse_text,
 )
-from bundler.targets import Target
 
 RULES = rules(
     ("FB401", "error", "a requirement in requirements.txt is not installed in packages/"),
@@ -114,59 +103,6 @@ def _read_dists(facts: Facts) -> tuple[list[Dist], list[Finding]]:
         requires = [str(r) for r in message.get_all("Requires-Dist") or []]
         dists.append(Dist(folder, canonicalize_name(display), display, version, requires))
     return dists, problems
-
-
-def owners(facts: Facts) -> dict[str, str]:
-    """Archive path -> the distribution whose RECORD lists it (``PyYAML 6.0.2``), so a finding
-    about a file can say which requirement brought it in (bundler.provenance decides, for
-    ``inspect --provenance`` too)."""
-    return owner_labels(facts.records, facts.texts)
-
-
-def owner_folders(facts: Facts) -> dict[str, str]:
-    """Archive path -> the dist-info folder whose RECORD lists it."""
-    return provenance.owner_folders(facts.records)
-
-
-def requirement_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(line number, requirement) for each requirement line of ``text``, read with the one
-    grammar (``bundler.requirements``): the requirement part only (its ``--hash`` options
-    dropped, ``-e`` unwrapped); option lines and comments skipped, includes not followed."""
-    for number, line in logical_lines(text):
-        args, options = break_args_options(line)
-        if args:
-            yield number, args.strip()
-        elif line.startswith(("-e ", "--editable ", "--editable=")):
-            yield number, options.split(maxsplit=1)[-1].removeprefix("--editable=")
-
-
-def bundle_requirements(facts: Facts) -> tuple[Requirements | None, Finding | None]:
-    """requirements.txt of the bundle (and the ``-r``/``-c`` files it names, read from the
-    bundle), parsed exactly as build parses it; or the FB407 finding that says why not."""
-    text = facts.texts.get(REQUIREMENTS_FILE)
-    if text is None:
-        return None, None
-    entries = facts.bundle.by_name()
-    missing: list[str] = []
-
-    def reader(path: Path) -> bytes:
-        name = posixpath.normpath(path.as_posix())
-        entry = entries.get(name)
-        if entry is None or not entry.is_file:
-            missing.append(name)  # FB410 in remote_build; in bundled mode, unchecked lines
-            return b""
-        return entry.read()
-
-    try:
-        parsed = parse_text(text, Path(REQUIREMENTS_FILE), reader=reader, environ={})
-    except UsageError as error:
-        return None, finding("FB407", REQUIREMENTS_FILE, f"{error.message}; its requirements "
-                             "cannot be checked", error.hint or "fix the line")
-    if missing and facts.context.mode == "bundled":
-        return parsed, finding("FB407", REQUIREMENTS_FILE, f"{', '.join(missing)} (included by "
-                               "requirements.txt) is not in the bundle; its lines cannot be "
-                               "checked", "ship it beside requirements.txt")
-    return parsed, None
 
 
 def check(facts: Facts) -> Iterator[Finding]:
@@ -375,36 +311,6 @@ def _rehash(entry: object, algorithm: str) -> str:
     except Exception:  # noqa: BLE001 — unreadable members are FB001's business
         return ""
     return record_hash_value(digest.digest())
-
-
-def wheel_tags(facts: Facts, folder: str) -> tuple[list[str], set[Tag]]:
-    """The ``Tag:`` lines of a dist-info's WHEEL, as written and parsed."""
-    text = facts.texts.get(f"{folder}/WHEEL")
-    if text is None:
-        return [], set()
-    message = HeaderParser().parsestr(text)
-    tags = [str(t).strip() for t in message.get_all("Tag") or []]
-    parsed: set[Tag] = set()
-    for tag in tags:
-        try:
-            parsed |= parse_tag(tag)
-        except ValueError:
-            continue
-    return tags, parsed
-
-
-def tags_fit(parsed: set[Tag], target: Target) -> bool:
-    """Whether a wheel with these tags runs on the target. Bare ``linux_x86_64`` counts as the
-    manylinux tag it stands for: pip and azd install such wheels, and they run when their ELF
-    files fit the floor, which FB307 judges from the bytes."""
-    accepted = target.tag_rank
-    for tag in parsed:
-        if tag in accepted:
-            return True
-        if tag.platform == "linux_x86_64" and Tag(tag.interpreter, tag.abi,
-                                                  "manylinux2014_x86_64") in accepted:
-            return True
-    return False
 
 
 def _wheel_tags(facts: Facts, dists: list[Dist]) -> Iterator[Finding]:

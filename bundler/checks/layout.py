@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator
 
 from bundler.checks.base import Finding, finding, rules
-from bundler.checks.deps import bundle_requirements, owners, requirement_lines
-from bundler.checks.facts import Facts
+from bundler.checks.facts import Facts, bundle_requirements, owners
+from bundler.requirements import requirement_lines
 from bundler.sensitive import secret_by_content, secret_by_name
 
 RULES = rules(

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from bundler.binaries import inspect_binary
 from bundler.checks.binaries import extension_tag_problem
-from bundler.checks.deps import requirement_lines
+from bundler.requirements import requirement_lines
 from bundler.targets import Target
 
 _MISSING = re.compile(r"ModuleNotFoundError: No module named '(?P<module>[^']+)'")

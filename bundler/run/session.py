@@ -27,9 +27,9 @@ from types import TracebackType
 
 import httpx
 
-from bundler.checks.deps import requirement_lines
 from bundler.errors import FbundleError, UsageError
 from bundler.redact import REDACTED, redact_urls
+from bundler.requirements import requirement_lines
 from bundler.run import diagnose
 from bundler.run.bundle import Runnable, agent_environment, unpack
 from bundler.run.interpreter import Interpreter
