@@ -114,7 +114,7 @@ def build_project(root: Path, options: BuildOptions | None = None) -> BuildResul
     if previous is not None and previous.input_key == key and zip_path.is_file():
         if file_sha256(zip_path) == previous.sha256:
             log.info("inputs unchanged; %s is up to date", zip_path)
-            write_definition(inputs.spec.metadata, zip_path)
+            write_definition(inputs.spec.written_metadata(), zip_path)
             recorded = [f for d in previous.warnings if (f := _finding_from(d))]
             return BuildResult(zip_path, previous.sha256, zip_path.stat().st_size,
                                previous.entries, previous.content_digest, key,
@@ -144,7 +144,7 @@ def build_project(root: Path, options: BuildOptions | None = None) -> BuildResul
         runtime=plan.spec.runtime, mode=plan.spec.mode, size=result.size,
         entries=result.entries, packages=result.packages,
         warnings=[finding_json(f) for f in warnings]))
-    write_definition(plan.spec.metadata, zip_path)
+    write_definition(plan.spec.written_metadata(), zip_path)
     return result
 
 

@@ -105,6 +105,9 @@ class Definition:
     name: str | None = None
     notes: tuple[str, ...] = ()
     secret_values: bool = False  # some value came from a .env file
+    #: environment_variables whose value came (in part) from a .env file -> the text as written
+    #: (``${VAR}``): what the file beside the zip keeps, so no .env value lands in a file.
+    env_templates: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -262,6 +265,7 @@ class Environment:
     dotenv: Mapping[str, str | None] = field(default_factory=dict)
     used_dotenv: bool = False
     unset: list[str] = field(default_factory=list)
+    dotenv_lookups: int = 0
 
     @classmethod
     def beside(cls, folder: Path, variables: Mapping[str, str] | None = None) -> Environment:
@@ -281,7 +285,14 @@ class Environment:
         value = self.dotenv.get(name)
         if value is not None:
             self.used_dotenv = True
+            self.dotenv_lookups += 1
         return value
+
+    def expand_noting_dotenv(self, value: str) -> tuple[str, bool]:
+        """``expand(value)``, and whether a ``.env`` file supplied any part of it."""
+        before = self.dotenv_lookups
+        expanded = self.expand(value)
+        return expanded, self.dotenv_lookups > before
 
     def expand(self, value: str) -> str:
         """``value`` with its ``${VAR}`` references replaced; unset ones are kept and noted.
@@ -800,9 +811,12 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
         notes.append(f"note: {where} sets no dependency_resolution; using remote_build "
                      "(azd's default)")
     env: dict[str, str] = {}
+    templates: dict[str, str] = {}
     for name, value in azd.env.items():
         text = "" if value is None else _scalar(value, f"{where}: environment {name}")
-        env[name] = environment.expand(text or "")
+        env[name], secret = environment.expand_noting_dotenv(text or "")
+        if secret:
+            templates[name] = text or ""
     if env:
         definition["environment_variables"] = env
     if environment.unset:
@@ -816,7 +830,7 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
     metadata["definition"] = definition
     agent = azd.name if isinstance(azd.name, str) and azd.name else None
     return Definition(metadata, where, azd.path, agent, tuple(notes),
-                      secret_values=environment.used_dotenv)
+                      secret_values=environment.used_dotenv, env_templates=templates)
 
 
 def detect_runtime(root: Path) -> str:
@@ -945,10 +959,42 @@ def _apply_flags(found: Definition, flags: Flags) -> Definition:
             notes.append(f'note: {found.source} sets no cpu/memory; using azd\'s defaults cpu '
                          f'"{DEFAULT_CPU}", memory "{DEFAULT_MEMORY}" (--cpu/--memory set others)')
     return Definition(metadata, found.source, found.path, found.name, tuple(notes),
-                      found.secret_values)
+                      found.secret_values, found.env_templates)
 
 
 def ascii_name(text: str) -> str:
     """``über`` -> ``uber``: accents dropped the way NFKD decomposes them."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def without_dotenv_values(metadata: dict[str, Any], templates: Mapping[str, str]
+                          ) -> dict[str, Any]:
+    """``metadata`` as it may be written to a file: every environment variable whose value
+    came from a ``.env`` file put back as written (``${VAR}``); ``deploy`` expands it again
+    (``with_dotenv_values``) at send time, in memory."""
+    inner = metadata.get("definition")
+    env = inner.get("environment_variables") if isinstance(inner, dict) else None
+    if not templates or not isinstance(env, dict) or not isinstance(inner, dict):
+        return metadata
+    kept = {name: templates.get(name, value) for name, value in env.items()}
+    return {**metadata, "definition": {**inner, "environment_variables": kept}}
+
+
+def with_dotenv_values(metadata: dict[str, Any], folders: list[Path],
+                       environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``metadata`` read from a file (``<agent>.metadata.json``) with its ``${VAR}``
+    references expanded from the environment, then the first of ``folders`` that has a
+    ``.env`` (or an azd environment): the values the service must be sent. Unset references
+    stay as written (the service then gets them verbatim, as azd sends them)."""
+    inner = metadata.get("definition")
+    env = inner.get("environment_variables") if isinstance(inner, dict) else None
+    if not isinstance(env, dict) or not isinstance(inner, dict) or not any(
+            isinstance(v, str) and "${" in v for v in env.values()):
+        return metadata
+    folder = next((f for f in folders if (f / ".env").is_file()), folders[0])
+    environment = Environment.beside(folder, environ)
+    expanded = {name: environment.expand(value) if isinstance(value, str) else value
+                for name, value in env.items()}
+    return {**metadata, "definition": {**inner, "environment_variables": expanded}}
+

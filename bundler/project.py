@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from bundler.definition import (
     definition_problems,
     load_definition,
     read_json,
+    without_dotenv_values,
 )
 from bundler.definition import metadata_problems as metadata_problems
 from bundler.errors import UsageError
@@ -64,6 +66,11 @@ class ProjectSpec:
     notes: tuple[str, ...] = ()
     source: str = METADATA
     secret_values: bool = False
+    env_templates: Mapping[str, str] = field(default_factory=dict)
+
+    def written_metadata(self) -> dict[str, Any]:
+        """The definition as the file beside the zip holds it: no value from a ``.env``."""
+        return without_dotenv_values(self.metadata, self.env_templates)
 
     @property
     def is_python(self) -> bool:
@@ -140,6 +147,7 @@ def load_project(
         notes=tuple(notes),
         source=found.source,
         secret_values=found.secret_values,
+        env_templates=found.env_templates,
     )
 
 

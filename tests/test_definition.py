@@ -210,9 +210,15 @@ def test_variables_come_from_the_environment_then_dotenv_and_are_never_printed(
     assert "warning: FB607 definition.environment_variables.C still holds ${UNSET_ONE}" \
         in result.stderr
     written = json.loads((root / "dist" / "agent.metadata.json").read_text())
+    # A value from .env never lands in a file: the file keeps the reference, and deploy
+    # expands it at send time (test_shapes: deploy of the zip sends the real value).
     assert written["definition"]["environment_variables"] == {
-        "A": "env-wins", "B": "hunter2-from-dotenv", "C": "x-${UNSET_ONE}-dflt",
+        "A": "env-wins", "B": "${FROM_DOTENV}", "C": "x-${UNSET_ONE}-dflt",
         "D": "${{connections.c.key}}"}
+    assert load_definition(root).definition["environment_variables"]["B"] == \
+        "hunter2-from-dotenv"
+    for path in (root / "dist").iterdir():
+        assert b"hunter2" not in path.read_bytes(), path
     with zipfile.ZipFile(root / "dist" / "agent.zip") as archive:
         assert ".env" not in archive.namelist()
     assert Environment({}).expand("${A-}${B:-b}") == "b"

@@ -110,6 +110,27 @@ def test_deploy_sends_exactly_the_definition_written_beside_the_zip(
         "https://env.example"
 
 
+
+def test_a_dotenv_value_is_sent_by_deploy_and_written_to_no_file(
+        fake: Any, run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "agent-yaml"
+    shutil.copytree(SHAPES / "agent-yaml", copy)
+    monkeypatch.delenv("FOUNDRY_PROJECT_ENDPOINT", raising=False)
+    (copy / ".env").write_text("FOUNDRY_PROJECT_ENDPOINT=https://hunter2.example\n")
+    built = run_cli("build", copy)
+    assert built.exit_code == 0, built.output
+    for path in (copy / "dist").iterdir():
+        assert b"hunter2" not in path.read_bytes(), path
+    # Deploying the zip (not the project) reads the file beside it and expands the reference
+    # from the project's .env in memory: the service gets the value.
+    result = run_cli("deploy", copy / "dist" / "echo-agent.zip", "--agent", "echo-agent")
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    version = fake.agents["echo-agent"].latest
+    assert version is not None
+    assert version.definition["environment_variables"]["FOUNDRY_PROJECT_ENDPOINT"] == \
+        "https://hunter2.example"
+
 REFUSED = Path(__file__).resolve().parent.parent / "fixtures" / "refused"
 REFUSED_LINES = {
     "no-wrapper": "wrap them in \"definition\": {...}",

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from bundler.definition import with_dotenv_values
 from bundler.deploy.auth import get_credential
 from bundler.deploy.client import (
     PREVIEW_API_VERSION,
@@ -147,7 +148,9 @@ def _inputs(target: Path, metadata_path: Path | None, agent: str | None
 
     load(target)  # the zip reader's guards: a zip that unpacks to something else is not sent
     metadata_path = metadata_path or metadata_beside(target) or target.parent / METADATA
-    metadata = read_metadata(metadata_path)
+    # The file keeps .env-supplied values as ${VAR}; they are expanded here, in memory only.
+    metadata = with_dotenv_values(read_metadata(metadata_path),
+                                  [metadata_path.parent, metadata_path.parent.parent])
     if problems := metadata_problems(metadata):
         field, problem = problems[0]
         raise UsageError(f"{metadata_path}: {field} {problem}".strip(), "fix metadata.json")
