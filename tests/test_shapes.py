@@ -75,8 +75,8 @@ def test_shape_builds_validates_and_imports(tmp_path: Path, run_cli: Any, python
         "dependency_resolution": mode}
     assert expected.items() <= definition.items()
     if shape == "agent-yaml":
-        assert definition["environment_variables"] == {
-            "FOUNDRY_PROJECT_ENDPOINT": "https://dotenv-secret.example",
+        assert definition["environment_variables"] == {  # the .env value stays a reference
+            "FOUNDRY_PROJECT_ENDPOINT": "${FOUNDRY_PROJECT_ENDPOINT}",
             "AZURE_AI_MODEL_DEPLOYMENT_NAME": "gpt-4.1-mini",
             "CONNECTION_KEY": "${{connections.search.credentials.key}}"}
         assert metadata["description"] == "An echo agent, as the samples lay one out."
