@@ -76,8 +76,9 @@ HOSTILE = {
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_bad_definitions_are_one_line_and_exit_2(tmp_path: Path, run_cli: Any, case: str) -> None:
     raw, *expected = HOSTILE[case]
+    assert isinstance(raw, bytes) and all(isinstance(e, str) for e in expected)
     root = project(tmp_path / "agent", raw=raw)
-    one_line_exit_2(run_cli("build", root), *expected)
+    one_line_exit_2(run_cli("build", root), *(str(e) for e in expected))
     if case in ("nested-100000", "5000-digits", "nan-literal", "definition-list", "cpu-nan"):
         (tmp_path / "agent.zip").write_bytes(b"")  # validate and deploy read it the same way
         zipfile.ZipFile(tmp_path / "agent.zip", "w").writestr("main.py", MAIN)
@@ -123,9 +124,12 @@ def test_cpu_memory_rule(tmp_path: Path, run_cli: Any) -> None:
         assert cpu_memory_problem(cpu, memory) is None, (cpu, memory)
     for cpu, memory in (("1", "4Gi"), ("8", "16Gi"), ("0.3", "0.6Gi")):
         assert cpu_memory_problem(cpu, memory)[0] == "warning"  # type: ignore[index]
-    for cpu, memory in (("NaN", "1Gi"), ("1", "2"), ("-1", "2Gi"), ("0", "0Gi"), ("1", "2GB"),
-                        ("inf", "2Gi"), ("1" * 40, "2Gi"), (None, "2Gi"), ("1", None)):
-        assert cpu_memory_problem(cpu, memory)[0] == "error", (cpu, memory)  # type: ignore[index]
+    bad: list[tuple[str | None, str | None]] = [
+        ("NaN", "1Gi"), ("1", "2"), ("-1", "2Gi"), ("0", "0Gi"), ("1", "2GB"), ("inf", "2Gi"),
+        ("1" * 40, "2Gi"), (None, "2Gi"), ("1", None)]
+    for maybe_cpu, maybe_memory in bad:
+        problem = cpu_memory_problem(maybe_cpu, maybe_memory)
+        assert problem is not None and problem[0] == "error", (maybe_cpu, maybe_memory)
     # both absent: azd's defaults are filled in and said in one line
     root = project(tmp_path / "agent", remote(cpu=None, memory=None))
     result = run_cli("build", root)

@@ -23,6 +23,7 @@ from bundler.options import BuildOptions
 from bundler.plan import plan_project
 from bundler.targets import Target
 from tests.buildkit import assert_validates_clean, import_under, make_project
+from tests.support import RunCli
 from tests.support.binaries import pe_dll
 from tests.support.index import SimpleIndex
 from tests.support.wheels import compile_extension, make_wheel
@@ -92,7 +93,7 @@ def dists(zip_path: Path) -> set[str]:
 # ---- --exclude-package -----------------------------------------------------------------------
 
 def test_excluding_a_package_drops_what_only_it_needs_and_keeps_what_others_need(
-        tmp_path: Path, index: SimpleIndex, run_cli, python313: Path) -> None:
+        tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path) -> None:
     project = make_project(tmp_path / "agent", "app\n")
     result = run_cli("build", project, "--exclude-package", "Heavy")
     assert result.exit_code == 0, result.output
@@ -120,7 +121,7 @@ def test_excluding_a_package_drops_what_only_it_needs_and_keeps_what_others_need
 
 
 def test_exclusions_come_from_the_project_config_and_the_lock_records_them(
-        tmp_path: Path, index: SimpleIndex, run_cli) -> None:
+        tmp_path: Path, index: SimpleIndex, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "app\n", files={
         "fbundle.toml": 'exclude-packages = ["heavy"]\n'})
     locked = run_cli("lock", project)
@@ -150,7 +151,7 @@ def test_exclusions_come_from_the_project_config_and_the_lock_records_them(
 # ---- --slim and .fbundleignore in packages/ ------------------------------------------------------
 
 def test_slim_drops_tests_stubs_and_extension_sources_never_dist_info_or_imports(
-        tmp_path: Path, index: SimpleIndex, run_cli, python313: Path) -> None:
+        tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path) -> None:
     project = make_project(tmp_path / "agent", "slimmy\n")
     full = build_project(project)
     with zipfile.ZipFile(full.zip_path) as archive:
@@ -192,7 +193,7 @@ def test_slim_drops_tests_stubs_and_extension_sources_never_dist_info_or_imports
 
 
 def test_fbundleignore_patterns_under_packages_drop_files_and_rewrite_record(
-        tmp_path: Path, index: SimpleIndex, run_cli) -> None:
+        tmp_path: Path, index: SimpleIndex, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "helpers\n", files={
         ".fbundleignore": "packages/helpers/_vendored/*.dll\n*.txt\n"})
     result = run_cli("build", project, "--list")
@@ -208,7 +209,7 @@ def test_fbundleignore_patterns_under_packages_drop_files_and_rewrite_record(
 
 
 def test_list_shows_sizes_chains_and_findings_before_writing(
-        tmp_path: Path, index: SimpleIndex, run_cli) -> None:
+        tmp_path: Path, index: SimpleIndex, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "app\nhelpers\n")
     result = run_cli("build", project, "--list", "--json")
     assert result.exit_code == 0, result.output
@@ -296,7 +297,7 @@ def test_compile_for_python_314_imports_under_the_real_314(
 
 
 def test_compile_without_the_target_interpreter_says_how_to_get_one(
-        tmp_path: Path, index: SimpleIndex, run_cli) -> None:
+        tmp_path: Path, index: SimpleIndex, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", "app\n")
     if sys.version_info[:2] == (3, 13):
         pytest.skip("the interpreter running the tests is the target's; nothing wrong to pass")

@@ -31,7 +31,8 @@ def lzma_member(data: bytes) -> bytes:
     props = lzma._encode_filter_properties({"id": lzma.FILTER_LZMA1})  # type: ignore[attr-defined]
     filters = [lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)]  # type: ignore[attr-defined]
     packer = lzma.LZMACompressor(lzma.FORMAT_RAW, filters=filters)
-    return struct.pack("<BBH", 9, 4, len(props)) + props + packer.compress(data) + packer.flush()
+    header: bytes = struct.pack("<BBH", 9, 4, len(props)) + props
+    return header + packer.compress(data) + packer.flush()
 
 
 @dataclass
