@@ -51,7 +51,7 @@ from bundler.settings import float_env
 from bundler.shape import ShapeReport, Shaping, shape, shaping_for, with_project_config
 from bundler.targets import Target, parse_glibc
 from bundler.wheels import LaidOutWheel, layout_wheel
-from bundler.write import atomic_output
+from bundler.write import OutputError, atomic_output
 
 if TYPE_CHECKING:
     from bundler.dotnet import DotnetInputs
@@ -365,8 +365,8 @@ def recent_resolution(requirements: Requirements, target: Target, options: Build
     lock.exclude_packages = list(options.exclude_packages)
     try:
         write_lock(lock, memo)
-    except OSError as error:  # a read-only cache: the next build asks the index again
-        log.debug("not keeping the resolution in %s (%s)", memo.parent, error.strerror)
+    except OutputError as error:  # a read-only cache: the next build asks the index again
+        log.debug("not keeping the resolution in %s (%s)", memo.parent, error.cause.strerror)
     return lock
 
 

@@ -340,11 +340,20 @@ _WHY = {
 }
 
 
-def output_error(path: Path, error: OSError) -> BuildError:
+class OutputError(BuildError):
+    """Writing an output failed; ``cause`` is the OS error, for callers to which a failed write
+    is not fatal (the resolution memo and the session state in a read-only folder)."""
+
+    def __init__(self, message: str, hint: str, cause: OSError) -> None:
+        super().__init__(message, hint)
+        self.cause = cause
+
+
+def output_error(path: Path, error: OSError) -> OutputError:
     """An OSError writing ``path`` as one line: the path, what happened, what to do."""
     why, hint = _WHY.get(error.errno or 0, (error.strerror or str(error),
                                             "check the folder, or write somewhere else"))
-    return BuildError(f"cannot write {path}: {why}", hint)
+    return OutputError(f"cannot write {path}: {why}", hint, error)
 
 
 class _Output:

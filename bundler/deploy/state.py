@@ -19,7 +19,7 @@ import platformdirs
 
 from bundler.deploy.http import check_session
 from bundler.errors import FbundleError, UsageError
-from bundler.write import atomic_output
+from bundler.write import OutputError, atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def remember_session(endpoint: str, agent: str, session: str,
     try:
         with atomic_output(file) as out:
             out.write(json.dumps(kept, indent=1, sort_keys=False).encode("utf-8"))
-    except OSError as error:
+    except (OSError, OutputError) as error:
         log.warning("could not remember the session in %s: %s", file, error)
         return None
     return file
