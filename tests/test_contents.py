@@ -395,3 +395,27 @@ def test_stale_temps_of_other_names_or_fresh_ones_are_left_alone(tmp_path: Path)
     assert not stale.exists()
     assert other.exists() and fresh.exists() and mine_not.exists()
     assert file_sha256(target) == hashlib.sha256(b"new").hexdigest()
+
+
+def test_a_file_and_a_folder_that_are_one_name_once_normalised_are_refused(
+    tmp_path: Path, run_cli
+) -> None:
+    # found by the property test: a file "\u212b" (ANGSTROM SIGN) and a folder "\u00c5/"
+    project = remote(tmp_path / "agent", {"src/\u212b": "x", "src/\u00c5/m.py": ""})
+    result = run_cli("build", project)
+    assert result.exit_code == 2, result.output
+    assert "src/\u00c5 and src/\u00c5/ are the same name once normalised" in result.stderr
+
+
+def test_a_resolution_that_cannot_be_kept_in_the_cache_does_not_fail_the_build(
+    tmp_path: Path, simple_index, monkeypatch: pytest.MonkeyPatch, run_cli
+) -> None:
+    from bundler.cache import cache_root
+
+    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    (cache_root() / "resolutions").write_text("a file where the memo folder must be")
+    project = make_project(tmp_path / "agent", "beta\n")
+    result = run_cli("build", project)
+    assert result.exit_code == 0, result.output
+    assert "packages/beta-2.0.dist-info/METADATA" in names(project / "dist" / "agent.zip")
