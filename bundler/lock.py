@@ -256,6 +256,24 @@ def tree_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def read_any(text: str, source: str, runtime: str | None = None) -> Lock:
+    """A lock read only to name what a bundle holds (provenance, audit): ours as written,
+    another tool's narrowed to ``runtime`` (default python_3_13), never refused for holding
+    every platform's wheels."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{source}: not valid TOML ({error})",
+                         "regenerate it with the tool that wrote it") from None
+    if is_fbundle_lock(document):
+        return Lock.from_toml(text, source)
+    try:
+        target = Target.for_runtime(runtime or "python_3_13")
+    except UsageError:
+        target = Target.for_runtime("python_3_13")
+    return foreign_lock(document, target, source)
+
+
 def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
     """Another tool's PEP 751 lock, narrowed to ``target`` (one wheel per package)."""
     tool = str(document.get("created-by") or "the tool that wrote it")

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from bundler.errors import UsageError
 from bundler.identity import BuildInfo
-from bundler.lock import LOCK_FILE, Lock
+from bundler.lock import LOCK_FILE, Lock, read_any
 from bundler.model import Bundle, Entry
 from bundler.records import PACKAGES, dist_info_site, in_site, record_hash_bytes
 
@@ -176,12 +176,17 @@ def wheels_known(zip_path: Path, lock_path: Path | None, bundle: Bundle | None =
     """Canonical name -> Owner template (wheel facts only), from the lock or the sidecar.
     ``bundle`` is the zip already read (its own pylock.toml is looked up there)."""
     path = lock_path or find_lock(zip_path)
+    info = BuildInfo.read(zip_path)
+    runtime = info.runtime if info else None
     if path is not None:
-        return _from_lock(Lock.read(path)), str(path)
-    inside = _lock_inside(zip_path, bundle)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"{path}: cannot be read ({error})", "fix or delete it") from None
+        return _from_lock(read_any(text, str(path), runtime)), str(path)
+    inside = _lock_inside(zip_path, bundle, runtime)
     if inside is not None:
         return _from_lock(inside), f"{zip_path.name}!{LOCK_FILE}"
-    info = BuildInfo.read(zip_path)
     packages = info.packages if info else None
     if packages:
         known = {}
@@ -200,7 +205,8 @@ def _from_lock(lock: Lock) -> dict[str, Owner]:
             for key, pin in lock.by_name().items()}
 
 
-def _lock_inside(zip_path: Path, bundle: Bundle | None) -> Lock | None:
+def _lock_inside(zip_path: Path, bundle: Bundle | None, runtime: str | None = None
+                 ) -> Lock | None:
     """The project's pylock.toml when it travelled inside the zip (sources include it)."""
     if bundle is None:
         if not zip_path.is_file():
@@ -213,7 +219,7 @@ def _lock_inside(zip_path: Path, bundle: Bundle | None) -> Lock | None:
         text = entry.read().decode("utf-8")
     except (OSError, ValueError, EOFError):
         return None
-    return Lock.from_toml(text, f"{zip_path}!{LOCK_FILE}")
+    return read_any(text, f"{zip_path}!{LOCK_FILE}", runtime)
 
 
 def provenance(bundle: Bundle, known: dict[str, Owner], lock_source: str | None = None,

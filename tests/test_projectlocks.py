@@ -195,6 +195,10 @@ def test_a_pylock_toml_uv_exported_is_read_for_the_target(
     out = import_under(python313, result.zip_path, tmp_path,
                        "import native, beta\nprint(native.answer(), beta.VALUE)\n")
     assert out.split() == ["42", "beta", "1.0"]  # the cp313 wheel, not the pure fallback
+    # inspect --provenance names wheels from that lock (it lists every platform's wheels)
+    shown = run_cli("inspect", result.zip_path, "--provenance")
+    assert shown.exit_code == 0, shown.output
+    assert "native-1.0-cp313" in shown.stdout
     # fbundle lock never overwrites another tool's lock
     refused = run_cli("lock", project)
     assert refused.exit_code == 2
