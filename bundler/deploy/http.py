@@ -16,7 +16,6 @@ from the service's own answer can never reach another route.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
@@ -25,7 +24,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO, Self
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -36,7 +34,7 @@ from bundler import __version__
 from bundler.deploy.auth import Credential, Secret
 from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
 from bundler.redact import REDACTED, redact_url, redact_urls
-from bundler.settings import float_env
+from bundler.settings import float_env, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -444,19 +442,10 @@ class Transport:
             return reply
 
     def _retry_delay(self, reply: Reply, attempt: int) -> float:
-        """``Retry-After`` (seconds or an HTTP date) when given, else backoff; both capped."""
-        value = reply.header("retry-after") or ""
-        if value:
-            try:
-                seconds = float(value)
-            except ValueError:
-                try:
-                    when = email.utils.parsedate_to_datetime(value)
-                    seconds = (when - datetime.now(UTC)).total_seconds()
-                except (TypeError, ValueError):
-                    seconds = self.options.delay(attempt)
-            return max(0.0, min(seconds, self.options.backoff_max))
-        return self.options.delay(attempt)
+        """``Retry-After`` (seconds or an HTTP date) when given, else backoff; both capped
+        (the one reading downloads use too: ``settings.retry_delay``)."""
+        return retry_delay(reply.header("retry-after"), attempt, self.options.backoff,
+                           self.options.backoff_max)
 
     def _timeout_error(self, method: str, url: str, error: httpx.TimeoutException) -> ServiceError:
         if isinstance(error, httpx.ConnectTimeout):
