@@ -27,6 +27,7 @@ from bundler.errors import BuildError, UsageError
 from bundler.lock import WheelRef
 from bundler.settings import DownloadPolicy, retry_delay
 from tests.buildkit import make_project
+from tests.support import RunCli
 from tests.support.index import SimpleIndex
 
 
@@ -51,7 +52,7 @@ def index(simple_index: SimpleIndex, monkeypatch: pytest.MonkeyPatch) -> SimpleI
 
 
 def test_a_trickling_index_is_cut_off_at_the_download_deadline(
-    tmp_path: Path, index: SimpleIndex, run_cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """1 byte every 0.5 s never trips a read timeout; the deadline per download does."""
     project = make_project(tmp_path / "agent", "beta==1.0\n")
@@ -66,7 +67,7 @@ def test_a_trickling_index_is_cut_off_at_the_download_deadline(
 
 
 def test_a_malformed_deadline_is_one_line_and_exit_2(
-    tmp_path: Path, index: SimpleIndex, run_cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(tmp_path / "agent", "beta==1.0\n")
     monkeypatch.setenv("FBUNDLE_DOWNLOAD_DEADLINE", "soon")
@@ -171,7 +172,7 @@ def fbundle(*args: str | Path) -> list[str]:
 
 
 def test_a_read_only_cache_that_holds_every_wheel_builds_even_offline(
-    tmp_path: Path, index: SimpleIndex, run_cli
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli
 ) -> None:
     project = make_project(tmp_path / "agent", "alpha\nnative\n")
     assert run_cli("lock", project).exit_code == 0
@@ -188,7 +189,7 @@ def test_a_read_only_cache_that_holds_every_wheel_builds_even_offline(
 
 
 def test_a_read_only_cache_missing_a_wheel_names_the_folder_and_what_to_do(
-    tmp_path: Path, index: SimpleIndex, run_cli
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli
 ) -> None:
     project = make_project(tmp_path / "agent", "beta==1.0\n")
     assert run_cli("lock", project).exit_code == 0
@@ -202,7 +203,7 @@ def test_a_read_only_cache_missing_a_wheel_names_the_folder_and_what_to_do(
 
 
 def test_a_full_disk_under_the_cache_names_the_folder_and_what_to_do(
-    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("a tiny tmpfs needs a user namespace (root here)")

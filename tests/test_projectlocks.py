@@ -17,6 +17,7 @@ import pytest
 from bundler.build import build_project
 from bundler.errors import BuildError
 from tests.buildkit import assert_validates_clean, import_under, make_project
+from tests.support import RunCli
 from tests.support.index import SimpleIndex
 
 
@@ -86,7 +87,7 @@ def test_uv_lock_builds_the_locked_versions_not_the_newest(
 
 
 def test_a_stale_uv_lock_is_refused_naming_the_change_and_uv_lock(
-    tmp_path: Path, old_index: SimpleIndex, index: SimpleIndex, run_cli
+    tmp_path: Path, old_index: SimpleIndex, index: SimpleIndex, run_cli: RunCli
 ) -> None:
     project = uv_project(tmp_path / "agent", old_index, ["beta"])
     pyproject = project / "pyproject.toml"
@@ -125,7 +126,7 @@ def test_markers_uv_rewrote_do_not_make_the_lock_stale(
 
 
 def test_requires_python_that_excludes_the_runtime_names_both(
-    tmp_path: Path, old_index: SimpleIndex, run_cli
+    tmp_path: Path, old_index: SimpleIndex, run_cli: RunCli
 ) -> None:
     project = uv_project(tmp_path / "agent", old_index, ["beta"],
                          requires_python=">=3.11,<3.14", runtime="python_3_14")
@@ -148,7 +149,7 @@ def test_remote_build_ships_a_requirements_txt_pinned_to_the_uv_lock(
     assert not any(n.startswith("packages/") for n in zipfile.ZipFile(result.zip_path).namelist())
 
 
-def test_a_poetry_project_is_told_the_export_command(tmp_path: Path, run_cli) -> None:
+def test_a_poetry_project_is_told_the_export_command(tmp_path: Path, run_cli: RunCli) -> None:
     project = make_project(tmp_path / "agent", None, files={
         "pyproject.toml": '[tool.poetry]\nname = "agent"\n[tool.poetry.dependencies]\n'
                           'python = "^3.13"\nrequests = "^2.31"\n',
@@ -179,7 +180,7 @@ def fallback_index(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_a_pylock_toml_uv_exported_is_read_for_the_target(
-    tmp_path: Path, fallback_index: SimpleIndex, python313: Path, run_cli
+    tmp_path: Path, fallback_index: SimpleIndex, python313: Path, run_cli: RunCli
 ) -> None:
     project = uv_project(tmp_path / "agent", fallback_index,
                          ["native", "beta", "gamma; python_version < '3.12'"])
@@ -234,7 +235,7 @@ def test_a_pip_lock_pylock_is_a_lock_and_ships_pinned_requirements(
     ({"requires_python": '"<3.13"'}, "requires-python '<3.13' excludes python_3_13"),
 ])
 def test_a_foreign_pylock_for_another_environment_is_refused_by_name(
-    tmp_path: Path, simple_index: SimpleIndex, wheelhouse: Path, run_cli,
+    tmp_path: Path, simple_index: SimpleIndex, wheelhouse: Path, run_cli: RunCli,
     top: dict[str, str], message: str
 ) -> None:
     project = make_project(tmp_path / "agent", None, files={
