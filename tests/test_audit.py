@@ -15,9 +15,9 @@ from bundler.diff import diff_paths
 from bundler.lock import Lock
 from bundler.model import file_sha256
 from bundler.write import compressor_fingerprint
-from tests.buildkit import make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex
+from tests.support.projects import make_project
 
 BETA = "packages/beta/__init__.py"
 

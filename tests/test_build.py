@@ -15,9 +15,9 @@ from bundler.build import build_project
 from bundler.model import file_sha256
 from bundler.options import BuildOptions
 from bundler.plan import plan_project
-from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex
+from tests.support.projects import assert_validates_clean, import_under, make_project
 
 
 def names(zip_path: Path) -> list[str]:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from bundler.build import build_project
 from bundler.cli import JOBS, cli
 from bundler.errors import BuildError
-from tests.buildkit import make_project
+from tests.support.projects import make_project
 
 
 def test_rebuild_reruns_the_checks_when_only_the_entry_point_changed(tmp_path: Path) -> None:

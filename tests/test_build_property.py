@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bundler.build import build_project
 from bundler.errors import FbundleError
 from bundler.validate import check_bundle, context_for, find_definition, load_bundle
-from tests.buildkit import make_project
+from tests.support.projects import make_project
 
 # Letters that have both a composed and a decomposed spelling, plus plain ASCII.
 _LETTERS = st.sampled_from(list("abcXYZ_-") + ["é", "ü", "Å", "ñ"])

@@ -26,9 +26,9 @@ from bundler.cache import WheelCache, cache_root
 from bundler.errors import BuildError, UsageError
 from bundler.lock import WheelRef
 from bundler.settings import DownloadPolicy, retry_delay
-from tests.buildkit import make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex
+from tests.support.projects import make_project
 
 
 def ref_for(index: SimpleIndex, wheelhouse: Path, prefix: str = "beta-1.0-") -> WheelRef:

@@ -22,7 +22,8 @@ from bundler.collect import scan_sources
 from bundler.errors import BuildError
 from bundler.model import Bundle, BytesData, Entry, content_digest, digest_line, file_sha256
 from bundler.write import TEMP_SUFFIX, atomic_output, write_zip
-from tests.buildkit import make_project
+from tests.support import RunCli, SimpleIndex
+from tests.support.projects import make_project
 
 PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
 CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIE\n-----END CERTIFICATE-----\n"
@@ -46,7 +47,7 @@ def remote(root: Path, files: dict[str, str | bytes] | None = None) -> Path:
 # -- issue 14: secrets and junk ---------------------------------------------------------------
 
 def test_azd_files_docker_files_and_any_venv_are_left_out_by_default(tmp_path: Path,
-                                                                     run_cli) -> None:
+                                                                     run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {
         ".azure/dev/.env": "AZURE_SUBSCRIPTION_ID=1", ".azure/config.json": "{}",
         "azure.yaml": "name: x", "agent.yaml": "kind: hosted", "agent.yml": "x",
@@ -63,7 +64,7 @@ def test_azd_files_docker_files_and_any_venv_are_left_out_by_default(tmp_path: P
     assert "- .azure/  (excluded by default)" in result.stdout
 
 
-def test_agent_yaml_ships_when_the_entry_point_names_it(tmp_path: Path, run_cli) -> None:
+def test_agent_yaml_ships_when_the_entry_point_names_it(tmp_path: Path, run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {"agent.yaml": "kind: hosted"})
     metadata = json.loads((project / "metadata.json").read_text())
     metadata["definition"]["code_configuration"]["entry_point"] = [
@@ -74,7 +75,7 @@ def test_agent_yaml_ships_when_the_entry_point_names_it(tmp_path: Path, run_cli)
 
 
 def test_files_that_look_like_secrets_are_left_out_and_named_in_a_note(tmp_path: Path,
-                                                                       run_cli) -> None:
+                                                                       run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {
         "id_rsa": PRIVATE_KEY, "certs/server.key": "x", "certs/key.pem": PRIVATE_KEY,
         "certs/ca.pem": CERTIFICATE, "gcp-key.json": GCP_KEY, "secrets.json": "{}",
@@ -98,7 +99,7 @@ def test_files_that_look_like_secrets_are_left_out_and_named_in_a_note(tmp_path:
 
 
 def test_a_secret_a_user_pattern_ships_is_a_warning_in_build_and_validate(
-    tmp_path: Path, run_cli
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     project = remote(tmp_path / "agent", {
         "gcp-key.json": GCP_KEY, "deploy/id_rsa": PRIVATE_KEY, "notes.txt": PRIVATE_KEY,
@@ -130,7 +131,7 @@ def _git(project: Path, *args: str) -> None:
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_files_git_ignores_are_one_warning_with_the_count_and_the_largest(
-    tmp_path: Path, run_cli
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     project = remote(tmp_path / "agent", {
         "data/big.bin": b"\0" * 300_000, "data/small.txt": "x", "cache.db": b"\0" * 1000,
@@ -158,7 +159,7 @@ def test_files_git_ignores_are_one_warning_with_the_count_and_the_largest(
 
 
 def test_validate_dir_judges_the_folder_as_build_would_ship_it(tmp_path: Path,
-                                                               run_cli) -> None:
+                                                               run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {
         ".venv/pyvenv.cfg": "home = /usr", ".git/HEAD": "ref", ".env": "TOKEN=1",
         ".azure/dev/.env": "X=1", "scratch/big.txt": "x", ".fbundleignore": "scratch/\n",
@@ -174,7 +175,7 @@ def test_validate_dir_judges_the_folder_as_build_would_ship_it(tmp_path: Path,
     assert data["summary"]["files"] == len(names(project / "dist" / "agent.zip")) == 2
 
 
-def test_a_control_character_in_a_zip_name_is_a_warning(tmp_path: Path, run_cli) -> None:
+def test_a_control_character_in_a_zip_name_is_a_warning(tmp_path: Path, run_cli: RunCli) -> None:
     zip_path = tmp_path / "bundle.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
         archive.writestr("main.py", "print(1)\n")
@@ -191,7 +192,7 @@ def test_a_control_character_in_a_zip_name_is_a_warning(tmp_path: Path, run_cli)
                                     "pylock.toml", "agent.zip@agent.metadata.json",
                                     "out.zip@out.zip.json"])
 def test_an_output_or_its_sidecar_onto_a_project_file_is_refused_before_anything_is_written(
-    tmp_path: Path, run_cli, target: str
+    tmp_path: Path, run_cli: RunCli, target: str
 ) -> None:
     zip_name, _, victim = target.partition("@")
     victim = victim or zip_name
@@ -208,7 +209,7 @@ def test_an_output_or_its_sidecar_onto_a_project_file_is_refused_before_anything
 
 
 def test_a_folder_symlinked_inside_the_project_ships_at_both_paths(tmp_path: Path,
-                                                                   run_cli) -> None:
+                                                                   run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {"pkg/__init__.py": "A = 1\n",
                                            "src/util.py": "B = 2\n", "other/x.py": ""})
     (project / "other" / "pkg").symlink_to("../pkg", target_is_directory=True)
@@ -227,7 +228,7 @@ def test_a_folder_symlinked_inside_the_project_ships_at_both_paths(tmp_path: Pat
 
 
 def test_symlink_loops_end_and_a_link_to_itself_is_one_clear_line(tmp_path: Path,
-                                                                  run_cli) -> None:
+                                                                  run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {"src/a.py": ""})
     (project / "src" / "up").symlink_to("..", target_is_directory=True)
     (project / "here").symlink_to(".", target_is_directory=True)
@@ -245,7 +246,7 @@ def test_symlink_loops_end_and_a_link_to_itself_is_one_clear_line(tmp_path: Path
 
 
 def test_a_killed_writes_temp_in_the_output_folder_never_ships_and_old_ones_are_cleaned(
-    tmp_path: Path, run_cli
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     project = remote(tmp_path / "agent")
     out = project / "out" / "agent.zip"
@@ -296,7 +297,7 @@ def test_a_source_that_changes_while_the_build_reads_it_fails_and_keeps_the_old_
 
 
 def test_the_recorded_content_digest_is_the_one_of_the_bytes_in_the_zip(tmp_path: Path,
-                                                                       run_cli) -> None:
+                                                                       run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {"app/x.py": "X = 1\n"})
     result = run_cli("build", project, "--json")
     assert result.exit_code == 0, result.output
@@ -308,7 +309,7 @@ def test_the_recorded_content_digest_is_the_one_of_the_bytes_in_the_zip(tmp_path
 
 
 def test_a_control_character_in_a_source_name_is_refused_with_its_name(tmp_path: Path,
-                                                                       run_cli) -> None:
+                                                                       run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {"data/a\nb.txt": "x"})
     result = run_cli("build", project)
     assert result.exit_code == 2
@@ -350,7 +351,7 @@ def test_a_write_that_fails_names_the_output_and_what_to_do(tmp_path: Path) -> N
 
 
 def test_an_output_folder_that_cannot_be_written_names_the_path(tmp_path: Path,
-                                                                run_cli) -> None:
+                                                                run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent")
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -398,7 +399,7 @@ def test_stale_temps_of_other_names_or_fresh_ones_are_left_alone(tmp_path: Path)
 
 
 def test_a_file_and_a_folder_that_are_one_name_once_normalised_are_refused(
-    tmp_path: Path, run_cli
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     # found by the property test: a file "\u212b" (ANGSTROM SIGN) and a folder "\u00c5/"
     project = remote(tmp_path / "agent", {"src/\u212b": "x", "src/\u00c5/m.py": ""})
@@ -408,11 +409,10 @@ def test_a_file_and_a_folder_that_are_one_name_once_normalised_are_refused(
 
 
 def test_a_resolution_that_cannot_be_kept_in_the_cache_does_not_fail_the_build(
-    tmp_path: Path, simple_index, monkeypatch: pytest.MonkeyPatch, run_cli
+    tmp_path: Path, index: SimpleIndex, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     from bundler.cache import cache_root
 
-    monkeypatch.setenv("PIP_INDEX_URL", simple_index.url)
     cache_root().mkdir(parents=True, exist_ok=True)
     (cache_root() / "resolutions").write_text("a file where the memo folder must be")
     project = make_project(tmp_path / "agent", "beta\n")

@@ -17,7 +17,7 @@ import pytest
 from bundler.collect import elf_executable, portable_pattern
 from bundler.definition import Environment, cpu_memory_problem, load_definition
 from bundler.project import example_metadata, load_project
-from tests.buildkit import MAIN
+from tests.support.projects import MAIN
 
 
 def project(root: Path, metadata: Any = None, *, raw: bytes | None = None,

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bundler.lock import Lock, Pin, WheelRef, requirement_changes
-from tests.buildkit import make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex
+from tests.support.projects import make_project
 
 
 def test_lock_is_pep_751_with_exact_wheels_and_parses_back_to_itself(

@@ -16,9 +16,9 @@ import pytest
 
 from bundler.build import build_project
 from bundler.errors import BuildError
-from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex
+from tests.support.projects import assert_validates_clean, import_under, make_project
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ import pytest
 from bundler.lock import Lock
 from bundler.options import BuildOptions
 from bundler.plan import plan_project
-from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support import RunCli
 from tests.support.index import SimpleIndex
+from tests.support.projects import assert_validates_clean, import_under, make_project
 from tests.support.sdists import backend_wheel, make_sdist, write_project
 from tests.support.wheels import extension_wheel, make_wheel
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bundler.project import example_metadata
-from tests.buildkit import make_project
 from tests.support import RunCli, SimpleIndex
 from tests.support.binaries import elf, pe_dll
+from tests.support.projects import make_project
 
 SECRET = "s3cr3t-value-never-printed"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.buildkit import make_project
 from tests.support import RunCli
+from tests.support.projects import make_project
 
 INVOCATIONS = '''"""An Invocations agent on the real agent-server stack."""
 import platform

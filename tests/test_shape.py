@@ -22,10 +22,10 @@ from bundler.model import Bundle
 from bundler.options import BuildOptions
 from bundler.plan import plan_project
 from bundler.targets import Target
-from tests.buildkit import assert_validates_clean, import_under, make_project
 from tests.support import RunCli
 from tests.support.binaries import pe_dll
 from tests.support.index import SimpleIndex
+from tests.support.projects import assert_validates_clean, import_under, make_project
 from tests.support.wheels import compile_extension, make_wheel
 
 LINUX = "cp313-cp313-manylinux_2_17_x86_64.manylinux2014_x86_64"

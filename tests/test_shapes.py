@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests import deploykit
-from tests.buildkit import import_under
+from tests.support.projects import import_under
 
 SHAPES = Path(__file__).resolve().parent.parent / "fixtures" / "shapes"
 FLAGS = {"flags-only": ["--runtime", "python_3_13", "--entry-point", "python main.py"]}

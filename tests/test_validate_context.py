@@ -10,8 +10,8 @@ from bundler.checks import CheckContext
 from bundler.options import BuildOptions
 from bundler.plan import plan_project
 from bundler.validate import context_for, find_definition, load_bundle
-from tests.buildkit import make_project
 from tests.support import SimpleIndex
+from tests.support.projects import make_project
 
 
 def contexts(project: Path, options: BuildOptions) -> tuple[CheckContext, CheckContext]:
