@@ -369,6 +369,14 @@ def synthetic_wheels(folder: Path, count: int = 40, megabytes: int = 100,
     return names
 
 
+def loopback_env(url: str) -> dict[str, str]:
+    """This environment, with pip and uv pointed at the loopback index only."""
+    env = dict(os.environ)
+    env["PIP_CONFIG_FILE"] = os.devnull  # only the loopback index
+    env["PIP_INDEX_URL"] = env["UV_INDEX_URL"] = env["UV_DEFAULT_INDEX"] = url
+    return env
+
+
 @contextmanager
 def synthetic_project(work: Path) -> Iterator[tuple[Path, dict[str, str], list[str]]]:
     from tests.support.index import SimpleIndex
@@ -379,12 +387,7 @@ def synthetic_project(work: Path) -> Iterator[tuple[Path, dict[str, str], list[s
     (project / "main.py").write_text("print('synthetic agent')\n")
     (project / "requirements.txt").write_text("\n".join(requirements) + "\n")
     with SimpleIndex(wheels) as index:
-        env = dict(os.environ)
-        env["PIP_CONFIG_FILE"] = os.devnull  # only the loopback index
-        env["PIP_INDEX_URL"] = index.url
-        env["UV_INDEX_URL"] = index.url
-        env["UV_DEFAULT_INDEX"] = index.url
-        yield project, env, ["--index-url", index.url]
+        yield project, loopback_env(index.url), ["--index-url", index.url]
 
 
 @contextmanager
@@ -406,12 +409,7 @@ def sdist_project(work: Path) -> Iterator[tuple[Path, dict[str, str], list[str]]
     (project / "main.py").write_text("print('sdist agent')\n")
     (project / "requirements.txt").write_text("\n".join(requirements) + "\n")
     with SimpleIndex(wheels) as index:
-        env = dict(os.environ)
-        env["PIP_CONFIG_FILE"] = os.devnull  # only the loopback index
-        env["PIP_INDEX_URL"] = index.url
-        env["UV_INDEX_URL"] = index.url
-        env["UV_DEFAULT_INDEX"] = index.url
-        yield project, env, ["--index-url", index.url]
+        yield project, loopback_env(index.url), ["--index-url", index.url]
 
 
 def main() -> None:

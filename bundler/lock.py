@@ -206,11 +206,7 @@ def read_for_target(path: Path, target: Target, text: str | None = None) -> Lock
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"{path}: cannot be read ({error})", "fix or delete it") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{source}: not valid TOML ({error})",
-                         "regenerate it with the tool that wrote it") from None
+    document = _toml(text, source)
     if is_fbundle_lock(document):
         return Lock.from_toml(text, source)
     return foreign_lock(document, target, source)
@@ -260,11 +256,7 @@ def read_any(text: str, source: str, runtime: str | None = None) -> Lock:
     """A lock read only to name what a bundle holds (provenance, audit): ours as written,
     another tool's narrowed to ``runtime`` (default python_3_13), never refused for holding
     every platform's wheels."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{source}: not valid TOML ({error})",
-                         "regenerate it with the tool that wrote it") from None
+    document = _toml(text, source)
     if is_fbundle_lock(document):
         return Lock.from_toml(text, source)
     try:
@@ -272,6 +264,14 @@ def read_any(text: str, source: str, runtime: str | None = None) -> Lock:
     except UsageError:
         target = Target.for_runtime("python_3_13")
     return foreign_lock(document, target, source)
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{source}: not valid TOML ({error})",
+                         "regenerate it with the tool that wrote it") from None
 
 
 def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
