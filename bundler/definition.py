@@ -709,6 +709,7 @@ class _Azd:
 def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None,
                      service: tuple[Path, str, dict[str, Any]] | None) -> Definition:
     data, notes = read_yaml(path)
+    data = _manifest_template(data, path, notes)
     resources = data.get("resources")
     if resources is not None and not isinstance(resources, dict):
         raise UsageError(f"{path}: resources must be a mapping of cpu and memory",
@@ -724,6 +725,43 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None,
         _overlay_service(azd, service[2])
         azd.label = f"{path} (with {service[0].name} service {service[1]!r})"
     return _map_azd(azd, root, environ)
+
+
+#: An AgentManifest parameter (``{{chat}}``), which ``azd ai agent init`` fills in.
+_MANIFEST_PARAMETER = re.compile(r"\{\{\s*[A-Za-z_][\w.-]*\s*\}\}")
+
+
+def _manifest_template(data: dict[str, Any], path: Path, notes: list[str]) -> dict[str, Any]:
+    """An AgentManifest (the ContainerAgent under ``template:``, as the samples' older
+    agent.yaml and every ``agent.manifest.yaml`` write it) -> its template, read the way azd's
+    ``ExtractAgentDefinition`` reads it: the template's own ``name``/``description`` win, the
+    manifest's fill them in. The manifest's top-level ``resources`` is a list of what to
+    provision (models, tools, connections), not the container's cpu/memory, so it is not read;
+    ``{{param}}`` values are left as written (azd's init substitutes them) and named once."""
+    template = data.get("template")
+    if template is None or "kind" in data:
+        return data
+    if not isinstance(template, dict) or not template:
+        raise UsageError(f"{path}: template must be a non-empty mapping (the agent definition)",
+                         "e.g. template: {kind: hosted, name: my-agent, protocols: [...]}")
+    found = dict(template)
+    for key in ("name", "description"):
+        if not found.get(key) and isinstance(data.get(key), str):
+            found[key] = data[key]
+    notes.append(f"note: {path} is an agent manifest; its template: is the definition "
+                 "(the manifest's resources and parameters are azd ai agent init's, not read)")
+    values = found.get("environment_variables")
+    pairs = list(values.items()) if isinstance(values, dict) else [
+        (item.get("name"), item.get("value")) for item in values or ()
+        if isinstance(item, dict)] if isinstance(values, list) else []
+    held = sorted({str(name) for name, value in pairs if isinstance(value, str)
+                   and _MANIFEST_PARAMETER.fullmatch(value.strip())})
+    if held:
+        notes.append(f"warning: {path}: {', '.join(held)} "
+                     f"{'holds' if len(held) == 1 else 'hold'} a manifest parameter "
+                     "({{...}}) that azd ai agent init would fill in; kept as written — "
+                     "write the value, or set it with ${VAR}")
+    return found
 
 
 def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any],
@@ -798,15 +836,18 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
     runtime = code.get("runtime") or None
     entry = code.get("entry_point")
     mode = code.get("dependency_resolution") or None
-    if azd.code is None:
-        notes.append(f"note: {where} has no code_configuration; using azd's defaults "
-                     "(--runtime, --entry-point and --mode override them)")
     runtime = runtime or detect_runtime(root)
     definition["code_configuration"] = {
         "runtime": runtime,
         "entry_point": azd_entry_point(entry, runtime, root, where),
         "dependency_resolution": mode or AZD_DEFAULT_MODE,
     }
+    if azd.code is None:  # name the defaults: "remote_build" is what surprises a first build
+        chosen = definition["code_configuration"]
+        notes.append(f"note: {where} has no code_configuration; using azd's defaults "
+                     f"{chosen['runtime']}, {shlex.join(chosen['entry_point'])!r}, "
+                     f"{chosen['dependency_resolution']} (--runtime, --entry-point and --mode "
+                     "override them)")
     if azd.code is not None and mode is None:
         notes.append(f"note: {where} sets no dependency_resolution; using remote_build "
                      "(azd's default)")

@@ -369,6 +369,8 @@ BAD_AGENT_YAML = {
     "nan-cpu": ("kind: hosted\nresources: {cpu: .nan, memory: 1Gi}\n", "finite number"),
     "syntax": ("kind: [hosted\n", "not valid YAML (line"),
     "image-only": ("kind: hosted\nimage: r.azurecr.io/a:1\n", "that is a container deploy"),
+    "manifest-template-list": ("name: m\ntemplate: [kind]\n", "template must be a non-empty"),
+    "manifest-no-kind": ("name: m\ntemplate: {name: m}\n", "kind is missing"),
 }
 
 
@@ -435,3 +437,48 @@ def test_a_file_and_a_folder_with_twin_names_are_refused(tmp_path: Path, run_cli
     if (root / "src" / "data").samefile(root / "src" / "Data"):
         pytest.skip("this filesystem folds case")
     one_line_exit_2(run_cli("build", root), "src/Data and src/data/ differ only in case")
+
+
+MANIFEST = """name: manifest-agent
+description: >
+  Said by the manifest.
+metadata:
+  tags: [Sample]
+template:
+  name: template-agent
+  kind: hosted
+  protocols:
+    - {protocol: responses, version: v1}
+  environment_variables:
+    - {name: ENDPOINT, value: plain}
+    - {name: DEPLOYMENT, value: "{{chat}}"}
+    - {name: TURNS, value: 10}
+resources:
+  - {kind: model, id: gpt-5, name: chat}
+"""
+
+
+def test_an_agent_manifest_is_read_from_its_template_as_azd_reads_it(
+        tmp_path: Path, run_cli: Any) -> None:
+    """The older samples' agent.yaml (and agent.manifest.yaml) nest the ContainerAgent under
+    template: beside a list of model resources; azd's ExtractAgentDefinition reads the template,
+    so a build must too, not stop at 'kind is missing' or 'resources must be a mapping'."""
+    root = project(tmp_path / "agent", files={"agent.yaml": MANIFEST})
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    assert "agent.yaml is an agent manifest; its template: is the definition" in result.stderr
+    assert "DEPLOYMENT holds a manifest parameter ({{...}})" in result.stderr
+    assert "using azd's defaults python_3_13, 'python main.py', remote_build" in result.stderr
+    written = json.loads((root / "dist" / "template-agent.metadata.json").read_text())
+    assert written["description"] == "Said by the manifest."
+    definition = written["definition"]
+    assert definition["environment_variables"] == {"ENDPOINT": "plain", "DEPLOYMENT": "{{chat}}",
+                                                   "TURNS": "10"}
+    assert (definition["cpu"], definition["memory"]) == ("1", "2Gi")  # not the model list
+    assert definition["protocol_versions"] == [{"protocol": "responses", "version": "v1"}]
+    # the manifest's name and description fill in what the template leaves out
+    (root / "agent.yaml").write_text(MANIFEST.replace("  name: template-agent\n", ""))
+    assert load_definition(root).name == "manifest-agent"
+    # a ContainerAgent that happens to have a template key is still read as itself
+    (root / "agent.yaml").write_text("kind: hosted\nname: direct\ntemplate: {kind: prompt}\n")
+    assert load_definition(root).name == "direct"
