@@ -997,7 +997,9 @@ def _apply_flags(found: Definition, flags: Flags) -> Definition:
         if "cpu" not in definition and "memory" not in definition \
                 and "container_configuration" not in definition:
             definition["cpu"], definition["memory"] = DEFAULT_CPU, DEFAULT_MEMORY
-            notes.append(f'note: {found.source} sets no cpu/memory; using azd\'s defaults cpu '
+            said = "no --cpu/--memory" if found.path is None else \
+                f"{found.source} sets no cpu/memory"
+            notes.append(f'note: {said}; using azd\'s defaults cpu '
                          f'"{DEFAULT_CPU}", memory "{DEFAULT_MEMORY}" (--cpu/--memory set others)')
     return Definition(metadata, found.source, found.path, found.name, tuple(notes),
                       found.secret_values, found.env_templates)

@@ -183,7 +183,8 @@ def _facts(text: str) -> Facts:
     return facts
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=requirement_files())
 def test_what_build_accepts_validate_checks_and_the_reverse(
     text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -143,6 +143,53 @@ def test_text_is_sent_as_the_input_of_a_responses_request(
     assert answer["request"] == {"input": "hello", "stream": False}
 
 
+FAILING_AGENT = '''"""Ready, but every response fails, as an agent without credentials answers."""
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/readiness" else 404)
+        self.end_headers()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        print("credential: none of the chained credentials worked", file=sys.stderr, flush=True)
+        body = json.dumps({"object": "response", "status": "failed", "output": [], "error": {
+            "code": "server_error", "message": "An internal server error occurred."}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+
+def test_a_200_whose_response_failed_is_a_failure_with_the_agents_own_lines(
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path
+) -> None:
+    """The samples' agents answer 200 with status "failed" when they cannot reach their
+    model; `fbundle invoke` calls that a failure, so `run --invoke` must too, and show why."""
+    from bundler.deploy.invoke import answer_error
+
+    project = agent_project(tmp_path / "agent", "python_3_13", main=FAILING_AGENT)
+    data = json.loads((project / "metadata.json").read_text())
+    data["definition"]["protocol_versions"] = [{"protocol": "responses", "version": "2.0.0"}]
+    (project / "metadata.json").write_text(json.dumps(data))
+    result = run_cli("run", project, "--python", python313, "--port", "0", "--invoke", "hi")
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["status"] == "failed"  # the answer is still shown
+    assert "error: the agent answered 200 but its answer failed: server_error: An internal " \
+        "server error occurred." in result.stderr
+    assert "credential: none of the chained credentials worked" in result.stderr
+    assert answer_error({"error": {"code": "bad", "message": "m"}}, "invocations") == "bad: m"
+    assert answer_error({"error": {"code": "bad"}, "status": "completed"}, "responses") is None
+
+
 def test_a_remote_build_bundle_gets_its_requirements_installed_as_the_service_would(
     tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python314: Path
 ) -> None:

@@ -35,7 +35,7 @@ EXPECTED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "metadata-no-protocols": (".", "metadata-no-protocols", {"cpu": "1"}),
 }
 NOTES = {
-    "flags-only": ['note: flags sets no cpu/memory; using azd\'s defaults cpu "1", memory "2Gi"',
+    "flags-only": ['note: no --cpu/--memory; using azd\'s defaults cpu "1", memory "2Gi"',
                    "note: no --protocol; using responses 1.0.0"],
     "metadata-bom-crlf": ["note: metadata.json starts with a UTF-8 byte order mark"],
     "metadata-misspelt": ["warning: FB605 definition.enviroment_variables is not a field the "

@@ -97,6 +97,8 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
                 click.echo(answer.body.decode("utf-8", "replace"))
                 if not 200 <= answer.status < 300:
                     click.get_current_context().exit(EXIT_FAILURE)
+                if (why := session.failed_answer(answer, request.protocol)) is not None:
+                    raise why  # 200 with status "failed": the agent's log says why
                 return
             click.echo("streaming the agent's output; Ctrl-C stops it", err=True)
             code = session.wait()

@@ -217,11 +217,20 @@ def _output_text(body: dict[str, Any]) -> list[str]:
     return texts
 
 
+def answer_error(body: Any, protocol: str) -> str | None:
+    """Why a 2xx answer is still a failure (a response whose ``status`` is ``failed``, an
+    invocation that carries an ``error`` object), or None: ``invoke`` and ``run --invoke``
+    judge an answer the same way."""
+    if isinstance(body, dict) and (body.get("status") == "failed" or (
+            isinstance(body.get("error"), dict) and protocol == "invocations")):
+        return _agent_error(body)
+    return None
+
+
 def _render_json(body: Any, protocol: str) -> str:
     if isinstance(body, dict):
-        if body.get("status") == "failed" or (isinstance(body.get("error"), dict)
-                                               and protocol == "invocations"):
-            raise ServiceError(f"the agent answered with an error: {_agent_error(body)}",
+        if (why := answer_error(body, protocol)) is not None:
+            raise ServiceError(f"the agent answered with an error: {why}",
                                "read `fbundle logs` for the agent's side")
         if protocol == "responses" and (texts := _output_text(body)):
             return "\n".join(texts) + "\n"

@@ -9,6 +9,7 @@ caller (secrets masked) and kept, the last lines, for the diagnosis of a failure
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -229,6 +230,23 @@ class Session:
             raise AgentFailed(f"POST {request.route} failed ({error})", None,
                               self._tail()) from None
         return Answer(reply.status_code, reply.content, dict(reply.headers))
+
+    def failed_answer(self, answer: Answer, protocol: str) -> AgentFailed | None:
+        """A 2xx answer that still reports a failure (a Responses body with ``status:
+        failed`` — what an agent without credentials answers), as the failure to raise with
+        the agent's own last lines, which ``--invoke`` otherwise keeps to itself; else None."""
+        from bundler.deploy.invoke import answer_error
+
+        try:
+            body = json.loads(answer.body)
+        except ValueError:
+            return None
+        why = answer_error(body, protocol)
+        if why is None:
+            return None
+        return AgentFailed(f"the agent answered {answer.status} but its answer failed: {why}",
+                           "its output below says why (fbundle run -v streams all of it)",
+                           self._tail())
 
     def wait(self) -> int:
         """Block until the agent exits by itself; its exit code."""
