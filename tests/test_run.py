@@ -153,11 +153,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
+        crash = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["input"]
         print("credential: none of the chained credentials worked", file=sys.stderr, flush=True)
         body = json.dumps({"object": "response", "status": "failed", "output": [], "error": {
             "code": "server_error", "message": "An internal server error occurred."}}).encode()
-        self.send_response(200)
+        self.send_response(500 if crash == "crash" else 200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(body)
@@ -185,6 +185,10 @@ def test_a_200_whose_response_failed_is_a_failure_with_the_agents_own_lines(
     assert json.loads(result.stdout)["status"] == "failed"  # the answer is still shown
     assert "error: the agent answered 200 but its answer failed: server_error: An internal " \
         "server error occurred." in result.stderr
+    assert "credential: none of the chained credentials worked" in result.stderr
+    result = run_cli("run", project, "--python", python313, "--port", "0", "--invoke", "crash")
+    assert result.exit_code == 1, result.output
+    assert "error: the agent answered 500 — its output below says why" in result.stderr
     assert "credential: none of the chained credentials worked" in result.stderr
     assert answer_error({"error": {"code": "bad", "message": "m"}}, "invocations") == "bad: m"
     assert answer_error({"error": {"code": "bad"}, "status": "completed"}, "responses") is None

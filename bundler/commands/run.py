@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bundler.commands.build import build_options
-from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
+from bundler.errors import FbundleError, UsageError
 
 if TYPE_CHECKING:
     from bundler.options import BuildOptions
@@ -95,10 +95,8 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
                 click.echo("; ".join(facts), err=True)
                 sys.stdout.flush()
                 click.echo(answer.body.decode("utf-8", "replace"))
-                if not 200 <= answer.status < 300:
-                    click.get_current_context().exit(EXIT_FAILURE)
                 if (why := session.failed_answer(answer, request.protocol)) is not None:
-                    raise why  # 200 with status "failed": the agent's log says why
+                    raise why  # non-2xx, or 2xx with status "failed": the agent's log says why
                 return
             click.echo("streaming the agent's output; Ctrl-C stops it", err=True)
             code = session.wait()

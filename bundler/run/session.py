@@ -232,11 +232,15 @@ class Session:
         return Answer(reply.status_code, reply.content, dict(reply.headers))
 
     def failed_answer(self, answer: Answer, protocol: str) -> AgentFailed | None:
-        """A 2xx answer that still reports a failure (a Responses body with ``status:
-        failed`` — what an agent without credentials answers), as the failure to raise with
-        the agent's own last lines, which ``--invoke`` otherwise keeps to itself; else None."""
+        """A non-2xx answer, or a 2xx one that still reports a failure (a Responses body with
+        ``status: failed`` — what an agent without credentials answers), as the failure to
+        raise with the agent's own last lines, which ``--invoke`` otherwise keeps to itself;
+        else None."""
         from bundler.deploy.invoke import answer_error
 
+        hint = "its output below says why (fbundle run -v streams all of it)"
+        if not 200 <= answer.status < 300:
+            return AgentFailed(f"the agent answered {answer.status}", hint, self._tail())
         try:
             body = json.loads(answer.body)
         except ValueError:
@@ -245,8 +249,7 @@ class Session:
         if why is None:
             return None
         return AgentFailed(f"the agent answered {answer.status} but its answer failed: {why}",
-                           "its output below says why (fbundle run -v streams all of it)",
-                           self._tail())
+                           hint, self._tail())
 
     def wait(self) -> int:
         """Block until the agent exits by itself; its exit code."""
