@@ -40,7 +40,8 @@ NOTES = {
     "metadata-bom-crlf": ["note: metadata.json starts with a UTF-8 byte order mark"],
     "metadata-misspelt": ["warning: FB605 definition.enviroment_variables is not a field the "
                           "service documents — read as 'environment_variables'"],
-    "metadata-no-protocols": ["warning: FB606 definition.protocol_versions is missing"],
+    "metadata-no-protocols": ["warning: FB606 metadata.json: definition.protocol_versions is "
+                              "missing"],
 }
 
 

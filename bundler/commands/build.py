@@ -167,7 +167,10 @@ def build(project: Path, output: Path | None, update_lock: bool, list_only: bool
         return
     _progress(f"building {project} ...")
     result = build_project(project, opts)
-    _notes(result.spec.notes)
+    # A definition warning the finished bundle's check reports again (FB607, FB604, ...) is
+    # said once, in the finding's form (it names the file and says what to do).
+    reported = {f"warning: {w.code} {w.message}" for w in result.warnings}
+    _notes(tuple(note for note in result.spec.notes if note not in reported))
     _report(result)
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
