@@ -239,15 +239,17 @@ class Session:
         from bundler.deploy.invoke import answer_error
 
         hint = "its output below says why (fbundle run -v streams all of it)"
-        if not 200 <= answer.status < 300:
-            return AgentFailed(f"the agent answered {answer.status}", hint, self._tail())
-        try:
-            body = json.loads(answer.body)
-        except ValueError:
-            return None
-        why = answer_error(body, protocol)
+        why: str | None = None
+        if 200 <= answer.status < 300:
+            try:
+                why = answer_error(json.loads(answer.body), protocol)
+            except ValueError:
+                return None
+            if why is None:
+                return None
+        self.stop()  # its readers then hold every line it wrote before answering
         if why is None:
-            return None
+            return AgentFailed(f"the agent answered {answer.status}", hint, self._tail())
         return AgentFailed(f"the agent answered {answer.status} but its answer failed: {why}",
                            hint, self._tail())
 
