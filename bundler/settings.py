@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from bundler.errors import UsageError
 
@@ -30,22 +31,41 @@ def float_env(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 @dataclass(frozen=True)
-class DownloadPolicy:
+class RetryPolicy:
+    """How every retry fbundle makes waits: ``FBUNDLE_RETRIES`` (4), ``FBUNDLE_BACKOFF`` (1 s,
+    doubled per retry) and ``FBUNDLE_BACKOFF_MAX`` (30 s, which also caps ``Retry-After``).
+    One set of knobs for wheel downloads and the service client alike."""
+
+    retries: int = 4
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+
+    @staticmethod
+    def knobs(env: Mapping[str, str]) -> dict[str, Any]:
+        """The retry fields as the environment sets them (defaults where unset)."""
+        default = RetryPolicy()
+        return {"retries": int(float_env(env, "FBUNDLE_RETRIES", default.retries)),
+                "backoff": float_env(env, "FBUNDLE_BACKOFF", default.backoff),
+                "backoff_max": float_env(env, "FBUNDLE_BACKOFF_MAX", default.backoff_max)}
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """The wait before retry ``attempt`` (0-based): ``Retry-After`` when the server gave
+        one, else exponential backoff; both capped at ``backoff_max``."""
+        return retry_delay(retry_after, attempt, self.backoff, self.backoff_max)
+
+
+@dataclass(frozen=True)
+class DownloadPolicy(RetryPolicy):
     """How wheel downloads wait and retry (``FBUNDLE_*``; tests use tiny values).
 
     - ``FBUNDLE_DOWNLOAD_DEADLINE`` (600 s): the most one download may take, however the bytes
       trickle in; the read timeout alone would let 1 byte every 0.5 s hold a build forever.
     - ``FBUNDLE_DOWNLOAD_TIMEOUT`` (60 s): the longest wait for the next bytes.
-    - ``FBUNDLE_RETRIES`` (4), ``FBUNDLE_BACKOFF`` (1 s, doubled per retry) and
-      ``FBUNDLE_BACKOFF_MAX`` (30 s, which also caps ``Retry-After``): shared with the deploy
-      client, so one set of knobs governs every retry fbundle makes.
+    - the retry knobs of ``RetryPolicy``.
     """
 
     deadline: float = 600.0
     read_timeout: float = 60.0
-    retries: int = 4
-    backoff: float = 1.0
-    backoff_max: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DownloadPolicy:
@@ -54,15 +74,8 @@ class DownloadPolicy:
         return cls(
             deadline=float_env(env, "FBUNDLE_DOWNLOAD_DEADLINE", default.deadline),
             read_timeout=float_env(env, "FBUNDLE_DOWNLOAD_TIMEOUT", default.read_timeout),
-            retries=int(float_env(env, "FBUNDLE_RETRIES", default.retries)),
-            backoff=float_env(env, "FBUNDLE_BACKOFF", default.backoff),
-            backoff_max=float_env(env, "FBUNDLE_BACKOFF_MAX", default.backoff_max),
+            **RetryPolicy.knobs(env),
         )
-
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        """The wait before retry ``attempt`` (0-based): ``Retry-After`` when the server gave
-        one, else exponential backoff; both capped at ``backoff_max``."""
-        return retry_delay(retry_after, attempt, self.backoff, self.backoff_max)
 
 
 def retry_delay(retry_after: str | None, attempt: int, backoff: float, cap: float) -> float:

@@ -34,7 +34,7 @@ from bundler import __version__
 from bundler.deploy.auth import Credential, Secret
 from bundler.errors import EXIT_FAILURE, FbundleError, UsageError
 from bundler.redact import REDACTED, redact_url, redact_urls
-from bundler.settings import float_env, retry_delay
+from bundler.settings import RetryPolicy, float_env
 
 log = logging.getLogger(__name__)
 
@@ -185,18 +185,15 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class HttpOptions:
+class HttpOptions(RetryPolicy):
     """Timeouts and retry policy; every value can be set from the environment (tests use tiny ones).
 
-    ``FBUNDLE_CONNECT_TIMEOUT``, ``FBUNDLE_READ_TIMEOUT``, ``FBUNDLE_RETRIES``,
-    ``FBUNDLE_BACKOFF`` (first delay), ``FBUNDLE_BACKOFF_MAX`` (cap, also caps ``Retry-After``).
+    ``FBUNDLE_CONNECT_TIMEOUT``, ``FBUNDLE_READ_TIMEOUT``, and the retry knobs of
+    ``settings.RetryPolicy`` (``FBUNDLE_RETRIES``, ``FBUNDLE_BACKOFF``, ``FBUNDLE_BACKOFF_MAX``).
     """
 
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
-    retries: int = 4
-    backoff: float = 1.0
-    backoff_max: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: float | None
@@ -206,16 +203,10 @@ class HttpOptions:
         values: dict[str, Any] = {
             "connect_timeout": float_env(env, "FBUNDLE_CONNECT_TIMEOUT", default.connect_timeout),
             "read_timeout": float_env(env, "FBUNDLE_READ_TIMEOUT", default.read_timeout),
-            "retries": int(float_env(env, "FBUNDLE_RETRIES", default.retries)),
-            "backoff": float_env(env, "FBUNDLE_BACKOFF", default.backoff),
-            "backoff_max": float_env(env, "FBUNDLE_BACKOFF_MAX", default.backoff_max),
+            **RetryPolicy.knobs(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff for retry ``attempt`` (0-based), capped at ``backoff_max``."""
-        return float(min(self.backoff_max, self.backoff * (2 ** attempt)))
 
 
 def check_endpoint(endpoint: str, *, what: str = "endpoint",
@@ -444,8 +435,7 @@ class Transport:
     def _retry_delay(self, reply: Reply, attempt: int) -> float:
         """``Retry-After`` (seconds or an HTTP date) when given, else backoff; both capped
         (the one reading downloads use too: ``settings.retry_delay``)."""
-        return retry_delay(reply.header("retry-after"), attempt, self.options.backoff,
-                           self.options.backoff_max)
+        return self.options.delay(attempt, reply.header("retry-after"))
 
     def _timeout_error(self, method: str, url: str, error: httpx.TimeoutException) -> ServiceError:
         if isinstance(error, httpx.ConnectTimeout):
