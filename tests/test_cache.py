@@ -29,6 +29,7 @@ from bundler.settings import DownloadPolicy, retry_delay
 from tests.support import RunCli
 from tests.support.index import SimpleIndex
 from tests.support.projects import make_project
+from tests.support.users import as_user
 
 
 def ref_for(index: SimpleIndex, wheelhouse: Path, prefix: str = "beta-1.0-") -> WheelRef:
@@ -243,34 +244,25 @@ def test_an_empty_home_uses_the_users_home_from_the_password_database(
     assert cache_root() == home / ".cache" / "fbundle"
 
 
-def test_no_home_at_all_is_refused_instead_of_a_cache_at_the_root(tmp_path: Path) -> None:
+def test_no_home_at_all_is_refused_instead_of_a_cache_at_the_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """HOME='' and a user the password database does not know (a container's random uid):
     the old fallback wrote /.cache/fbundle."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run as a user without a password entry")
     env = {k: v for k, v in os.environ.items()
            if k not in ("FBUNDLE_CACHE_DIR", "XDG_CACHE_HOME")}
     env["HOME"] = ""
     code = ("from bundler.cache import cache_root\nfrom bundler.errors import UsageError\n"
             "try:\n    cache_root()\nexcept UsageError as error:\n    print(error)\n"
             "    raise SystemExit(error.exit_code)\n")
-    as_stranger = ["setpriv", "--reuid", "54321", "--regid", "54321", "--clear-groups",
-                   sys.executable]
-    if subprocess.run([*as_stranger, "-c", "import bundler"], capture_output=True, env=env,
-                      cwd="/", check=False).returncode:
-        pytest.skip("this checkout (or its interpreter) is not readable by another user")
-    result = subprocess.run([*as_stranger, "-c", code],
-                            capture_output=True, text=True, env=env, cwd="/", check=False)
+    with as_user(54321, env) as (as_stranger, child_env):
+        result = subprocess.run([*as_stranger, "-c", code], capture_output=True, text=True,
+                                env=child_env, cwd="/", check=False)
     assert result.returncode == 2, result.stderr
     assert "no folder for the wheel cache" in result.stdout
     assert "set FBUNDLE_CACHE_DIR" in result.stdout
     assert not Path("/.cache/fbundle").exists()
-    with pytest.raises(UsageError):  # and in-process, a root-relative fallback is refused
-        os.environ["FBUNDLE_CACHE_DIR"] = ""
-        saved = os.environ.get("XDG_CACHE_HOME")
-        os.environ["XDG_CACHE_HOME"] = "/"
-        try:
-            cache_root()
-        finally:
-            if saved is not None:
-                os.environ["XDG_CACHE_HOME"] = saved
+    monkeypatch.setenv("FBUNDLE_CACHE_DIR", "")  # and in-process, a root-relative fallback
+    monkeypatch.setenv("XDG_CACHE_HOME", "/")
+    with pytest.raises(UsageError):
+        cache_root()

@@ -56,10 +56,13 @@ def sparse_stored_zip(path: Path, size: int) -> None:
                               len(local) + size, 0))
 
 
-def test_a_200_mb_upload_is_streamed_with_small_peak_memory(tmp_path: Path) -> None:
-    zip_path = tmp_path / "big.zip"
-    sparse_stored_zip(zip_path, SIZE)
-    (tmp_path / "metadata.json").write_text(json.dumps({
+def deploy_in_child(tmp_path: Path, size: int) -> dict[str, int]:
+    """Upload a sparse zip of ``size`` bytes from a child ``fbundle deploy``; its memory stats."""
+    folder = tmp_path / str(size)
+    folder.mkdir()
+    zip_path = folder / "big.zip"
+    sparse_stored_zip(zip_path, size)
+    (folder / "metadata.json").write_text(json.dumps({
         "definition": {"kind": "hosted", "code_configuration": {
             "runtime": "python_3_13", "entry_point": ["python", "main.py"],
             "dependency_resolution": "bundled"}}}))
@@ -68,12 +71,22 @@ def test_a_200_mb_upload_is_streamed_with_small_peak_memory(tmp_path: Path) -> N
         done = subprocess.run(
             [sys.executable, "-c", CHILD, "deploy", str(zip_path), "--agent", "big",
              "--no-wait"], capture_output=True, text=True, env=env, timeout=120, check=False)
-        stats = json.loads(done.stderr.strip().splitlines()[-1])
+        stats: dict[str, int] = json.loads(done.stderr.strip().splitlines()[-1])
         assert stats["exit"] in (0, None), done.stderr
         code = fake.calls("POST")[0].parts[1]
-    assert code.size == zip_path.stat().st_size > SIZE
-    assert code.sha256 == fake.agents["big"].latest.sha256  # type: ignore[union-attr]
-    assert stats["peak"] < 16 * 1024 * 1024, stats  # Python allocations: chunks, not the zip
-    assert stats["maxrss_kib"] < 150 * 1024, stats  # the whole process, zip is 200 MiB
-    print(f"200 MiB upload: tracemalloc peak {stats['peak'] / 2**20:.1f} MiB, "
+        assert code.size == zip_path.stat().st_size > size
+        assert code.sha256 == fake.agents["big"].latest.sha256  # type: ignore[union-attr]
+    return stats
+
+
+def test_a_200_mb_upload_is_streamed_with_small_peak_memory(tmp_path: Path) -> None:
+    """The peak of a 200 MiB upload is that of a 1 MiB one: what the modules deploy imports
+    lazily costs the same in both (and differs between installs), the zip costs nothing."""
+    small = deploy_in_child(tmp_path, 1024 * 1024)
+    stats = deploy_in_child(tmp_path, SIZE)
+    grown = stats["peak"] - small["peak"]
+    assert grown < 4 * 1024 * 1024, (small, stats)  # a few chunks at most, never the zip
+    assert stats["maxrss_kib"] < 150 * 1024, stats  # the whole process; the zip is 200 MiB
+    print(f"200 MiB upload: tracemalloc peak {stats['peak'] / 2**20:.1f} MiB "
+          f"({grown / 2**20:+.1f} MiB over a 1 MiB upload), "
           f"peak RSS (VmHWM) {stats['maxrss_kib'] / 1024:.1f} MiB")

@@ -4,7 +4,6 @@ bounded chunks, and the limits and guards it owns reach every command."""
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from bundler.model import Bundle, BytesData, Entry, read_zip
 from bundler.targets import Target
 from bundler.zipformat import CHUNK, MAX_ENTRIES, inflate, read_archive
 from tests.support import RunCli, make_wheel, pe_dll
+from tests.support.users import as_user
 from tests.support.zipbytes import DEFLATED, Member, build_zip
 
 NAMES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FFF,
@@ -163,22 +163,13 @@ def test_a_library_starting_with_mz_but_no_pe_header_is_fb308(tmp_path: Path, ru
     assert "data/notes.bin" not in result.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
 @pytest.mark.parametrize("case", ["inspect-file", "diff-file", "inspect-folder"])
 def test_a_folder_holding_an_unreadable_file_is_unusable_input(case: str) -> None:
-    import shutil
     import subprocess
-    import sys
     import tempfile
 
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
-    if subprocess.run([*as_nobody, "-c", "import bundler"], capture_output=True).returncode:
-        pytest.skip("the test interpreter is not readable by an unprivileged user")
-    with tempfile.TemporaryDirectory() as tmp:  # pytest's own tmp_path is private to root
-        root = Path(tmp)
+    with as_user(65534) as (as_nobody, env), tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)  # pytest's own tmp_path is private to root
         root.chmod(0o755)
         folder = root / "bundle"
         folder.mkdir()
@@ -194,7 +185,7 @@ def test_a_folder_holding_an_unreadable_file_is_unusable_input(case: str) -> Non
         command = case.split("-")[0]
         args = [str(folder)] if command == "inspect" else [str(folder), str(zip_path)]
         result = subprocess.run([*as_nobody, "-m", "bundler", command, *args],
-                                capture_output=True, text=True, cwd=root)
+                                capture_output=True, text=True, cwd=root, env=env)
     assert result.returncode == 2, result.stderr
     assert "cannot be read" in result.stderr and "Traceback" not in result.stderr
     assert ("secret.txt" if case != "inspect-folder" else "private") in result.stderr
