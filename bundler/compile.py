@@ -31,7 +31,7 @@ from pathlib import Path
 from bundler.cache import cache_root
 from bundler.errors import BuildError, UsageError
 from bundler.model import BytesData, Entry
-from bundler.targets import Target
+from bundler.targets import PythonTarget, Target
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def find_compiler(target: Target, explicit: Path | None = None) -> Compiler:
     for its bytecode tag and magic number; an error that says how to get one when none fits."""
     from bundler.run.interpreter import find_interpreter
 
-    if not target.is_python:
+    if not isinstance(target, PythonTarget):
         raise UsageError(f"--compile is for Python runtimes; {target.runtime} has no bytecode",
                          "drop --compile")
     version = target.python_version

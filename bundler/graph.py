@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from bundler.targets import Target
+from bundler.targets import PythonTarget
 
 ROOT = NormalizedName("requirements.txt")  # where every chain starts
 
@@ -62,7 +62,7 @@ def parse_requirements(lines: Iterable[str]) -> list[Requirement]:
 
 
 def walk(roots: Iterable[Requirement], requires: Mapping[NormalizedName, list[str]],
-         target: Target, *, skip: Iterable[str] = ()) -> Graph:
+         target: PythonTarget, *, skip: Iterable[str] = ()) -> Graph:
     """Breadth-first from ``roots`` through each installed distribution's ``Requires-Dist``
     (``requires``: canonical name -> lines), never entering a name in ``skip``."""
     skipped = {canonicalize_name(s) for s in skip}
@@ -122,7 +122,7 @@ class Exclusion:
 
 
 def exclude(names: Iterable[str], roots: list[Requirement],
-            requires: Mapping[NormalizedName, list[str]], target: Target) -> Exclusion:
+            requires: Mapping[NormalizedName, list[str]], target: PythonTarget) -> Exclusion:
     """Leave out ``names`` and every distribution only they pulled in; a dependency of an
     excluded distribution that something else still needs stays, and is reported."""
     asked = tuple(sorted({str(canonicalize_name(n)) for n in names}))

@@ -30,7 +30,7 @@ from packaging.version import InvalidVersion
 
 from bundler.errors import BuildError, UsageError
 from bundler.model import file_sha256
-from bundler.targets import Target
+from bundler.targets import PythonTarget
 
 LOCK_FILE = "pylock.toml"
 
@@ -197,7 +197,7 @@ def is_fbundle_lock(document: dict[str, Any]) -> bool:
     return "fbundle" in (document.get("tool") or {})
 
 
-def read_for_target(path: Path, target: Target, text: str | None = None) -> Lock:
+def read_for_target(path: Path, target: PythonTarget, text: str | None = None) -> Lock:
     """``path`` as the lock of a bundle for ``target``: ours as written, another tool's
     ``pylock.toml`` narrowed to the target the way PEP 751 tells an installer to."""
     source = str(path)
@@ -212,7 +212,7 @@ def read_for_target(path: Path, target: Target, text: str | None = None) -> Lock
     return foreign_lock(document, target, source)
 
 
-def best_wheel(target: Target) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+def best_wheel(target: PythonTarget) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     """Of the wheels a lock lists for one package, the one the target ranks first.
 
     uv lists every wheel that fits (aiohttp 3.14: a cp313 manylinux wheel *and* a py3-none-any
@@ -260,9 +260,9 @@ def read_any(text: str, source: str, runtime: str | None = None) -> Lock:
     if is_fbundle_lock(document):
         return Lock.from_toml(text, source)
     try:
-        target = Target.for_runtime(runtime or "python_3_13")
-    except UsageError:
-        target = Target.for_runtime("python_3_13")
+        target = PythonTarget.for_runtime(runtime or "python_3_13")
+    except UsageError:  # an unknown or .NET runtime: no narrowing to speak of, take 3.13
+        target = PythonTarget.for_runtime("python_3_13")
     return foreign_lock(document, target, source)
 
 
@@ -274,7 +274,7 @@ def _toml(text: str, source: str) -> dict[str, Any]:
                          "regenerate it with the tool that wrote it") from None
 
 
-def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
+def foreign_lock(document: dict[str, Any], target: PythonTarget, source: str) -> Lock:
     """Another tool's PEP 751 lock, narrowed to ``target`` (one wheel per package)."""
     tool = str(document.get("created-by") or "the tool that wrote it")
     regenerate = f"regenerate it with {tool}"
@@ -346,7 +346,7 @@ def foreign_lock(document: dict[str, Any], target: Target, source: str) -> Lock:
                 created_by=tool)
 
 
-def _fits(wheel: dict[str, Any], target: Target) -> bool:
+def _fits(wheel: dict[str, Any], target: PythonTarget) -> bool:
     name = str(wheel.get("name") or wheel.get("url") or wheel.get("path") or "")
     try:
         tags = parse_wheel_filename(name.rsplit("/", 1)[-1].split("#")[0])[3]
@@ -355,7 +355,7 @@ def _fits(wheel: dict[str, Any], target: Target) -> bool:
     return bool(tags & set(target.tag_rank))
 
 
-def python_admits(specifier: str, target: Target) -> bool:
+def python_admits(specifier: str, target: PythonTarget) -> bool:
     """Whether ``requires-python`` admits the target's CPython X.Y: some X.Y.N release (the
     service's patch level is not published, so ``>=3.13.2`` still admits python_3_13)."""
     spec = SpecifierSet(specifier)
@@ -363,7 +363,7 @@ def python_admits(specifier: str, target: Target) -> bool:
                for patch in range(0, 100))
 
 
-def _check_requires_python(specifier: object, target: Target, source: str, hint: str,
+def _check_requires_python(specifier: object, target: PythonTarget, source: str, hint: str,
                            what: str = "") -> None:
     if not specifier:
         return

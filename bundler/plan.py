@@ -49,7 +49,7 @@ from bundler.resolve import Resolver, check_fits, check_hashes
 from bundler.sdists import current_local
 from bundler.settings import float_env
 from bundler.shape import ShapeReport, Shaping, shape, shaping_for, with_project_config
-from bundler.targets import Target, parse_glibc
+from bundler.targets import DEFAULT_GLIBC, DotnetTarget, PythonTarget, Target, parse_glibc
 from bundler.wheels import LaidOutWheel, layout_wheel
 from bundler.write import OutputError, atomic_output
 
@@ -65,7 +65,7 @@ class Plan:
     """Everything a build decided, before a byte is written."""
 
     spec: ProjectSpec
-    target: Target
+    target: PythonTarget | DotnetTarget
     bundle: Bundle
     collection: Collection
     lock: Lock | None = None
@@ -138,7 +138,7 @@ class Inputs:
     notice a no-op from hashes alone."""
 
     spec: ProjectSpec
-    target: Target
+    target: PythonTarget | DotnetTarget
     collection: Collection
     requirements: Requirements | None = None
     lock: Lock | None = None
@@ -153,7 +153,7 @@ class Inputs:
         return packages_of(self.lock)
 
 
-def project_lock(root: Path, target: Target) -> ProjectLock | None:
+def project_lock(root: Path, target: PythonTarget) -> ProjectLock | None:
     """The lock the project brought from another tool, when it decides the dependencies.
 
     In order: ``requirements.txt`` or ``pylock.toml`` (whoever wrote it) decide when present;
@@ -182,9 +182,8 @@ def read_inputs(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Inputs:
     options = with_project_config(root, options)
     spec = load_project(root, metadata_path=options.metadata, name=options.name,
                         flags=options.flags())
-    glibc = parse_glibc(options.glibc) if options.glibc else None
-    target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
-    if spec.is_dotnet:
+    target = target_for(spec, options)
+    if isinstance(target, DotnetTarget):
         from bundler.dotnet import effective_definition, read_dotnet_inputs
 
         dotnet = read_dotnet_inputs(spec, project_file=options.project_file,
@@ -249,6 +248,12 @@ def check_locked_exclusions(root: Path, lock: Lock, options: BuildOptions) -> No
             "run `fbundle lock` with the same exclusions (or build with --update-lock)")
 
 
+def target_for(spec: ProjectSpec, options: BuildOptions) -> PythonTarget | DotnetTarget:
+    """The runtime the project names, at the glibc floor ``--glibc`` asks for."""
+    glibc = parse_glibc(options.glibc) if options.glibc else DEFAULT_GLIBC
+    return Target.for_runtime(spec.runtime, glibc)
+
+
 def plan_inputs(inputs: Inputs, options: BuildOptions = DEFAULT_OPTIONS) -> Plan:
     """Fetch and lay out the locked wheels, and decide every entry of the bundle."""
     entries = list(inputs.collection.entries)
@@ -256,18 +261,19 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = DEFAULT_OPTIONS) -> Plan
         from bundler.dotnet import dotnet_entries
 
         entries = dotnet_entries(inputs.spec, inputs.dotnet, verbose=options.verbose)
-    plan = Plan(inputs.spec, inputs.target, Bundle([]), inputs.collection, inputs.lock)
-    if inputs.lock is not None:
+    target = inputs.target
+    plan = Plan(inputs.spec, target, Bundle([]), inputs.collection, inputs.lock)
+    if inputs.lock is not None and isinstance(target, PythonTarget):  # (only Python has locks)
         indexes = read_pip_config()
         if inputs.requirements is not None:
             indexes = indexes.with_file_options(inputs.requirements.options)
         cache = WheelCache(indexes=indexes)
         plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
-                              base=inputs.spec.root, target=inputs.target)
+                              base=inputs.spec.root, target=target)
         plan.wheels, added, plan.shaped = shape(
             plan.wheels, entries,
             [str(r) for r in inputs.requirements.roots()] if inputs.requirements else [],
-            inputs.target, inputs.shaping)
+            target, inputs.shaping)
         entries += added
         entries += [e for wheel in plan.wheels for e in wheel.entries]
         entries = merge_package_entries(entries)
@@ -286,7 +292,7 @@ def plan_project(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Plan:
     return plan_inputs(read_inputs(root, options), options)
 
 
-def locked_requirements(root: Path, requirements: Requirements, target: Target,
+def locked_requirements(root: Path, requirements: Requirements, target: PythonTarget,
                         options: BuildOptions) -> Lock:
     """The project's pylock.toml when it is current, else a fresh resolution."""
     lock_path = root / LOCK_FILE
@@ -331,7 +337,8 @@ def locked_requirements(root: Path, requirements: Requirements, target: Target,
 RESOLUTION_TTL = 600  # seconds; PyPI's simple pages say max-age=600, which pip's cache honours
 
 
-def recent_resolution(requirements: Requirements, target: Target, options: BuildOptions) -> Lock:
+def recent_resolution(requirements: Requirements, target: PythonTarget,
+                      options: BuildOptions) -> Lock:
     """A resolution of ``requirements`` no older than the freshness window, else a new one.
 
     Without a lock every build would ask the index again; within ``FBUNDLE_RESOLUTION_TTL``
@@ -375,11 +382,10 @@ def lock_project(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> tuple[P
     options = with_project_config(root, options)
     spec = load_project(root, metadata_path=options.metadata, name=options.name,
                         flags=options.flags())
-    if not spec.is_python:
+    target = target_for(spec, options)
+    if not isinstance(target, PythonTarget):
         raise UsageError(f"{spec.runtime} projects have no Python lock",
                          "`fbundle lock` is for python_3_13 / python_3_14 projects")
-    glibc = parse_glibc(options.glibc) if options.glibc else None
-    target = Target.for_runtime(spec.runtime, *([glibc] if glibc else []))
     if (root / LOCK_FILE).is_file():
         refuse_foreign(root / LOCK_FILE, "`fbundle lock`")
     elif (project := project_lock(root, target)) is not None:
@@ -423,7 +429,7 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 
 def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path,
-            target: Target | None = None) -> list[LaidOutWheel]:
+            target: PythonTarget | None = None) -> list[LaidOutWheel]:
     """Fetch every pinned wheel (verified) and lay it out under ``packages/``; sdists and
     local packages are built into pure wheels first (``bundler.sdists``).
 
@@ -433,7 +439,8 @@ def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path,
     from bundler.sdists import SourceBuilder, wheel_of
 
     builder = SourceBuilder(cache.root, cache.indexes,
-                            target or Target.for_runtime(lock.runtime), offline=offline)
+                            target or PythonTarget.for_runtime(lock.runtime),
+                            offline=offline)
 
     def fetch(ref: WheelRef) -> Path:
         return cache.fetch(ref, offline=offline, base=base)

@@ -40,7 +40,7 @@ from bundler.lock import Lock, foreign_lock, python_admits
 from bundler.redact import redact_urls
 from bundler.requirements import Requirements
 from bundler.resolve import check_fits
-from bundler.targets import Target
+from bundler.targets import PythonTarget
 from bundler.write import atomic_output
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def refuse_poetry(root: Path, pyproject: dict[str, Any]) -> None:
             f"run `poetry lock`, then `{POETRY_EXPORT}`, and build again ({plugin})")
 
 
-def check_requires_python(root: Path, pyproject: dict[str, Any], target: Target) -> None:
+def check_requires_python(root: Path, pyproject: dict[str, Any], target: PythonTarget) -> None:
     """``[project].requires-python`` must admit the target's CPython: an error naming both."""
     specifier = (pyproject.get("project") or {}).get("requires-python")
     if not specifier:
@@ -147,7 +147,7 @@ def check_requires_python(root: Path, pyproject: dict[str, Any], target: Target)
         )
 
 
-def uv_lock(root: Path, target: Target, *, runner: Runner = run) -> ProjectLock:
+def uv_lock(root: Path, target: PythonTarget, *, runner: Runner = run) -> ProjectLock:
     """The locked versions of a uv project for ``target``; a stale lock is refused.
 
     The answer is a function of ``pyproject.toml``, ``uv.lock``, the target and the uv and
@@ -207,7 +207,7 @@ def uv_lock(root: Path, target: Target, *, runner: Runner = run) -> ProjectLock:
     return ProjectLock(UV_LOCK, path, lock, pinned_requirements(lock, path, "uv"))
 
 
-def _memo_path(root: Path, lock_bytes: bytes, target: Target) -> Path | None:
+def _memo_path(root: Path, lock_bytes: bytes, target: PythonTarget) -> Path | None:
     """Where the reading of this uv.lock for this target is kept (None: no cache folder)."""
     from importlib.metadata import PackageNotFoundError, version
 

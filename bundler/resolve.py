@@ -37,7 +37,7 @@ from bundler.model import file_sha256
 from bundler.redact import redact_urls
 from bundler.requirements import Requirements
 from bundler.runner import Runner, run_logged
-from bundler.targets import Target
+from bundler.targets import PythonTarget
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def wheel_tags(filename: str) -> frozenset[Tag]:
         raise BuildError(f"{filename}: not a valid wheel file name ({error})") from None
 
 
-def check_fits(lock: Lock, target: Target) -> None:
+def check_fits(lock: Lock, target: PythonTarget) -> None:
     """Every pinned wheel must carry a tag the target accepts (sdists and local folders are
     checked once built: only a pure wheel is accepted from them)."""
     for pin in lock.pins:
@@ -68,7 +68,7 @@ def check_fits(lock: Lock, target: Target) -> None:
 
 
 def closure(requirements: list[Requirement], metadata: dict[NormalizedName, list[str]],
-            target: Target) -> set[NormalizedName]:
+            target: PythonTarget) -> set[NormalizedName]:
     """Names reachable from ``requirements`` with markers evaluated for the target."""
     needed: set[NormalizedName] = set()
     extras_of: dict[NormalizedName, set[str]] = {}
@@ -92,7 +92,7 @@ def closure(requirements: list[Requirement], metadata: dict[NormalizedName, list
 class Resolver:
     """Runs uv or pip for a target and returns a checked ``Lock``."""
 
-    def __init__(self, target: Target, indexes: IndexConfig, *, kind: str = "uv",
+    def __init__(self, target: PythonTarget, indexes: IndexConfig, *, kind: str = "uv",
                  offline: bool = False, runner: Runner = run_logged, build: bool = True) -> None:
         if kind not in RESOLVERS:
             raise UsageError(f"unknown resolver {kind!r}", "use --resolver uv or --resolver pip")
@@ -491,7 +491,7 @@ def _rebased(pin: Pin, lock_dir: Path, base: Path) -> Pin:
     return replace(pin, wheel=rebased)
 
 
-def newest_fitting_version(name: str, indexes: IndexConfig, target: Target) -> Version | None:
+def newest_fitting_version(name: str, indexes: IndexConfig, target: PythonTarget) -> Version | None:
     """The newest release of ``name`` on the indexes with a wheel the target accepts."""
     fitting: Version | None = None
     for filename in _index_files(name, indexes):
@@ -506,7 +506,7 @@ def newest_fitting_version(name: str, indexes: IndexConfig, target: Target) -> V
 
 
 def _requirements_for(names: set[NormalizedName], metadata: dict[NormalizedName, list[str]],
-                      target: Target) -> list[str]:
+                      target: PythonTarget) -> list[str]:
     """Requirement lines (markers dropped, specifiers kept) that pull in ``names``."""
     lines = []
     for dependencies in metadata.values():
@@ -526,7 +526,7 @@ def _version_of(filename: str) -> Version | None:
         return None
 
 
-def _floor_needed(platforms: list[str], target: Target) -> str | None:
+def _floor_needed(platforms: list[str], target: PythonTarget) -> str | None:
     """The lowest glibc floor at which one of ``platforms`` (x86_64 manylinux) is accepted."""
     floors = []
     for platform in platforms:

@@ -29,7 +29,7 @@ from bundler.lock import Lock, WheelRef, tree_sha256
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
 from bundler.runner import Runner, run_logged
-from bundler.targets import Target
+from bundler.targets import PythonTarget
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def is_pure(filename: str) -> bool:
 class SourceBuilder:
     """Builds (or finds in the cache) the wheel for an sdist or a local folder."""
 
-    def __init__(self, cache_root: Path, indexes: IndexConfig, target: Target, *,
+    def __init__(self, cache_root: Path, indexes: IndexConfig, target: PythonTarget, *,
                  offline: bool = False, runner: Runner = run_logged) -> None:
         self.root = cache_root / "built"
         self.indexes = indexes

@@ -22,7 +22,7 @@ from bundler.config import read_config
 from bundler.graph import Exclusion, exclude, parse_requirements
 from bundler.model import BytesData, Entry
 from bundler.records import EXCLUDED_FILE, PACKAGES
-from bundler.targets import Target
+from bundler.targets import PythonTarget, Target
 from bundler.wheels import (
     LaidOutWheel,
     Removed,
@@ -132,7 +132,7 @@ class ShapeReport:
 
 
 def shape(wheels: list[LaidOutWheel], sources: list[Entry], requirements: list[str],
-          target: Target, shaping: Shaping) -> tuple[list[LaidOutWheel], list[Entry],
+          target: PythonTarget, shaping: Shaping) -> tuple[list[LaidOutWheel], list[Entry],
                                                      ShapeReport]:
     """The wheels as they will ship, the entries to add beside them (the sources' bytecode,
     the exclusion record), and what was done."""

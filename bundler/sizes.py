@@ -21,7 +21,7 @@ from bundler.graph import parse_requirements, walk
 from bundler.model import Bundle, Entry
 from bundler.records import dist_info_site, in_site
 from bundler.requirements import requirement_lines
-from bundler.targets import Target
+from bundler.targets import PythonTarget, Target
 from bundler.write import directory_overhead, member_overhead, stored_size
 
 
@@ -138,7 +138,7 @@ def size_table(bundle: Bundle, target: Target, texts: Mapping[str, str] | None =
     requires: dict[NormalizedName, list[str]] = {
         canonicalize_name(name): reqs for name, _, reqs in meta.values()}
     graph = walk(parse_requirements(_lines(texts.get("requirements.txt", ""))), requires,
-                 target) if target.is_python else None
+                 target) if isinstance(target, PythonTarget) else None
     sums: dict[str, list[int]] = {}
     own = [0, 0, 0]
     for entry in files:

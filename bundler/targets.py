@@ -49,41 +49,29 @@ def manylinux_platforms(glibc: tuple[int, int], arch: str = "x86_64") -> list[st
 
 @dataclass(frozen=True)
 class Target:
-    """A runtime a bundle is built for. ``python`` is None for .NET runtimes."""
+    """A runtime a bundle is built for: a :class:`PythonTarget` or a :class:`DotnetTarget`.
+
+    What only a CPython has (ABI, wheel tags, markers) lives on ``PythonTarget``, so code that
+    needs it says so in its signature instead of asserting at run time.
+    """
 
     runtime: str
     glibc: tuple[int, int] = DEFAULT_GLIBC
-    python: tuple[int, int] | None = field(default=None)
 
-    @classmethod
-    def for_runtime(cls, runtime: str, glibc: tuple[int, int] = DEFAULT_GLIBC) -> Target:
+    @staticmethod
+    def for_runtime(runtime: str,
+                    glibc: tuple[int, int] = DEFAULT_GLIBC) -> PythonTarget | DotnetTarget:
         if runtime in PYTHON_RUNTIMES:
-            return cls(runtime, glibc, PYTHON_RUNTIMES[runtime])
+            return PythonTarget(runtime, glibc, python=PYTHON_RUNTIMES[runtime])
         if runtime in DOTNET_RUNTIMES:
-            return cls(runtime, glibc, None)
+            return DotnetTarget(runtime, glibc, framework=DOTNET_RUNTIMES[runtime])
         raise UsageError(
             f"unknown runtime {runtime!r}", f"use one of: {', '.join(RUNTIMES)}"
         )
 
     @property
-    def is_python(self) -> bool:
-        return self.python is not None
-
-    @property
-    def python_version(self) -> str:
-        """``"3.13"``."""
-        assert self.python is not None, "only Python targets have a Python version"
-        return f"{self.python[0]}.{self.python[1]}"
-
-    @property
     def glibc_text(self) -> str:
         return f"{self.glibc[0]}.{self.glibc[1]}"
-
-    @property
-    def abi(self) -> str:
-        """``"cp313"``: the one non-abi3 ABI the runtime accepts (never the free-threaded ``t``)."""
-        assert self.python is not None
-        return f"cp{self.python[0]}{self.python[1]}"
 
     @property
     def platforms(self) -> list[str]:
@@ -94,10 +82,42 @@ class Target:
         """The value for ``uv pip --python-platform``."""
         return f"x86_64-manylinux_{self.glibc[0]}_{self.glibc[1]}"
 
+
+@dataclass(frozen=True)
+class DotnetTarget(Target):
+    """A .NET runtime; ``framework`` is its target framework moniker (``net10.0``)."""
+
+    framework: str = field(kw_only=True)
+
+
+@dataclass(frozen=True)
+class PythonTarget(Target):
+    """A CPython runtime: what decides which wheels, ABIs and marker values fit."""
+
+    python: tuple[int, int] = field(kw_only=True)
+
+    @staticmethod
+    def for_runtime(runtime: str, glibc: tuple[int, int] = DEFAULT_GLIBC) -> PythonTarget:
+        """The Python target of ``runtime``; a usage error when it names .NET."""
+        target = Target.for_runtime(runtime, glibc)
+        if not isinstance(target, PythonTarget):
+            raise UsageError(f"runtime {runtime} is not a Python runtime",
+                             f"use one of: {', '.join(PYTHON_RUNTIMES)}")
+        return target
+
+    @property
+    def python_version(self) -> str:
+        """``"3.13"``."""
+        return f"{self.python[0]}.{self.python[1]}"
+
+    @property
+    def abi(self) -> str:
+        """``"cp313"``: the one non-abi3 ABI the runtime accepts (never the free-threaded ``t``)."""
+        return f"cp{self.python[0]}{self.python[1]}"
+
     @cached_property
     def tags(self) -> list[Tag]:
         """Every wheel tag the runtime accepts, best first (cp3X, abi3, then pure ``py3``)."""
-        assert self.python is not None
         binary = cpython_tags(self.python, [self.abi], self.platforms)
         pure = compatible_tags(self.python, self.abi, ["any"])
         return [*binary, *pure]
@@ -113,7 +133,6 @@ class Target:
     @property
     def marker_environment(self) -> dict[str, str]:
         """PEP 508 marker variables of the service's runtime (CPython on x86_64 Linux)."""
-        assert self.python is not None
         version = self.python_version
         return {
             "implementation_name": "cpython",

@@ -154,7 +154,7 @@ def test_offline_build_from_a_lock_and_a_warm_cache_needs_no_network(
 def test_a_lock_listing_several_wheels_keeps_the_one_the_target_ranks_first() -> None:
     """uv's pylock lists every wheel that fits (aiohttp: cp313 manylinux and py3-none-any)."""
     from bundler.lock import best_wheel
-    from bundler.targets import Target
+    from bundler.targets import PythonTarget
 
     text = (
         'lock-version = "1.0"\n[[packages]]\nname = "aiohttp"\nversion = "3.14.0"\nwheels = [\n'
@@ -165,7 +165,7 @@ def test_a_lock_listing_several_wheels_keeps_the_one_the_target_ranks_first() ->
     )
     with pytest.raises(Exception, match="lists 2 wheels"):
         Lock.from_toml(text)  # our own locks pin exactly one
-    [pin] = Lock.from_toml(text, pick=best_wheel(Target.for_runtime("python_3_13"))).pins
+    [pin] = Lock.from_toml(text, pick=best_wheel(PythonTarget.for_runtime("python_3_13"))).pins
     assert pin.wheel.filename.startswith("aiohttp-3.14.0-cp313-cp313-manylinux")
-    [pure] = Lock.from_toml(text, pick=best_wheel(Target.for_runtime("python_3_14"))).pins
+    [pure] = Lock.from_toml(text, pick=best_wheel(PythonTarget.for_runtime("python_3_14"))).pins
     assert pure.wheel.filename == "aiohttp-3.14.0-py3-none-any.whl"  # cp313 does not fit 3.14

@@ -302,7 +302,7 @@ def test_a_uv_lock_read_once_is_not_exported_again_until_it_changes(
     """The reading is kept under the hash of pyproject.toml + uv.lock: a rebuild runs no uv."""
     from bundler.projectlocks import run as real_run
     from bundler.projectlocks import uv_lock
-    from bundler.targets import Target
+    from bundler.targets import PythonTarget
 
     project = uv_project(tmp_path / "agent", old_index, ["beta"])
     calls: list[list[str]] = []
@@ -311,7 +311,7 @@ def test_a_uv_lock_read_once_is_not_exported_again_until_it_changes(
         calls.append(list(argv))
         return real_run(argv, cwd, env)
 
-    target = Target.for_runtime("python_3_13")
+    target = PythonTarget.for_runtime("python_3_13")
     first = uv_lock(project, target, runner=counting)
     second = uv_lock(project, target, runner=counting)
     assert len(calls) == 1 and first.lock.to_toml() == second.lock.to_toml()

@@ -21,7 +21,7 @@ from bundler.checks import CheckContext, run_checks
 from bundler.model import Bundle
 from bundler.options import BuildOptions
 from bundler.plan import plan_project
-from bundler.targets import Target
+from bundler.targets import PythonTarget
 from tests.support import RunCli
 from tests.support.binaries import pe_dll
 from tests.support.index import SimpleIndex
@@ -115,7 +115,7 @@ def test_excluding_a_package_drops_what_only_it_needs_and_keeps_what_others_need
             if info.filename != "packages/.fbundle-excluded":
                 dst.writestr(info, src.read(info))
     found = run_checks(Bundle.from_zip(stripped),
-                       CheckContext(Target.for_runtime("python_3_13"), "bundled"))
+                       CheckContext(PythonTarget.for_runtime("python_3_13"), "bundled"))
     assert [(f.code, f.path) for f in found] == [
         ("FB403", "packages/app-1.0.dist-info/METADATA")]
 
@@ -338,7 +338,7 @@ def test_host_bytecode_is_still_reported(tmp_path: Path, python313: Path) -> Non
     path = tmp_path / "b.zip"
     write_zip([Entry(n, len(b), BytesData(b)) for n, b in files.items()], path)
     found = run_checks(Bundle.from_zip(path),
-                       CheckContext(Target.for_runtime("python_3_13"), "remote_build"))
+                       CheckContext(PythonTarget.for_runtime("python_3_13"), "remote_build"))
     assert sorted(f.path for f in found if f.code == "FB107") == [
         "a/__pycache__/mod.cpython-313.pyc",  # timestamp-based: stale on arrival
         f"b/__pycache__/mod.cpython-3{sys.version_info[1]}.pyc",  # the host's version
@@ -363,7 +363,7 @@ def test_exclusion_graph_drops_chains_only_the_excluded_need_and_names_direct_ke
         "top": ["big", "util"], "big": ["mid", "util>=1", 'winonly; sys_platform == "win32"'],
         "mid": ["deep", "util"], "deep": [], "util": ["tiny"], "tiny": [], "winonly": [],
         "stray": []}.items()}
-    target = Target.for_runtime("python_3_13")
+    target = PythonTarget.for_runtime("python_3_13")
     result = exclude(["BIG", "nothere"], parse_requirements(["top"]), requires, target)
     assert result.dropped == ("big", "deep", "mid")  # mid and deep: only big needed them
     assert result.kept == (("util", ("top",)),)  # big and mid needed it; top still does

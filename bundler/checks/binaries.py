@@ -15,7 +15,7 @@ from bundler.binaries import BinaryInfo
 from bundler.checks.base import Finding, finding, rules
 from bundler.checks.facts import Facts, owner_folders, tags_fit, wheel_tags
 from bundler.provenance import dist_label
-from bundler.targets import Target
+from bundler.targets import PythonTarget, Target
 
 RULES = rules(
     ("FB301", "error", "Windows (PE) binary"),
@@ -39,7 +39,7 @@ _REBUILD_LINUX = ("install the manylinux x86_64 wheel instead: pip install --pla
 def extension_tag_problem(basename: str, target: Target) -> str | None:
     """Why CPython on the target would not import an extension module named ``basename``."""
     match = _EXTENSION.match(basename)
-    if not match or target.python is None:
+    if not match or not isinstance(target, PythonTarget):
         return None
     tag = match["tag"]
     if tag == "abi3":
@@ -58,8 +58,9 @@ FOREIGN = ("FB301", "FB302", "FB303", "FB304", "FB306")
 
 def check(facts: Facts) -> Iterator[Finding]:
     owner_of = owner_folders(facts)
-    fitting = {folder for folder in set(owner_of.values())
-               if tags_fit(wheel_tags(facts, folder)[1], facts.target)}
+    target = facts.target
+    fitting = {folder for folder in set(owner_of.values()) if isinstance(target, PythonTarget)
+               and tags_fit(wheel_tags(facts, folder)[1], target)}
     names = {e.name for e in facts.files}
     for found in _check(facts):
         folder = owner_of.get(found.path)
@@ -67,7 +68,7 @@ def check(facts: Facts) -> Iterator[Finding]:
             yield found
             continue
         owner = dist_label(folder, facts.texts.get(f"{folder}/METADATA"))
-        if found.code in FOREIGN and folder in fitting and facts.target.is_python \
+        if found.code in FOREIGN and folder in fitting and isinstance(facts.target, PythonTarget) \
                 and not _imported_on_linux(found.path, names, facts):
             # debugpy's universal wheel ships attach helpers for Windows and macOS: a wheel
             # that fits the target and carries them does not load them on Linux.
@@ -90,7 +91,7 @@ def _imported_on_linux(path: str, names: set[str], facts: Facts) -> bool:
     the distribution also offers ``M`` for Linux (a module or extension it would shadow), or
     its name claims the target's own ABI tag: then the foreign bytes break the import."""
     target = facts.target
-    if target.python is None:
+    if not isinstance(target, PythonTarget):
         return False
     folder, _, base = path.rpartition("/")
     specific = f".cpython-{target.python[0]}{target.python[1]}-x86_64-linux-gnu.so"
@@ -133,7 +134,7 @@ def _check(facts: Facts) -> Iterator[Finding]:
                 # "MZ" also starts some data files; a library's name makes it a broken binary.
                 yield finding("FB308", name, f"pe header is malformed: {binary.malformed}",
                               "replace the file with an intact build of it")
-        if target.is_python:
+        if isinstance(target, PythonTarget):
             base = name.rsplit("/", 1)[-1]
             if problem := extension_tag_problem(base, target):
                 yield finding("FB305", name, problem, _REBUILD_LINUX)
@@ -158,13 +159,14 @@ def _binary(name: str, binary: BinaryInfo, target: Target) -> Iterator[Finding]:
         if binary.managed:
             return  # IL runs anywhere .NET does (dotnet bundles, pythonnet)
         yield finding("FB301", name, f"Windows PE binary ({binary.machine}); the runtime is "
-                      "Linux x86_64", _REBUILD_LINUX if target.is_python else
+                      "Linux x86_64", _REBUILD_LINUX if isinstance(target, PythonTarget) else
                       "find the package that ships it (obj/project.assets.json) and use its "
                       "Linux build, or exclude it from publish (-r linux-x64 drops the others)")
     elif binary.format in ("macho", "macho-fat"):
         kind = "universal (fat) " if binary.format == "macho-fat" else ""
         yield finding("FB302", name, f"{kind}macOS Mach-O binary ({binary.machine}); the "
-                      "runtime is Linux x86_64", _REBUILD_LINUX if target.is_python else
+                      "runtime is Linux x86_64",
+                      _REBUILD_LINUX if isinstance(target, PythonTarget) else
                       "publish with -r linux-x64")
     elif binary.format == "elf":
         if binary.bits != 64 or not binary.little_endian:

@@ -28,6 +28,7 @@ from bundler.requirements import (
     REQUIREMENTS_FILE,
     not_shipped,
 )
+from bundler.targets import PythonTarget
 
 RULES = rules(
     ("FB401", "error", "a requirement in requirements.txt is not installed in packages/"),
@@ -106,12 +107,13 @@ def _read_dists(facts: Facts) -> tuple[list[Dist], list[Finding]]:
 
 
 def check(facts: Facts) -> Iterator[Finding]:
-    if not facts.target.is_python:
+    target = facts.target
+    if not isinstance(target, PythonTarget):
         return
     dists, problems = _read_dists(facts)
     yield from problems
     yield from _records(facts)
-    yield from _wheel_tags(facts, dists)
+    yield from _wheel_tags(facts, target)
     installed: dict[NormalizedName, list[Dist]] = defaultdict(list)
     for dist in dists:
         installed[dist.name].append(dist)
@@ -147,17 +149,17 @@ def check(facts: Facts) -> Iterator[Finding]:
         if requirement is None:
             continue
         if line.constraint:
-            yield from _constrained(facts, requirement, line.where, installed)
+            yield from _constrained(facts, target, requirement, line.where, installed)
         else:
             roots.append((requirement, line.where))
-    yield from _satisfied(facts, roots, installed)
+    yield from _satisfied(facts, target, roots, installed)
 
 
-def _constrained(facts: Facts, req: Requirement, where: str,
+def _constrained(facts: Facts, target: PythonTarget, req: Requirement, where: str,
                  installed: dict[NormalizedName, list[Dist]]) -> Iterator[Finding]:
     """A ``-c`` constraint binds only what is installed (pip's meaning)."""
     found = installed.get(canonicalize_name(req.name))
-    if not found or not facts.target.evaluate(req.marker):
+    if not found or not target.evaluate(req.marker):
         return
     dist = found[0]
     if dist.version is not None and req.specifier and not req.specifier.contains(
@@ -166,12 +168,12 @@ def _constrained(facts: Facts, req: Requirement, where: str,
                       f"{dist.label} is installed", _INSTALL)
 
 
-def _satisfied(facts: Facts, roots: list[tuple[Requirement, str]],
+def _satisfied(facts: Facts, target: PythonTarget, roots: list[tuple[Requirement, str]],
                installed: dict[NormalizedName, list[Dist]]) -> Iterator[Finding]:
     # Each installed distribution's own requirements are checked even if nothing names it.
     pending: list[tuple[Dist, str]] = [(d, "") for ds in installed.values() for d in ds]
     for req, _where in roots:
-        yield from _need(facts, req, None, frozenset(), installed, pending)
+        yield from _need(facts, target, req, None, frozenset(), installed, pending)
     seen: set[tuple[NormalizedName, str]] = set()
     while pending:
         dist, extra = pending.pop()
@@ -188,14 +190,13 @@ def _satisfied(facts: Facts, roots: list[tuple[Requirement, str]],
                               f"Requires-Dist that cannot be parsed: {line!r}",
                               "rebuild packages/ from a correct wheel")
                 continue
-            yield from _need(facts, child, dist, active, installed, pending)
+            yield from _need(facts, target, child, dist, active, installed, pending)
 
 
-def _need(facts: Facts, req: Requirement, parent: Dist | None, extras: frozenset[str],
-          installed: dict[NormalizedName, list[Dist]],
+def _need(facts: Facts, target: PythonTarget, req: Requirement, parent: Dist | None,
+          extras: frozenset[str], installed: dict[NormalizedName, list[Dist]],
           pending: list[tuple[Dist, str]]) -> Iterator[Finding]:
     """Check one requirement on the target; queue the installed dist (with its extras)."""
-    target = facts.target
     if not target.evaluate(req.marker, extras):
         return
     found = installed.get(canonicalize_name(req.name))
@@ -313,11 +314,11 @@ def _rehash(entry: object, algorithm: str) -> str:
     return record_hash_value(digest.digest())
 
 
-def _wheel_tags(facts: Facts, dists: list[Dist]) -> Iterator[Finding]:
+def _wheel_tags(facts: Facts, target: PythonTarget) -> Iterator[Finding]:
     for folder in dist_info_folders(facts):
         tags, parsed = wheel_tags(facts, folder)
-        if parsed and not tags_fit(parsed, facts.target):
+        if parsed and not tags_fit(parsed, target):
             yield finding("FB409", f"{folder}/WHEEL", f"installed from a wheel tagged "
-                          f"{', '.join(tags)}, which does not fit {facts.target.runtime} "
-                          f"(CPython {facts.target.python_version}, manylinux x86_64 at glibc "
-                          f"{facts.target.glibc_text} or older)", _INSTALL)
+                          f"{', '.join(tags)}, which does not fit {target.runtime} "
+                          f"(CPython {target.python_version}, manylinux x86_64 at glibc "
+                          f"{target.glibc_text} or older)", _INSTALL)

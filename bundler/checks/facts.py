@@ -18,7 +18,7 @@ from bundler.errors import UsageError
 from bundler.model import Bundle, Entry
 from bundler.provenance import owner_labels
 from bundler.requirements import REQUIREMENTS_FILE, Requirements, parse_text
-from bundler.targets import Target
+from bundler.targets import PythonTarget, Target
 
 
 def wrapper_folder(bundle: Bundle) -> str | None:
@@ -120,7 +120,7 @@ def wheel_tags(facts: Facts, folder: str) -> tuple[list[str], set[Tag]]:
     return tags, parsed
 
 
-def tags_fit(parsed: set[Tag], target: Target) -> bool:
+def tags_fit(parsed: set[Tag], target: PythonTarget) -> bool:
     """Whether a wheel with these tags runs on the target. Bare ``linux_x86_64`` counts as the
     manylinux tag it stands for: pip and azd install such wheels, and they run when their ELF
     files fit the floor, which FB307 judges from the bytes."""

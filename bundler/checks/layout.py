@@ -9,6 +9,7 @@ from bundler.checks.base import Finding, finding, rules
 from bundler.checks.facts import Facts, bundle_requirements, owners
 from bundler.requirements import requirement_lines
 from bundler.sensitive import secret_by_content, secret_by_name
+from bundler.targets import PythonTarget
 
 RULES = rules(
     ("FB101", "error", "everything sits under one wrapper folder"),
@@ -77,7 +78,7 @@ def check(facts: Facts) -> Iterator[Finding]:
             yield finding("FB107", name, "compiled bytecode is shipped",
                           "exclude __pycache__/ and *.pyc; Python recompiles them (or build "
                           "with --compile: bytecode made by the target's interpreter)")
-        if base.endswith(".pth") and facts.target.is_python and (
+        if base.endswith(".pth") and isinstance(facts.target, PythonTarget) and (
                 len(parts) == 1 or (len(parts) == 2 and parts[0] == "packages")):
             yield _pth(facts, name, owner_of.get(name))
         venv = _folder_of(parts, ".venv") or (
@@ -121,7 +122,7 @@ def _secret(facts: Facts, name: str) -> str | None:
 
 def _root_files(facts: Facts, names: set[str]) -> Iterator[Finding]:
     ctx = facts.context
-    if not facts.target.is_python:
+    if not isinstance(facts.target, PythonTarget):
         return
     needed = entry_script(ctx.entry_point)
     if needed is not None:
@@ -202,7 +203,7 @@ def target_bytecode(name: str, facts: Facts, names: set[str]) -> bool:
     still reported."""
     target = facts.target
     parts = name.split("/")
-    if target.python is None or len(parts) < 2 or parts[-2] != "__pycache__":
+    if not isinstance(target, PythonTarget) or len(parts) < 2 or parts[-2] != "__pycache__":
         return False
     match = _PYCACHE.match(parts[-1])
     if not match or match["tag"] != f"cpython-{target.python[0]}{target.python[1]}":

@@ -60,9 +60,9 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
         raise UsageError(problem)
     verbose = options.verbose
     runnable = load(path, options)
-    check_runnable(runnable)
+    target = check_runnable(runnable)
     request = local_request(protocol_of(runnable.protocols), invoke) if invoke else None
-    interpreter = find_interpreter(runnable.target, options.python)
+    interpreter = find_interpreter(target, options.python)
     secrets_file = env_file or (runnable.dotenv if runnable.dotenv.is_file() else None)
     secrets = read_env_file(secrets_file) if secrets_file else {}
 

@@ -16,7 +16,7 @@ from bundler.checks.layout import LAYOUT_WORDS, dependency_layout
 from bundler.errors import EXIT_FAILURE, EXIT_OK, UsageError
 from bundler.model import Bundle
 from bundler.report import FORMATS, Subject, render
-from bundler.targets import RUNTIMES
+from bundler.targets import RUNTIMES, PythonTarget
 from bundler.validate import (
     check_bundle,
     context_for,
@@ -66,7 +66,8 @@ def validate(bundle_path: Path, runtime: str | None, metadata_path: Path | None,
                           entry_point=entry_point, glibc=glibc)
     found = sorted({*check_bundle(bundle, context), *collected})
     findings = select(found, chosen, dropped)
-    layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if context.target.is_python else ""
+    python = isinstance(context.target, PythonTarget)
+    layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if python else ""
     subject = Subject(str(bundle_path), sum(1 for _ in bundle.files()), bundle.total_size,
                       context.target.runtime, context.mode, layout)
     click.echo(render(findings, subject, fmt), nl=False)

@@ -20,7 +20,7 @@ from bundler.checks import CheckContext
 from bundler.errors import UsageError
 from bundler.model import CHUNK, Bundle
 from bundler.options import BuildOptions
-from bundler.targets import PYTHON_RUNTIMES, Target
+from bundler.targets import PythonTarget, Target
 
 DOTENV = ".env"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -76,15 +76,18 @@ def load(path: Path, options: BuildOptions) -> Runnable:
     return Runnable(path, bundle, context, definition, path.parent / DOTENV)
 
 
-def check_runnable(runnable: Runnable) -> None:
-    """Only Python bundles boot here (a .NET one needs the .NET runtime and a dotnet host)."""
-    if runnable.target.runtime not in PYTHON_RUNTIMES:
-        raise UsageError(f"{runnable.zip_path} is a {runnable.target.runtime} bundle; "
+def check_runnable(runnable: Runnable) -> PythonTarget:
+    """The CPython the bundle needs: only Python bundles boot here (a .NET one needs the .NET
+    runtime and a dotnet host)."""
+    target = runnable.target
+    if not isinstance(target, PythonTarget):
+        raise UsageError(f"{runnable.zip_path} is a {target.runtime} bundle; "
                          "fbundle run boots python_3_13 / python_3_14 bundles",
                          "run a .NET bundle with `dotnet <entry>.dll` in an unpacked copy")
     if not runnable.context.entry_point:
         raise UsageError(f"{runnable.zip_path}: the definition has no entry_point",
                          'set code_configuration.entry_point, e.g. ["python", "main.py"]')
+    return target
 
 
 def unsafe_name(name: str) -> str | None:

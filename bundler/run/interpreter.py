@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bundler.errors import UsageError
-from bundler.targets import Target
+from bundler.targets import PythonTarget
 
 PROBE = (
     "import json, platform, sys, sysconfig; print(json.dumps({"
@@ -95,7 +95,7 @@ def probe(path: Path | str, env: dict[str, str] | None = None) -> Probe | str:
         return "is not a Python interpreter (its answer made no sense)"
 
 
-def mismatch(found: Probe, target: Target) -> str | None:
+def mismatch(found: Probe, target: PythonTarget) -> str | None:
     """Why ``found`` is not the target's interpreter, or None."""
     want = target.python_version
     if found.implementation != "cpython":
@@ -143,7 +143,7 @@ def uv_find(version: str) -> Path | None:
     return Path(lines[-1]) if done.returncode == 0 and lines else None
 
 
-def find_interpreter(target: Target, explicit: Path | None = None) -> Interpreter:
+def find_interpreter(target: PythonTarget, explicit: Path | None = None) -> Interpreter:
     """The target's CPython, or a one-line refusal naming what was found instead."""
     want = target.python_version
     if explicit is not None:
