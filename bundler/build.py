@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from bundler.options import BuildOptions
 from bundler.plan import Inputs, Plan, output_path, plan_inputs, read_inputs
 from bundler.project import ProjectSpec
 from bundler.shape import ShapeReport
-from bundler.write import ZipTooLarge, compressor_fingerprint, write_zip
+from bundler.write import ZipTooLarge, compressor_fingerprint, fixed_timestamp, write_zip
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ def input_key(inputs: Inputs) -> str:
     context = {"runtime": inputs.target.runtime, "glibc": inputs.target.glibc_text,
                "mode": inputs.spec.mode, "entry_point": inputs.spec.entry_point,
                "metadata": inputs.spec.metadata,
-               "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+               "timestamp": fixed_timestamp(),  # SOURCE_DATE_EPOCH as the zip will read it
                "requirements": inputs.requirements.lines if inputs.requirements else None,
                "wheels": [p["sha256"] for p in inputs.packages],
                **({"shaping": inputs.shaping.key()} if inputs.shaping.active else {})}

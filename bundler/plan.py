@@ -24,7 +24,7 @@ from bundler.cache import WheelCache, cache_root
 from bundler.collect import Collection, rehashed, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.identity import build_outputs
-from bundler.indexes import read_pip_config
+from bundler.indexes import IndexConfig, read_pip_config
 from bundler.lock import LOCK_FILE, Lock, Pin, WheelRef, read_for_target, requirement_changes
 from bundler.model import Bundle, BytesData, Entry, FileData
 from bundler.options import DEFAULT_OPTIONS, BuildOptions
@@ -147,6 +147,9 @@ class Inputs:
     #: remote_build bundle: the service's pip then installs exactly the locked files).
     pinned: str | None = None
     shaping: Shaping = field(default_factory=Shaping)
+    #: Where the wheels come from: pip's configuration with the requirements file's own index
+    #: options, read once per build (the resolution and the downloads both use it).
+    indexes: IndexConfig = field(default_factory=IndexConfig)
 
     @property
     def packages(self) -> list[dict[str, str]]:
@@ -200,7 +203,8 @@ def read_inputs(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Inputs:
             raise UsageError(f"--update-lock rewrites {LOCK_FILE}; this project is locked by "
                              f"{project.kind}", "run `uv lock` to update it")
         inputs = Inputs(spec, target, collection, project.requirements,
-                        pinned=project.requirements.text)
+                        pinned=project.requirements.text,
+                        indexes=read_pip_config().with_file_options(project.requirements.options))
         if spec.mode == "bundled":
             inputs.lock = project.lock
         return inputs
@@ -216,9 +220,10 @@ def read_inputs(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Inputs:
             f"{root}: no requirements.txt (or pyproject.toml dependencies, uv.lock, pylock.toml)",
             f"create {REQUIREMENTS}, even an empty one: the service expects it in {spec.mode} mode",
         )
-    inputs = Inputs(spec, target, collection, requirements, pinned=pinned)
+    inputs = Inputs(spec, target, collection, requirements, pinned=pinned,
+                    indexes=read_pip_config().with_file_options(requirements.options))
     if spec.mode == "bundled":
-        inputs.lock = locked_requirements(root, requirements, target, options)
+        inputs.lock = locked_requirements(root, requirements, target, inputs.indexes, options)
         if options.update_lock:  # the lock was rewritten after it was collected
             collection.entries = [rehashed(e) if e.name == LOCK_FILE else e
                                   for e in collection.entries]
@@ -264,10 +269,7 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = DEFAULT_OPTIONS) -> Plan
     target = inputs.target
     plan = Plan(inputs.spec, target, Bundle([]), inputs.collection, inputs.lock)
     if inputs.lock is not None and isinstance(target, PythonTarget):  # (only Python has locks)
-        indexes = read_pip_config()
-        if inputs.requirements is not None:
-            indexes = indexes.with_file_options(inputs.requirements.options)
-        cache = WheelCache(indexes=indexes)
+        cache = WheelCache(indexes=inputs.indexes)
         plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
                               base=inputs.spec.root, target=target)
         plan.wheels, added, plan.shaped = shape(
@@ -293,7 +295,7 @@ def plan_project(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Plan:
 
 
 def locked_requirements(root: Path, requirements: Requirements, target: PythonTarget,
-                        options: BuildOptions) -> Lock:
+                        indexes: IndexConfig, options: BuildOptions) -> Lock:
     """The project's pylock.toml when it is current, else a fresh resolution."""
     lock_path = root / LOCK_FILE
     if lock_path.is_file() and not options.update_lock:
@@ -328,7 +330,7 @@ def locked_requirements(root: Path, requirements: Requirements, target: PythonTa
         return current_local(lock, root, strict=True, source=LOCK_FILE)
     if lock_path.is_file():
         refuse_foreign(lock_path, "--update-lock")
-    lock = recent_resolution(requirements, target, options)
+    lock = recent_resolution(requirements, target, indexes, options)
     if lock_path.is_file() and options.update_lock:
         write_lock(lock, lock_path)
     return lock
@@ -337,7 +339,7 @@ def locked_requirements(root: Path, requirements: Requirements, target: PythonTa
 RESOLUTION_TTL = 600  # seconds; PyPI's simple pages say max-age=600, which pip's cache honours
 
 
-def recent_resolution(requirements: Requirements, target: PythonTarget,
+def recent_resolution(requirements: Requirements, target: PythonTarget, indexes: IndexConfig,
                       options: BuildOptions) -> Lock:
     """A resolution of ``requirements`` no older than the freshness window, else a new one.
 
@@ -346,7 +348,6 @@ def recent_resolution(requirements: Requirements, target: PythonTarget,
     answer for the same requirements, target, indexes and resolver is reused. ``--refresh``
     always asks; ``--offline`` takes the last answer whatever its age.
     """
-    indexes = read_pip_config().with_file_options(requirements.options)
     key = hashlib.sha256(json.dumps({
         "fbundle": __version__, "requirements": requirements.lines,
         "runtime": target.runtime, "glibc": target.glibc_text, "resolver": options.resolver,

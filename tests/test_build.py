@@ -110,6 +110,36 @@ def test_source_date_epoch_sets_the_one_timestamp(
         assert {i.date_time for i in archive.infolist()} == {(2023, 11, 14, 22, 13, 20)}
 
 
+def test_the_no_op_check_reads_source_date_epoch_as_the_zip_does(
+    tmp_path: Path, index: SimpleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An epoch before 1980 is clamped to 1980, so the zip is the one already there (reused);
+    a later epoch changes every timestamp (rebuilt)."""
+    project = make_project(tmp_path / "agent", "beta==1.0\n")
+    first = build_project(project)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert build_project(project).reused
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    later = build_project(project)
+    assert not later.reused and later.sha256 != first.sha256
+
+
+def test_pip_configuration_is_read_once_per_build(
+    tmp_path: Path, index: SimpleIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resolution and the downloads use the one reading (a pip.conf edited mid-build
+    cannot send them to two indexes)."""
+    import bundler.plan
+
+    reads: list[object] = []
+    real = bundler.plan.read_pip_config
+    monkeypatch.setattr(bundler.plan, "read_pip_config",
+                        lambda *args: reads.append(args) or real(*args))
+    result = build_project(make_project(tmp_path / "agent", "alpha\n"),
+                           BuildOptions(refresh=True))
+    assert result.packages and len(reads) == 1
+
+
 def test_pip_resolver_gives_the_same_set_as_uv(tmp_path: Path, index: SimpleIndex) -> None:
     project = make_project(tmp_path / "agent", "alpha\nnative\n")
     by_uv = plan_project(project, BuildOptions(resolver="uv")).packages
