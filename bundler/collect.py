@@ -18,7 +18,6 @@ import logging
 import os
 import stat
 import struct
-import subprocess
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,8 +28,9 @@ import pathspec
 from bundler.checks.base import Finding, finding
 from bundler.checks.layout import secret_finding
 from bundler.errors import UsageError
+from bundler.gitview import committed_line_endings, git_ignored
 from bundler.identity import BuildInfo, build_outputs
-from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, Entry, FileData
+from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, BytesData, Entry, FileData
 from bundler.sensitive import SNIFF_BYTES, name_patterns, secret_by_content, secret_by_name
 from bundler.write import TEMP_PATTERN
 
@@ -234,7 +234,24 @@ def scan_sources(
     refuse_host_dependent_names(result.entries)
     if git and (found := git_ignored_finding(root, on_disk)):
         result.findings.append(found)
+    if git:
+        _as_committed(root, on_disk, result)
     return result
+
+
+def _as_committed(root: Path, on_disk: dict[str, tuple[str, int]], result: Collection) -> None:
+    """Files this checkout wrote with CRLF (``core.autocrlf``) ship with the commit's LF, so
+    a Windows clone and a Linux one of the same commit give the same zip."""
+    committed = committed_line_endings(root, on_disk)
+    if not committed:
+        return
+    names = {on_disk[path][0]: data for path, data in committed.items()}
+    result.entries = [
+        replace(e, size=len(names[e.name]), data=BytesData(names[e.name]),
+                sha256=hashlib.sha256(names[e.name]).hexdigest()) if e.name in names else e
+        for e in result.entries]
+    log.info("%d file(s) have CRLF line endings only in this checkout (git core.autocrlf); "
+             "they ship with the LF endings of the commit", len(names))
 
 
 def rehashed(entry: Entry) -> Entry:
@@ -290,30 +307,6 @@ def _read(path: Path, rel: str) -> tuple[str, bytes, int]:
         raise UsageError(f"{rel}: cannot be read ({error.strerror or error})",
                          "fix its permissions or exclude it in .fbundleignore") from None
     return digest.hexdigest(), head, size
-
-
-GIT_TIMEOUT = 60
-
-
-def git_ignored(root: Path, paths: Iterable[str]) -> set[str] | None:
-    """Which of ``paths`` (relative to ``root``, as on disk) git ignores.
-
-    None when git is not installed or ``root`` is not in a git work tree. Files git tracks
-    are never reported (``git check-ignore`` without ``--no-index``): only what git would
-    leave out of a commit.
-    """
-    data = b"".join(os.fsencode(p) + b"\0" for p in paths)
-    if not data:
-        return set()
-    try:
-        done = subprocess.run(["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
-                              input=data, capture_output=True, timeout=GIT_TIMEOUT, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode not in (0, 1):  # 128: not a work tree (or git could not tell)
-        log.debug("git check-ignore: %s", done.stderr.decode("utf-8", "replace").strip())
-        return None
-    return {os.fsdecode(p) for p in done.stdout.split(b"\0") if p}
 
 
 def git_ignored_finding(root: Path, on_disk: dict[str, tuple[str, int]]) -> Finding | None:

@@ -8,10 +8,12 @@ import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bundler.build import build_project
+from bundler.indexes import IndexConfig
 from bundler.model import file_sha256
 from bundler.options import BuildOptions
 from bundler.plan import plan_project
@@ -129,12 +131,15 @@ def test_pip_configuration_is_read_once_per_build(
 ) -> None:
     """The resolution and the downloads use the one reading (a pip.conf edited mid-build
     cannot send them to two indexes)."""
-    import bundler.plan
+    from bundler.indexes import read_pip_config
 
     reads: list[object] = []
-    real = bundler.plan.read_pip_config
-    monkeypatch.setattr(bundler.plan, "read_pip_config",
-                        lambda *args: reads.append(args) or real(*args))
+
+    def counted(*args: Any) -> IndexConfig:
+        reads.append(args)
+        return read_pip_config(*args)
+
+    monkeypatch.setattr("bundler.plan.read_pip_config", counted)
     result = build_project(make_project(tmp_path / "agent", "alpha\n"),
                            BuildOptions(refresh=True))
     assert result.packages and len(reads) == 1

@@ -158,6 +158,38 @@ def test_files_git_ignores_are_one_warning_with_the_count_and_the_largest(
     assert "unchanged" in again.stdout and "FB114 data/big.bin" in again.stderr
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_crlf_checkout_of_a_commit_gives_the_zip_an_lf_checkout_gives(tmp_path: Path) -> None:
+    """core.autocrlf=true (Git for Windows' default) writes CRLF where the commit has LF: the
+    committed bytes ship. A file git sees edited, and one asking for CRLF everywhere
+    (eol=crlf), ship as they are on disk."""
+    from bundler.build import build_project
+
+    project = remote(tmp_path / "agent", {
+        "helpers/util.py": "x = 1\ny = 2\n", "run.bat": "echo hi\n",
+        ".gitattributes": "*.bat eol=crlf\n", "edited.py": "a = 1\n", ".gitignore": "dist/\n"})
+    _git(project, "init", "-q")
+    _git(project, "add", ".")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "agent")
+    clones = {}
+    for name, autocrlf in (("linux", "false"), ("windows", "true")):
+        clones[name] = tmp_path / name / "agent"
+        clones[name].parent.mkdir()
+        _git(tmp_path, "clone", "-q", "-c", f"core.autocrlf={autocrlf}", str(project),
+             str(clones[name]))
+    windows = clones["windows"]
+    assert (windows / "helpers/util.py").read_bytes() == b"x = 1\r\ny = 2\r\n"
+    linux, crlf = build_project(clones["linux"]), build_project(windows)
+    assert crlf.sha256 == linux.sha256
+    with zipfile.ZipFile(crlf.zip_path) as archive:
+        assert archive.read("helpers/util.py") == b"x = 1\ny = 2\n"
+        assert archive.read("run.bat") == b"echo hi\r\n"  # eol=crlf: CRLF in every checkout
+    (windows / "edited.py").write_bytes(b"a = 1\r\nb = 2\r\n")
+    with zipfile.ZipFile(build_project(windows).zip_path) as archive:
+        assert archive.read("edited.py") == b"a = 1\r\nb = 2\r\n"  # an edit: as on disk
+        assert archive.read("helpers/util.py") == b"x = 1\ny = 2\n"
+
+
 def test_validate_dir_judges_the_folder_as_build_would_ship_it(tmp_path: Path,
                                                                run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {
