@@ -16,6 +16,7 @@ import fnmatch
 import hashlib
 import logging
 import os
+import posixpath
 import stat
 import struct
 import unicodedata
@@ -28,7 +29,7 @@ import pathspec
 from bundler.checks.base import Finding, finding
 from bundler.checks.layout import secret_finding
 from bundler.errors import UsageError
-from bundler.gitview import committed_line_endings, git_ignored
+from bundler.gitview import committed_line_endings, git_ignored, symlinks_checked_out_as_files
 from bundler.identity import BuildInfo, build_outputs
 from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, BytesData, Entry, FileData
 from bundler.sensitive import SNIFF_BYTES, name_patterns, secret_by_content, secret_by_name
@@ -236,6 +237,7 @@ def scan_sources(
         result.findings.append(found)
     if git:
         _as_committed(root, on_disk, result)
+        _links_as_committed(root, on_disk, result)
     return result
 
 
@@ -252,6 +254,40 @@ def _as_committed(root: Path, on_disk: dict[str, tuple[str, int]], result: Colle
         for e in result.entries]
     log.info("%d file(s) have CRLF line endings only in this checkout (git core.autocrlf); "
              "they ship with the LF endings of the commit", len(names))
+
+
+def _links_as_committed(root: Path, on_disk: dict[str, tuple[str, int]],
+                        result: Collection) -> None:
+    """A symlink this checkout wrote as a text file (``core.symlinks=false``) is followed as
+    a Linux checkout's symlink is: its name ships the file or folder it points to."""
+    links = symlinks_checked_out_as_files(root, on_disk)
+    if not links:
+        return
+    by_name = {e.name: e for e in result.entries}
+    instead: dict[str, list[Entry]] = {}  # the text file's name -> what ships in its place
+    for path, text in sorted(links.items()):
+        rel = on_disk[path][0]
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), text))
+        if posixpath.isabs(text) or target == ".." or target.startswith("../"):
+            raise UsageError(f"{rel} is a symlink to {text}, outside the project (git "
+                             "checked it out as a text file: core.symlinks=false)",
+                             "copy the file into the project, or list it in .fbundleignore")
+        inside = [e for n, e in by_name.items() if n.startswith(target + "/")]
+        if target in by_name and target != rel:
+            instead[rel] = [replace(by_name[target], name=rel)]
+            result.links.append((rel, target))
+        elif inside:
+            instead[rel] = [replace(e, name=rel + e.name[len(target):]) for e in inside]
+            result.links.append((rel + "/", target + "/"))
+        elif (root / target).exists():
+            instead[rel] = []
+            result.skipped.append((rel, f"symlink to {target}, which is left out"))
+        else:
+            raise UsageError(f"{rel} is a broken symlink (git checked it out as a text file "
+                             f"naming {text})", "remove it or point it at a real file")
+    result.entries = [shipped for e in result.entries for shipped in instead.get(e.name, [e])]
+    log.info("%d symlink(s) were checked out as text files (git core.symlinks=false); "
+             "they ship what they point to, as on Linux", len(links))
 
 
 def rehashed(entry: Entry) -> Entry:

@@ -36,6 +36,12 @@ def _git(root: Path, *args: str, data: bytes | None = None) -> bytes | None:
     return done.stdout
 
 
+def _is_blob(data: bytes, blob: bytes) -> bool:
+    """Whether ``data`` is the git object ``blob`` names (SHA-1, or SHA-256 repositories)."""
+    algorithm = hashlib.sha256 if len(blob) == 64 else hashlib.sha1
+    return algorithm(b"blob %d\0" % len(data) + data).hexdigest().encode() == blob
+
+
 def git_ignored(root: Path, paths: Iterable[str]) -> set[str] | None:
     """Which of ``paths`` (relative to ``root``, as on disk) git ignores.
 
@@ -78,12 +84,40 @@ def committed_line_endings(root: Path, paths: Iterable[str]) -> dict[str, bytes]
         if path not in wanted or len(fields) != 3 or eol.split()[:2] != [b"i/lf", b"w/crlf"] \
                 or b"eol=crlf" in eol:
             continue
-        blob = fields[1].decode("ascii")
         try:
             data = (root / path).read_bytes().replace(b"\r\n", b"\n")
         except OSError:
             continue  # the walk that listed it will say why it cannot be read
-        algorithm = hashlib.sha256 if len(blob) == 64 else hashlib.sha1
-        if algorithm(b"blob %d\0" % len(data) + data).hexdigest() == blob:
+        if _is_blob(data, fields[1]):
             found[path] = data
+    return found
+
+
+def symlinks_checked_out_as_files(root: Path, paths: Iterable[str]) -> dict[str, str]:
+    """Each of ``paths`` that the commit holds as a symlink but this checkout wrote as a
+    plain file holding the link's target (``core.symlinks=false``: Git for Windows without
+    the symlink privilege), mapped to that target as written in the link.
+
+    Only files still holding exactly the committed link text qualify (their bytes hash to the
+    index blob), so a file the user replaced with real content ships as it is.
+    """
+    wanted = set(paths)
+    out = _git(root, "ls-files", "-s", "-z", "--", ".") if wanted else None
+    if not out or b"120000 " not in out:
+        return {}
+    found: dict[str, str] = {}
+    for record in out.split(b"\0"):
+        head, _, raw_path = record.partition(b"\t")  # "<mode> <blob> <stage>\t<path>"
+        fields, path = head.split(), os.fsdecode(raw_path)
+        if len(fields) != 3 or fields[0] != b"120000" or path not in wanted:
+            continue
+        file = root / path
+        if file.is_symlink():
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError:
+            continue
+        if _is_blob(data, fields[1]):
+            found[path] = os.fsdecode(data)
     return found

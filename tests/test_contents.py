@@ -190,6 +190,45 @@ def test_a_crlf_checkout_of_a_commit_gives_the_zip_an_lf_checkout_gives(tmp_path
         assert archive.read("helpers/util.py") == b"x = 1\ny = 2\n"
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_symlinks_checked_out_as_text_files_ship_what_they_point_to(tmp_path: Path,
+                                                                   run_cli: RunCli) -> None:
+    """core.symlinks=false (Git for Windows without the privilege) writes a link as a file
+    holding its target: the zip is the one a Linux clone gives, links followed."""
+    from bundler.build import build_project
+
+    project = remote(tmp_path / "agent", {"shared/prompts/a.txt": "hello\n",
+                                          "config.json": "{}\n", ".gitignore": "dist/\n"})
+    (project / "prompts").symlink_to("shared/prompts")
+    (project / "settings.json").symlink_to("config.json")
+    _git(project, "init", "-q")
+    _git(project, "add", ".")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "agent")
+    clones = {}
+    for name, symlinks in (("linux", "true"), ("windows", "false")):
+        clones[name] = tmp_path / name / "agent"
+        clones[name].parent.mkdir()
+        _git(tmp_path, "clone", "-q", "-c", f"core.symlinks={symlinks}", str(project),
+             str(clones[name]))
+    windows = clones["windows"]
+    assert not (windows / "prompts").is_symlink()
+    assert (windows / "prompts").read_text() == "shared/prompts"
+    linux, text = build_project(clones["linux"]), build_project(windows)
+    assert text.sha256 == linux.sha256
+    with zipfile.ZipFile(text.zip_path) as archive:
+        assert archive.read("prompts/a.txt") == b"hello\n"
+        assert archive.read("settings.json") == b"{}\n"
+    (windows / "settings.json").write_text("{\"real\": 1}\n")  # replaced by content: as is
+    with zipfile.ZipFile(build_project(windows).zip_path) as archive:
+        assert archive.read("settings.json") == b'{"real": 1}\n'
+    (windows / "settings.json").write_text("../../outside.json")  # the committed text, moved
+    _git(windows, "add", "settings.json")
+    refused = run_cli("build", windows)
+    assert refused.exit_code == 2
+    assert "settings.json is a symlink to ../../outside.json, outside the project" \
+        in refused.stderr
+
+
 def test_validate_dir_judges_the_folder_as_build_would_ship_it(tmp_path: Path,
                                                                run_cli: RunCli) -> None:
     project = remote(tmp_path / "agent", {
