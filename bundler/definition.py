@@ -410,7 +410,7 @@ def metadata_problems(metadata: Any) -> list[tuple[str, str]]:
             and isinstance(p.get("version"), str) and p["version"] for p in protocols)):
         problems.append(("definition.protocol_versions",
                          "must be a non-empty list of {protocol, version} strings, e.g. "
-                         '[{"protocol": "responses", "version": "1.0.0"}]'))
+                         '[{"protocol": "responses", "version": "2.0.0"}]'))
     env = definition.get("environment_variables")
     if env is not None and not (isinstance(env, dict)
                                 and all(isinstance(v, str) for v in env.values())):
@@ -506,7 +506,7 @@ def definition_problems(metadata: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem("FB606", "warning", "definition.protocol_versions",
                       "definition.protocol_versions is missing: the agent declares no "
                       "protocol; add "
-                      '[{"protocol": "responses", "version": "1.0.0"}] (or invocations, ...)')
+                      '[{"protocol": "responses", "version": "2.0.0"}] (or invocations, ...)')
     elif isinstance(protocols, list):
         for record in protocols:
             if isinstance(record, dict) and isinstance(record.get("protocol"), str) \
@@ -547,17 +547,18 @@ def load_definition(root: Path, *, metadata_path: Path | None = None, flags: Fla
                     environ: Mapping[str, str] | None = None) -> Definition:
     """The effective definition for the project at ``root`` (see the module docstring)."""
     if metadata_path is not None:
-        found = _from_file(metadata_path, root, environ)
+        found = _from_file(metadata_path, root, environ, flags)
     elif (root / METADATA).is_file():
         found = _from_metadata(root / METADATA)
     else:
-        found = _from_azd(root, environ) or _from_flags(root, flags)
+        found = _from_azd(root, environ, flags) or _from_flags(root, flags)
     return _apply_flags(found, flags)
 
 
-def _from_file(path: Path, root: Path, environ: Mapping[str, str] | None) -> Definition:
+def _from_file(path: Path, root: Path, environ: Mapping[str, str] | None,
+               flags: Flags) -> Definition:
     if path.suffix.lower() in (".yaml", ".yml"):
-        return _from_agent_yaml(path, root, environ, service=None)
+        return _from_agent_yaml(path, root, environ, flags, service=None)
     return _from_metadata(path)
 
 
@@ -596,17 +597,18 @@ def _read_misspelt(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     return data
 
 
-def _from_azd(root: Path, environ: Mapping[str, str] | None) -> Definition | None:
+def _from_azd(root: Path, environ: Mapping[str, str] | None,
+              flags: Flags) -> Definition | None:
     service = _azure_service(root)
     if service is not None:
         azure_path, service_name, entry = service
         for props, label in ((entry, "service"), (entry.get("config"), "config")):
             if isinstance(props, dict) and isinstance(props.get("kind"), str) and props["kind"]:
                 return _from_azure_props(azure_path, service_name, entry, props, label,
-                                         environ)
+                                         environ, flags)
     for name in AGENT_YAML:
         if (root / name).is_file():
-            return _from_agent_yaml(root / name, root, environ, service=service)
+            return _from_agent_yaml(root / name, root, environ, flags, service=service)
     return None
 
 
@@ -706,7 +708,7 @@ class _Azd:
     notes: list[str] = field(default_factory=list)
 
 
-def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None,
+def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, flags: Flags,
                      service: tuple[Path, str, dict[str, Any]] | None) -> Definition:
     data, notes = read_yaml(path)
     data = _manifest_template(data, path, notes)
@@ -724,7 +726,7 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None,
     if service is not None:  # the azure.yaml service's own env: and container.resources win
         _overlay_service(azd, service[2])
         azd.label = f"{path} (with {service[0].name} service {service[1]!r})"
-    return _map_azd(azd, root, environ)
+    return _map_azd(azd, root, environ, flags)
 
 
 #: An AgentManifest parameter (``{{chat}}``), which ``azd ai agent init`` fills in.
@@ -766,7 +768,7 @@ def _manifest_template(data: dict[str, Any], path: Path, notes: list[str]) -> di
 
 def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any],
                       props: dict[str, Any], label: str,
-                      environ: Mapping[str, str] | None) -> Definition:
+                      environ: Mapping[str, str] | None, flags: Flags) -> Definition:
     if "$ref" in props:
         raise UsageError(f"{azure_path}: service {service_name!r} takes its definition from "
                          "$ref, which fbundle does not follow",
@@ -780,7 +782,7 @@ def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any]
                entry.get("image") or props.get("image"))
     _overlay_service(azd, entry)
     root = (azure_path.parent / str(entry.get("project", "."))).resolve()
-    return _map_azd(azd, root, environ)
+    return _map_azd(azd, root, environ, flags)
 
 
 def _overlay_service(azd: _Azd, entry: Mapping[str, Any]) -> None:
@@ -806,9 +808,11 @@ def _code(value: Any, where: str, *, snake: bool) -> dict[str, Any] | None:
             "dependency_resolution": value.get(keys[2])}
 
 
-def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Definition:
+def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
+             flags: Flags) -> Definition:
     """azd's ContainerAgent -> the service's definition, as ``CreateHostedAgentAPIRequest``
-    maps it (defaults included), with ``${VAR}`` expanded."""
+    maps it (defaults included), with ``${VAR}`` expanded. ``flags`` only decide which notes
+    are true: a default a flag replaces afterwards (``_apply_flags``) is not announced."""
     where = azd.label
     notes = list(azd.notes)
     if azd.kind != "hosted":
@@ -825,8 +829,9 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
     protocols = _protocols(azd.protocols, f"{where}: protocols")
     if protocols is None:
         protocols = [dict(p) for p in AZD_DEFAULT_PROTOCOLS]
-        notes.append(f"note: {where} declares no protocols; using responses 2.0.0 "
-                     "(azd's default)")
+        if not flags.protocols:  # a note says only what happens: --protocol replaces it
+            notes.append(f"note: {where} declares no protocols; using "
+                         f"{_said(AZD_DEFAULT_PROTOCOLS)} (azd's default)")
     definition["protocol_versions"] = protocols
     for key, value in (("cpu", azd.cpu), ("memory", azd.memory)):
         text = _scalar(value, f"{where}: resources.{key}")
@@ -842,15 +847,21 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None) -> Defini
         "entry_point": azd_entry_point(entry, runtime, root, where),
         "dependency_resolution": mode or AZD_DEFAULT_MODE,
     }
-    if azd.code is None:  # name the defaults: "remote_build" is what surprises a first build
-        chosen = definition["code_configuration"]
-        notes.append(f"note: {where} has no code_configuration; using azd's defaults "
-                     f"{chosen['runtime']}, {shlex.join(chosen['entry_point'])!r}, "
-                     f"{chosen['dependency_resolution']} (--runtime, --entry-point and --mode "
-                     "override them)")
-    if azd.code is not None and mode is None:
+    # Name the defaults that stay ("remote_build" is what surprises a first build); a value a
+    # flag replaces is not a default that is used, so no note says it is.
+    chosen = definition["code_configuration"]
+    if azd.code is None:
+        used = [text for text, flag in (
+            (chosen["runtime"], flags.runtime), (repr(shlex.join(chosen["entry_point"])),
+                                                 flags.entry_point),
+            (chosen["dependency_resolution"], flags.mode)) if not flag]
+        if used:
+            notes.append(f"note: {where} has no code_configuration; using azd's "
+                         f"default{'s' if len(used) > 1 else ''} {', '.join(used)} "
+                         "(--runtime, --entry-point and --mode override them)")
+    elif mode is None and not flags.mode:
         notes.append(f"note: {where} sets no dependency_resolution; using remote_build "
-                     "(azd's default)")
+                     "(azd's default; --mode overrides it)")
     env: dict[str, str] = {}
     templates: dict[str, str] = {}
     for name, value in azd.env.items():
@@ -954,9 +965,15 @@ def _from_flags(root: Path, flags: Flags) -> Definition:
                                "dependency_resolution": flags.mode},
     }
     if not flags.protocols:
-        definition["protocol_versions"] = [{"protocol": "responses", "version": "1.0.0"}]
-        notes.append("note: no --protocol; using responses 1.0.0 (the article's example)")
+        definition["protocol_versions"] = [dict(p) for p in AZD_DEFAULT_PROTOCOLS]
+        notes.append(f"note: no --protocol; using {_said(AZD_DEFAULT_PROTOCOLS)} "
+                     "(azd's default)")
     return Definition({"definition": definition}, "flags", None, None, tuple(notes))
+
+
+def _said(protocols: list[dict[str, str]]) -> str:
+    """``[{"protocol": "responses", "version": "2.0.0"}]`` -> ``responses 2.0.0``."""
+    return ", ".join(f"{p['protocol']} {p['version']}" for p in protocols)
 
 
 def parse_protocol(text: str) -> dict[str, str]:

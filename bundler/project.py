@@ -153,12 +153,13 @@ def load_project(
 
 def example_metadata(runtime: str = "python_3_13", mode: str = "bundled",
                      entry_point: list[str] | None = None) -> dict[str, Any]:
-    """The definition ``fbundle init`` writes (the article's example, in the chosen mode)."""
+    """The definition ``fbundle init`` writes: the article's example, in the chosen mode, with
+    azd's default protocol (responses 2.0.0, what every fbundle default says)."""
     return {
         "description": "Hosted agent built with fbundle",
         "definition": {
             "kind": "hosted",
-            "protocol_versions": [{"protocol": "responses", "version": "1.0.0"}],
+            "protocol_versions": [{"protocol": "responses", "version": "2.0.0"}],
             "cpu": "1",
             "memory": "2Gi",
             "code_configuration": {

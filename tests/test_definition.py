@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bundler.collect import elf_executable, portable_pattern
-from bundler.definition import Environment, cpu_memory_problem, load_definition
+from bundler.definition import Environment, Flags, cpu_memory_problem, load_definition
 from bundler.project import example_metadata, load_project
 from tests.support.projects import MAIN
 
@@ -483,3 +483,55 @@ def test_an_agent_manifest_is_read_from_its_template_as_azd_reads_it(
     # a ContainerAgent that happens to have a template key is still read as itself
     (root / "agent.yaml").write_text("kind: hosted\nname: direct\ntemplate: {kind: prompt}\n")
     assert load_definition(root).name == "direct"
+
+
+# ---- defaults: one protocol default everywhere, and notes that say only what happens --------
+
+
+def test_every_protocol_default_is_azds_responses_2_0_0(tmp_path: Path, run_cli: Any) -> None:
+    """azd sends responses 2.0.0 when a definition names no protocol (CreateHostedAgentAPIRequest,
+    init --no-prompt); flags alone, an agent.yaml without protocols, `fbundle init` and the
+    hints for a missing protocol_versions all say the same."""
+    flags = project(tmp_path / "flags")
+    result = run_cli("build", flags, "--runtime", "python_3_13", "--mode", "bundled")
+    assert result.exit_code == 0, result.output
+    assert "no --protocol; using responses 2.0.0 (azd's default)" in result.stderr
+    written = json.loads((flags / "dist" / "flags.metadata.json").read_text())
+    assert written["definition"]["protocol_versions"] == [
+        {"protocol": "responses", "version": "2.0.0"}]
+    yaml_only = project(tmp_path / "yaml", files={"agent.yaml": "kind: hosted\nname: y\n"})
+    assert load_definition(yaml_only).definition["protocol_versions"] == [
+        {"protocol": "responses", "version": "2.0.0"}]
+    assert example_metadata()["definition"]["protocol_versions"] == [
+        {"protocol": "responses", "version": "2.0.0"}]
+    missing = remote()
+    del missing["definition"]["protocol_versions"]
+    result = run_cli("validate", project(tmp_path / "missing", missing))
+    assert '"responses", "version": "2.0.0"' in result.output
+    assert "1.0.0" not in result.output
+
+
+def test_a_default_a_flag_replaces_is_not_announced(tmp_path: Path, run_cli: Any) -> None:
+    """The notes name the defaults that land in the definition, never one a flag replaced:
+    `--mode bundled` must not print "using azd's defaults ... remote_build"."""
+    root = project(tmp_path / "agent", files={"agent.yaml": "kind: hosted\nname: n\n"})
+    result = run_cli("build", root, "--mode", "bundled")
+    assert result.exit_code == 0, result.output
+    assert "remote_build" not in result.stderr, result.stderr
+    assert "using azd's defaults python_3_13, 'python main.py' (" in result.stderr
+    assert "declares no protocols; using responses 2.0.0" in result.stderr
+    result = run_cli("build", root, "--mode", "bundled", "--runtime", "python_3_13",
+                     "--entry-point", "python main.py", "--protocol", "invocations@1.0.0")
+    assert result.exit_code == 0, result.output
+    assert "no code_configuration" not in result.stderr, result.stderr
+    assert "declares no protocols" not in result.stderr, result.stderr
+    written = json.loads((root / "dist" / "n.metadata.json").read_text())["definition"]
+    assert written["protocol_versions"] == [{"protocol": "invocations", "version": "1.0.0"}]
+    assert written["code_configuration"]["dependency_resolution"] == "bundled"
+    # code_configuration without dependency_resolution: the note only when --mode is absent
+    (root / "agent.yaml").write_text("kind: hosted\nname: n\ncode_configuration:\n"
+                                     "  runtime: python_3_13\n  entry_point: main.py\n")
+    assert any("sets no dependency_resolution" in n for n in load_definition(root).notes)
+    found = load_definition(root, flags=Flags(mode="bundled"))
+    assert not any("dependency_resolution" in n for n in found.notes), found.notes
+    assert found.code["dependency_resolution"] == "bundled"

@@ -27,7 +27,8 @@ EXPECTED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "azure-yaml": ("src/echo", "echo-azure", {
         "cpu": "1", "memory": "2Gi", "environment_variables": {"LOG_LEVEL": "info"},
         "protocol_versions": [{"protocol": "invocations", "version": "1.0.0"}]}),
-    "flags-only": (".", "flags-only", {"cpu": "1", "memory": "2Gi"}),
+    "flags-only": (".", "flags-only", {"cpu": "1", "memory": "2Gi", "protocol_versions": [
+        {"protocol": "responses", "version": "2.0.0"}]}),
     "metadata-small": (".", "metadata-small", {"cpu": "0.25", "memory": "0.5Gi"}),
     "metadata-bom-crlf": (".", "metadata-bom-crlf", {"cpu": "1", "memory": "2Gi"}),
     "metadata-misspelt": (".", "metadata-misspelt", {"environment_variables": {
@@ -36,7 +37,7 @@ EXPECTED: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 NOTES = {
     "flags-only": ['note: no --cpu/--memory; using azd\'s defaults cpu "1", memory "2Gi"',
-                   "note: no --protocol; using responses 1.0.0"],
+                   "note: no --protocol; using responses 2.0.0 (azd's default)"],
     "metadata-bom-crlf": ["note: metadata.json starts with a UTF-8 byte order mark"],
     "metadata-misspelt": ["warning: FB605 definition.enviroment_variables is not a field the "
                           "service documents — read as 'environment_variables'"],

@@ -32,7 +32,7 @@ HINTS = {
     "FB604": "0.25/0.5Gi, 0.5/1Gi, 1/2Gi, 2/4Gi ... 4/8Gi are known; check the service accepts "
              "yours",
     "FB605": "rename it to the documented field, or remove it",
-    "FB606": 'add "protocol_versions": [{"protocol": "responses", "version": "1.0.0"}]',
+    "FB606": 'add "protocol_versions": [{"protocol": "responses", "version": "2.0.0"}]',
     "FB607": "set the variable when building (environment or .env), or write the value",
     "FB608": "rename it: a letter or underscore first, then letters, digits or underscores",
     "FB609": "use responses, invocations, invocations_ws, a2a, activity or mcp",
