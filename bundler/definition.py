@@ -7,8 +7,9 @@ The service takes the agent definition as the multipart ``metadata`` part (the a
 2. azd's shapes, in the order azd's ``azure.ai.agents`` extension reads them
    (``LoadAgentDefinition``): the ``host: azure.ai.agent`` service entry in ``azure.yaml`` whose
    ``project`` is this folder (inline camelCase properties, then the deprecated ``config:``
-   block), else ``agent.yaml`` / ``agent.yml`` (the AgentSchema ``hosted`` definition,
-   snake_case). They are mapped the way azd maps them (``CreateHostedAgentAPIRequest``).
+   block, each with its ``$ref`` includes resolved as ``foundry.ResolveFileRefs`` does), else
+   ``agent.yaml`` / ``agent.yml`` (the AgentSchema ``hosted`` definition, snake_case). They are
+   mapped the way azd maps them (``CreateHostedAgentAPIRequest``).
 3. Flags alone (``--runtime``, ``--mode``, ``--entry-point``).
 
 Flags (``--runtime``, ``--mode``, ``--entry-point``, ``--cpu``, ``--memory``, ``--protocol``)
@@ -602,14 +603,108 @@ def _from_azd(root: Path, environ: Mapping[str, str] | None,
     service = _azure_service(root)
     if service is not None:
         azure_path, service_name, entry = service
-        for props, label in ((entry, "service"), (entry.get("config"), "config")):
-            if isinstance(props, dict) and isinstance(props.get("kind"), str) and props["kind"]:
-                return _from_azure_props(azure_path, service_name, entry, props, label,
+        # As azd's AgentDefinitionFromResolvedService: the service's own properties (what core
+        # does not bind), then the deprecated config: block, each with its $ref includes
+        # resolved before asking whether it carries a definition (a kind).
+        inline = {k: v for k, v in entry.items() if k not in CORE_SERVICE_KEYS}
+        for props, label in ((inline, "service"), (entry.get("config"), "config")):
+            if not isinstance(props, dict) or not props:
+                continue
+            resolved = resolve_service_refs(props, azure_path, service_name)
+            if isinstance(resolved.get("kind"), str) and resolved["kind"]:
+                return _from_azure_props(azure_path, service_name, entry, resolved, label,
                                          environ, flags)
     for name in AGENT_YAML:
         if (root / name).is_file():
             return _from_agent_yaml(root / name, root, environ, flags, service=service)
     return None
+
+
+#: The keys of an azure.yaml service that azd core binds itself (its ServiceConfig); the others
+#: reach the extension as the service's properties, the only place azd resolves ``$ref``.
+CORE_SERVICE_KEYS = frozenset({
+    "resourceGroup", "resourceName", "apiVersion", "project", "host", "language", "dist",
+    "image", "docker", "k8s", "module", "infra", "hooks", "uses", "config", "env", "condition",
+    "remoteBuild"})
+#: What a service's root ``$ref`` file may not supply (azd's validateRootRefCoreFields).
+ROOT_REF_CORE_FIELDS = ("env", "project", "language", "image", "docker")
+MAX_REF_DEPTH = 32  # azd's maxRefDepth
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+
+
+def resolve_service_refs(props: dict[str, Any], azure_path: Path, service: str
+                         ) -> dict[str, Any]:
+    """A service's properties with every ``$ref`` include resolved as azd's
+    ``foundry.ResolveFileRefs`` resolves it: an object holding ``$ref`` is replaced by the YAML
+    or JSON object in that file, its other keys laid over the top (shallow); paths are relative
+    to the file that holds the ``$ref`` (azure.yaml's folder at the top); includes nest, and a
+    cycle, more than 32 levels, a URL, or a file that is not an object is one exit-2 line.
+
+    Unlike azd, a target must stay inside the azd project (azure.yaml's folder, symlinks
+    resolved): the build must be reproducible from that folder alone.
+    """
+    top = azure_path.parent.resolve()
+    where = f"{azure_path}: service {service!r}"
+    ref = props.get("$ref")
+    if isinstance(ref, str) and ref.strip():
+        loaded = _resolve_refs({"$ref": ref}, top, top, (), where)
+        for key in ROOT_REF_CORE_FIELDS:
+            if isinstance(loaded, dict) and key in loaded:
+                raise UsageError(f"{where}: the file its root $ref names sets {key!r}, which "
+                                 "azd reads only from azure.yaml",
+                                 f"move {key}: into the service in azure.yaml (as azd requires)")
+    resolved = _resolve_refs(props, top, top, (), where)
+    if problem := depth_problem(resolved):
+        raise UsageError(f"{where}: with its $ref includes it {problem}", "fix the includes")
+    return resolved if isinstance(resolved, dict) else {}
+
+
+def _resolve_refs(value: Any, base: Path, top: Path, chain: tuple[Path, ...],
+                  where: str) -> Any:
+    # Written here because azd's include rule (shallow overlay, paths relative to the holder,
+    # cycle and depth limits) is its own; no library implements it. Depth is bounded by
+    # MAX_REF_DEPTH per include and by read_yaml's MAX_DEPTH per document.
+    if isinstance(value, list):
+        return [_resolve_refs(item, base, top, chain, where) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "$ref" not in value:
+        return {key: _resolve_refs(child, base, top, chain, where)
+                for key, child in value.items()}
+    ref = value["$ref"]
+    if not isinstance(ref, str) or not ref.strip():
+        raise UsageError(f"{where}: $ref must be a path to a YAML or JSON file, not "
+                         f"{_short(ref)}", "set $ref to a relative path, e.g. $ref: ./agent.yaml")
+    text = ref.strip()
+    if _URL.match(text):
+        raise UsageError(f"{where}: $ref {_short(text)} is a URL; remote includes are not "
+                         "supported (by azd either)", "download the file and name its path")
+    target = (base / text).resolve()
+    if not target.is_relative_to(top):
+        raise UsageError(f"{where}: $ref {_short(text)} points outside the azd project folder "
+                         f"{top}", "move the file into the project and name it relative to "
+                         "the file that holds the $ref")
+    if target in chain:
+        raise UsageError(f"{where}: cyclic $ref include at {target.relative_to(top)}",
+                         "remove the circular reference between the included files")
+    if len(chain) >= MAX_REF_DEPTH:
+        raise UsageError(f"{where}: $ref includes nest more than {MAX_REF_DEPTH} levels deep",
+                         "reduce the depth of nested $ref includes")
+    if not target.is_file():
+        raise UsageError(f"{where}: $ref {_short(text)} names no file "
+                         f"({target.relative_to(top)})",
+                         "check the path: it is relative to the file that holds the $ref")
+    try:
+        loaded, _notes = read_yaml(target)  # JSON is YAML
+    except UsageError as error:  # say which service's include it is, and what the file must be
+        raise UsageError(f"{where}: $ref {_short(text)}: {error.message}",
+                         "the file must hold a YAML or JSON object (the definition's fields)"
+                         ) from None
+    out = _resolve_refs(loaded, target.parent, top, (*chain, target), where)
+    for key, child in value.items():
+        if key != "$ref":
+            out[key] = _resolve_refs(child, base, top, chain, where)
+    return out
 
 
 def _azure_service(root: Path) -> tuple[Path, str, dict[str, Any]] | None:
@@ -711,6 +806,10 @@ class _Azd:
 def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, flags: Flags,
                      service: tuple[Path, str, dict[str, Any]] | None) -> Definition:
     data, notes = read_yaml(path)
+    if "$ref" in data:
+        notes.append(f"warning: {path}: $ref is not followed here (azd resolves $ref includes "
+                     "only in azure.yaml services); write the definition in this file, or "
+                     "move it to an azure.yaml service")
     data = _manifest_template(data, path, notes)
     resources = data.get("resources")
     if resources is not None and not isinstance(resources, dict):
@@ -769,10 +868,6 @@ def _manifest_template(data: dict[str, Any], path: Path, notes: list[str]) -> di
 def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any],
                       props: dict[str, Any], label: str,
                       environ: Mapping[str, str] | None, flags: Flags) -> Definition:
-    if "$ref" in props:
-        raise UsageError(f"{azure_path}: service {service_name!r} takes its definition from "
-                         "$ref, which fbundle does not follow",
-                         "inline the definition in azure.yaml, or add metadata.json")
     where = f"{azure_path} service {service_name!r}" + (" config" if label == "config"
                                                          else "")
     azd = _Azd(azure_path, where, props.get("kind"), props.get("name"), props.get("description"),
@@ -780,7 +875,8 @@ def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any]
                _env_list(props.get("environmentVariables"), f"{where}: environmentVariables"),
                _code(props.get("codeConfiguration"), f"{where}: codeConfiguration", snake=False),
                entry.get("image") or props.get("image"))
-    _overlay_service(azd, entry)
+    # container: is one of the properties ($ref may supply it); env: is core's, on the entry
+    _overlay_service(azd, {"container": props.get("container"), "env": entry.get("env")})
     root = (azure_path.parent / str(entry.get("project", "."))).resolve()
     return _map_azd(azd, root, environ, flags)
 

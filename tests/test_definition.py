@@ -535,3 +535,91 @@ def test_a_default_a_flag_replaces_is_not_announced(tmp_path: Path, run_cli: Any
     found = load_definition(root, flags=Flags(mode="bundled"))
     assert not any("dependency_resolution" in n for n in found.notes), found.notes
     assert found.code["dependency_resolution"] == "bundled"
+
+
+# ---- $ref includes in azure.yaml (azd's foundry.ResolveFileRefs) -----------------------------
+
+
+def azd_project(tmp_path: Path, service: str, files: dict[str, str]) -> Path:
+    """An azd project: azure.yaml with one azure.ai.agent service at src/agent, and files."""
+    repo = tmp_path / "repo"
+    project(repo / "src" / "agent")
+    (repo / "azure.yaml").write_text("name: p\nservices:\n  agent:\n    host: azure.ai.agent\n"
+                                     "    project: src/agent\n" + service)
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    return repo / "src" / "agent"
+
+
+def test_a_service_definition_from_ref_is_read_as_azd_resolves_it(tmp_path: Path,
+                                                                  run_cli: Any) -> None:
+    """azd resolves $ref in an azure.ai.agent service before looking for its kind: the
+    referenced file is the definition, paths are relative to the file holding the $ref, nested
+    includes resolve, and the entry's own keys lay over the loaded object."""
+    root = azd_project(tmp_path, "    $ref: ./agents/def.yaml\n    name: overlaid\n"
+                       "    env: {LEVEL: debug}\n", {
+                           "agents/def.yaml": "kind: hosted\nname: from-ref\n"
+                           "protocols: [{protocol: invocations, version: 2.0.0}]\n"
+                           "codeConfiguration: {$ref: ./code/code.json}\n"
+                           "container: {resources: {cpu: '0.5', memory: 1Gi}}\n",
+                           "agents/code/code.json": json.dumps({
+                               "runtime": "python_3_13", "entryPoint": "main.py",
+                               "dependencyResolution": "bundled"})})
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    written = json.loads((root / "dist" / "overlaid.metadata.json").read_text())["definition"]
+    assert written["code_configuration"] == {"runtime": "python_3_13",
+                                             "entry_point": ["python", "main.py"],
+                                             "dependency_resolution": "bundled"}
+    assert written["protocol_versions"] == [{"protocol": "invocations", "version": "2.0.0"}]
+    assert (written["cpu"], written["memory"]) == ("0.5", "1Gi")
+    assert written["environment_variables"] == {"LEVEL": "debug"}
+    # the deprecated config: block resolves its $ref too
+    (root.parent.parent / "azure.yaml").write_text(
+        "services:\n  agent:\n    host: azure.ai.agent\n    project: src/agent\n"
+        "    config: {$ref: agents/def.yaml}\n")
+    assert load_definition(root).name == "from-ref"
+
+
+REF_REFUSED = {
+    "missing": ("$ref: ./nope.yaml", {}, "$ref './nope.yaml' names no file"),
+    "url": ("$ref: https://example.test/a.yaml", {}, "is a URL; remote includes"),
+    "outside": ("$ref: ../outside.yaml", {"../outside.yaml": "kind: hosted\n"},
+                "points outside the azd project folder"),
+    "cycle": ("$ref: a.yaml", {"a.yaml": "kind: hosted\ncodeConfiguration: {$ref: b.yaml}\n",
+                               "b.yaml": "x: {$ref: a.yaml}\n"}, "cyclic $ref include at a.yaml"),
+    "not-a-mapping": ("$ref: l.yaml", {"l.yaml": "[1, 2]\n"}, "must hold a YAML mapping"),
+    "not-a-string": ("$ref: [a]", {}, "$ref must be a path to a YAML or JSON file"),
+    "core-field": ("$ref: c.yaml", {"c.yaml": "kind: hosted\nproject: elsewhere\n"},
+                   "sets 'project', which azd reads only from azure.yaml"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REF_REFUSED))
+def test_a_ref_that_cannot_be_followed_is_one_line(tmp_path: Path, run_cli: Any,
+                                                   case: str) -> None:
+    line, files, expected = REF_REFUSED[case]
+    root = azd_project(tmp_path, f"    {line}\n", files)
+    one_line_exit_2(run_cli("build", root), "service 'agent'", expected)
+
+
+def test_ref_includes_nest_at_most_32_deep(tmp_path: Path, run_cli: Any) -> None:
+    files = {f"r{i}.yaml": f"kind: hosted\nnext: {{$ref: r{i + 1}.yaml}}\n" for i in range(32)}
+    files["r32.yaml"] = "end: true\n"  # 33 files: one too many
+    root = azd_project(tmp_path, "    $ref: r0.yaml\n", files)
+    one_line_exit_2(run_cli("build", root), "nest more than 32 levels deep")
+    del files["r32.yaml"]  # 32 files, r0..r31, is as deep as azd goes
+    files["r31.yaml"] = "end: true\n"
+    root = azd_project(tmp_path / "ok", "    $ref: r0.yaml\n", files)
+    assert load_definition(root).source.endswith("service 'agent'")
+
+
+def test_ref_in_agent_yaml_is_not_followed_and_says_so(tmp_path: Path) -> None:
+    """azd reads an on-disk agent.yaml as it is (parseContainerAgentYAML resolves nothing)."""
+    root = project(tmp_path / "agent", files={"agent.yaml": "kind: hosted\nname: a\n"
+                                              "$ref: other.yaml\n"})
+    found = load_definition(root)
+    assert found.name == "a"
+    assert any("$ref is not followed here (azd resolves $ref includes only in azure.yaml"
+               in note for note in found.notes), found.notes
