@@ -16,6 +16,9 @@ Flags (``--runtime``, ``--mode``, ``--entry-point``, ``--cpu``, ``--memory``, ``
 override whatever the source says. The result is checked here (one line per problem, exit 2)
 and is, byte for byte, what ``build`` writes beside the zip and ``deploy`` sends.
 
+An agent manifest's ``{{param}}`` placeholders are filled first, as ``azd ai agent init
+--no-prompt`` fills them (:func:`_fill_parameters`); a parameter with no value is one exit-2 line.
+
 ``${VAR}`` in azd's shapes (environment variable values, cpu, memory) is expanded at build
 time from the process environment, then a ``.env`` beside the file that holds it, then the
 selected azd environment's ``.azure/<name>/.env`` (the first that sets it wins; python-dotenv
@@ -810,7 +813,8 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, 
         notes.append(f"warning: {path}: $ref is not followed here (azd resolves $ref includes "
                      "only in azure.yaml services); write the definition in this file, or "
                      "move it to an azure.yaml service")
-    data = _manifest_template(data, path, notes)
+    environment = Environment.beside(path.parent, environ)
+    data = _manifest_template(data, path, notes, environment)
     resources = data.get("resources")
     if resources is not None and not isinstance(resources, dict):
         raise UsageError(f"{path}: resources must be a mapping of cpu and memory",
@@ -825,20 +829,24 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, 
     if service is not None:  # the azure.yaml service's own env: and container.resources win
         _overlay_service(azd, service[2])
         azd.label = f"{path} (with {service[0].name} service {service[1]!r})"
-    return _map_azd(azd, root, environ, flags)
+    return _map_azd(azd, root, environ, flags, environment)
 
 
-#: An AgentManifest parameter (``{{chat}}``), which ``azd ai agent init`` fills in.
-_MANIFEST_PARAMETER = re.compile(r"\{\{\s*[A-Za-z_][\w.-]*\s*\}\}")
+#: A ``{{NAME}}`` placeholder as azd's ``agent_yaml.PlaceholderPattern`` finds one.
+_PLACEHOLDER = re.compile(r"\{\{\s*([^\s{}][^{}]*?)\s*\}\}")
+#: The model deployment azd's init records for the manifest's first model resource.
+AZD_MODEL_DEPLOYMENT = "AZURE_AI_MODEL_DEPLOYMENT_NAME"
 
 
-def _manifest_template(data: dict[str, Any], path: Path, notes: list[str]) -> dict[str, Any]:
+def _manifest_template(data: dict[str, Any], path: Path, notes: list[str],
+                       environment: Environment) -> dict[str, Any]:
     """An AgentManifest (the ContainerAgent under ``template:``, as the samples' older
     agent.yaml and every ``agent.manifest.yaml`` write it) -> its template, read the way azd's
     ``ExtractAgentDefinition`` reads it: the template's own ``name``/``description`` win, the
     manifest's fill them in. The manifest's top-level ``resources`` is a list of what to
-    provision (models, tools, connections), not the container's cpu/memory, so it is not read;
-    ``{{param}}`` values are left as written (azd's init substitutes them) and named once."""
+    provision (models, tools, connections), not the container's cpu/memory, so it is not read
+    (only its model names, which are placeholders too). ``{{param}}`` placeholders are then
+    filled as ``azd ai agent init --no-prompt`` fills them (:func:`_fill_parameters`)."""
     template = data.get("template")
     if template is None or "kind" in data:
         return data
@@ -850,19 +858,177 @@ def _manifest_template(data: dict[str, Any], path: Path, notes: list[str]) -> di
         if not found.get(key) and isinstance(data.get(key), str):
             found[key] = data[key]
     notes.append(f"note: {path} is an agent manifest; its template: is the definition "
-                 "(the manifest's resources and parameters are azd ai agent init's, not read)")
-    values = found.get("environment_variables")
-    pairs = list(values.items()) if isinstance(values, dict) else [
-        (item.get("name"), item.get("value")) for item in values or ()
-        if isinstance(item, dict)] if isinstance(values, list) else []
-    held = sorted({str(name) for name, value in pairs if isinstance(value, str)
-                   and _MANIFEST_PARAMETER.fullmatch(value.strip())})
-    if held:
-        notes.append(f"warning: {path}: {', '.join(held)} "
-                     f"{'holds' if len(held) == 1 else 'hold'} a manifest parameter "
-                     "({{...}}) that azd ai agent init would fill in; kept as written — "
-                     "write the value, or set it with ${VAR}")
+                 "(the resources it lists are azd ai agent init's to provision, not read)")
+    return _fill_parameters(found, data, path, notes, environment)
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    """One value a manifest placeholder can take: a declared parameter or a model resource."""
+
+    name: str
+    default: Any = None
+    enum: tuple[Any, ...] = ()
+    secret: bool = False
+    model_id: str | None = None  # a model resource: azd's default deployment name
+    first_model: bool = False
+
+
+def _manifest_parameters(data: dict[str, Any], path: Path) -> dict[str, _Parameter]:
+    """The manifest's ``parameters:`` in either of azd's layouts (``PropertySchema``: a
+    ``properties:`` list or mapping, or the record form with one key per parameter and an
+    optional ``schema: {type, enum, default, secret}``), and its model resources, whose names
+    azd's init replaces with the deployment it picks."""
+    found: dict[str, _Parameter] = {}
+    models = [item for item in data.get("resources") or ()
+              if isinstance(item, dict) and item.get("kind") == "model"
+              and isinstance(item.get("name"), str)] \
+        if isinstance(data.get("resources"), list) else []
+    for index, item in enumerate(models):
+        model_id = item.get("id")
+        found[item["name"]] = _Parameter(item["name"], model_id=model_id if isinstance(
+            model_id, str) and model_id else None, first_model=index == 0)
+    schema = data.get("parameters")
+    if schema is None:
+        return found
+    if not isinstance(schema, dict):
+        raise UsageError(f"{path}: parameters must be a mapping (azd's PropertySchema), not "
+                         f"{_kind(schema)}", "e.g. parameters: {api_key: {schema: {type: "
+                         "string, secret: true}, required: true}}")
+    properties = schema.get("properties")
+    if isinstance(properties, list):
+        entries = [(item.get("name"), item) for item in properties if isinstance(item, dict)]
+    elif isinstance(properties, dict):
+        entries = list(properties.items())
+    else:
+        entries = [(k, v) for k, v in schema.items() if k not in ("examples", "strict")]
+    for name, entry in entries:
+        if not isinstance(name, str) or not name:
+            continue
+        entry = entry if isinstance(entry, dict) else {}
+        raw = entry.get("schema")
+        nested: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        default = entry.get("default")
+        default = nested.get("default") if default is None else default
+        enum = entry.get("enumValues") or nested.get("enum") or ()
+        found[name] = _Parameter(name, default, tuple(enum) if isinstance(enum, list) else (),
+                                 bool(entry.get("secret") or nested.get("secret")))
     return found
+
+
+def parameter_variables(name: str) -> list[str]:
+    """The environment variables that can carry manifest parameter ``name``: the name as
+    written and its upper-case form with other characters as ``_`` (``toolbox-endpoint`` ->
+    ``TOOLBOX_ENDPOINT``), each only when it is a valid variable name."""
+    upper = re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+    return [n for n in dict.fromkeys((name, upper)) if ENV_NAME.match(n)]
+
+
+def _go_text(value: Any) -> str:
+    """A YAML default as azd writes it into the manifest (Go's ``%v``: ``true``, ``0.5``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _fill_parameters(template: dict[str, Any], data: dict[str, Any], path: Path,
+                     notes: list[str], environment: Environment) -> dict[str, Any]:
+    """``template`` with its ``{{NAME}}`` / ``{{ NAME }}`` placeholders replaced, as azd's
+    ``injectParameterValues`` replaces them, by the value ``azd ai agent init --no-prompt``
+    would take, without prompting. For a declared parameter or a model resource, the first of:
+
+    1. the environment: the process environment, then the ``.env`` beside the file, then the
+       azd environment (:func:`parameter_variables` names the variables); inside
+       ``environment_variables`` the placeholder becomes ``${VARIABLE}``, so a ``.env`` value
+       is expanded and kept out of files exactly like any other ``${VAR}``;
+    2. for the first model resource, ``AZURE_AI_MODEL_DEPLOYMENT_NAME`` (the deployment azd's
+       init records for it);
+    3. the parameter's ``default`` (not for a ``secret`` one: azd's --no-prompt refuses to
+       settle a secret without the environment), else an enum's first value (what --no-prompt
+       selects), else a model resource's ``id`` (azd's default deployment name);
+    4. none: one exit-2 line naming the parameters and the variables that set them.
+
+    Placeholders that name nothing declared are kept as written with a warning (azd warns the
+    same way); ``${{...}}`` spans are Foundry's and are never touched. Values are never printed.
+    """
+    declared = _manifest_parameters(data, path)
+    filled: dict[str, tuple[str, str | None]] = {}  # name -> (value, variable it came from)
+    how: dict[str, str] = {}
+    missing: list[str] = []
+    undeclared: set[str] = set()
+
+    def value_of(name: str) -> tuple[str, str | None] | None:
+        if name in filled:
+            return filled[name]
+        parameter = declared[name]
+        for variable in parameter_variables(name) + (
+                [AZD_MODEL_DEPLOYMENT] if parameter.first_model else []):
+            found = environment.lookup(variable)
+            if found is not None:
+                filled[name], how[name] = (found, variable), f"{variable} from the environment"
+                return filled[name]
+        if parameter.default is not None and not parameter.secret:
+            filled[name], how[name] = (_go_text(parameter.default), None), "its default"
+        elif parameter.enum and not parameter.secret:
+            filled[name], how[name] = (_go_text(parameter.enum[0]), None), "its first enum value"
+        elif parameter.model_id:
+            filled[name], how[name] = (parameter.model_id, None), "the model's id"
+        else:
+            missing.append(name)
+            return None
+        return filled[name]
+
+    def fill(text: str, in_env: bool) -> str:
+        def replace(match: re.Match[str]) -> str:
+            whole = match.group(0)
+            name = match.group(1)
+            if whole not in (f"{{{{{name}}}}}", f"{{{{ {name} }}}}") or name not in declared:
+                undeclared.add(name)  # azd substitutes only these two spellings of a name
+                return whole
+            found = value_of(name)
+            if found is None:
+                return whole
+            value, variable = found
+            return f"${{{variable}}}" if in_env and variable else value
+
+        parts = re.split(r"(\$\{\{.*?\}\})", text, flags=re.S)  # Foundry spans stay
+        return "".join(part if index % 2 else _PLACEHOLDER.sub(replace, part)
+                       for index, part in enumerate(parts))
+
+    def walk(value: Any, in_env: bool) -> Any:
+        if isinstance(value, str):
+            return fill(value, in_env)
+        if isinstance(value, list):
+            return [walk(item, in_env) for item in value]
+        if isinstance(value, dict):
+            return {key: walk(child, in_env or key == "environment_variables")
+                    for key, child in value.items()}
+        return value
+
+    result = walk(template, False)
+    if missing:
+        names = sorted(set(missing))
+        variables = parameter_variables(names[0])
+        where = (f"set {' or '.join(variables)} in the environment, a .env beside {path.name} "
+                 "or the azd environment (.azure/<env>/.env)"
+                 f"{', and likewise the others' if len(names) > 1 else ''}; or "
+                 if variables else "no environment variable can carry that name: ")
+        raise UsageError(
+            f"{path}: manifest parameter{'s' if len(names) > 1 else ''} "
+            f"{', '.join(names)} {'have' if len(names) > 1 else 'has'} no value "
+            "(azd ai agent init would prompt for it)",
+            f"{where}give it a default: under parameters:")
+    if how:
+        notes.append(f"note: {path}: manifest parameters filled as azd ai agent init "
+                     "--no-prompt would: " + ", ".join(f"{name} ({how[name]})"
+                                                      for name in sorted(how)))
+    if undeclared:
+        names = sorted(undeclared)
+        notes.append(f"warning: {path}: {{{{{'}}, {{'.join(names)}}}}} "
+                     f"{'is' if len(names) == 1 else 'are'} no declared parameter or model "
+                     "resource; kept as written — declare it under parameters:, or write the "
+                     "value")
+    return result if isinstance(result, dict) else template
 
 
 def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any],
@@ -905,7 +1071,7 @@ def _code(value: Any, where: str, *, snake: bool) -> dict[str, Any] | None:
 
 
 def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
-             flags: Flags) -> Definition:
+             flags: Flags, environment: Environment | None = None) -> Definition:
     """azd's ContainerAgent -> the service's definition, as ``CreateHostedAgentAPIRequest``
     maps it (defaults included), with ``${VAR}`` expanded. ``flags`` only decide which notes
     are true: a default a flag replaces afterwards (``_apply_flags``) is not announced."""
@@ -920,7 +1086,8 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
                          "code_configuration: that is a container deploy",
                          "add code_configuration (runtime, entry_point) for a source deploy, "
                          "or pass --runtime/--entry-point/--mode")
-    environment = Environment.beside(azd.path.parent, environ)
+    if environment is None:
+        environment = Environment.beside(azd.path.parent, environ)
     definition: dict[str, Any] = {"kind": "hosted"}
     protocols = _protocols(azd.protocols, f"{where}: protocols")
     if protocols is None:

@@ -16,6 +16,7 @@ import pytest
 
 from bundler.collect import elf_executable, portable_pattern
 from bundler.definition import Environment, Flags, cpu_memory_problem, load_definition
+from bundler.errors import UsageError
 from bundler.project import example_metadata, load_project
 from tests.support.projects import MAIN
 
@@ -385,8 +386,6 @@ def test_bad_agent_yaml_is_one_line_and_exit_2(tmp_path: Path, run_cli: Any, cas
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from bundler.errors import UsageError  # noqa: E402
-
 _KEYS = st.sampled_from(["definition", "kind", "cpu", "memory", "code_configuration",
                          "runtime", "entry_point", "dependency_resolution", "protocol_versions",
                          "protocol", "version", "environment_variables", "name", "x"])
@@ -460,20 +459,24 @@ resources:
 
 
 def test_an_agent_manifest_is_read_from_its_template_as_azd_reads_it(
-        tmp_path: Path, run_cli: Any) -> None:
+        tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The older samples' agent.yaml (and agent.manifest.yaml) nest the ContainerAgent under
     template: beside a list of model resources; azd's ExtractAgentDefinition reads the template,
     so a build must too, not stop at 'kind is missing' or 'resources must be a mapping'."""
+    for name in ("chat", "CHAT", "AZURE_AI_MODEL_DEPLOYMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
     root = project(tmp_path / "agent", files={"agent.yaml": MANIFEST})
     result = run_cli("build", root)
     assert result.exit_code == 0, result.output
     assert "agent.yaml is an agent manifest; its template: is the definition" in result.stderr
-    assert "DEPLOYMENT holds a manifest parameter ({{...}})" in result.stderr
+    # {{chat}} names the model resource: azd --no-prompt deploys it under its model's name
+    assert "manifest parameters filled as azd ai agent init --no-prompt would: chat (the " \
+        "model's id)" in result.stderr
     assert "using azd's defaults python_3_13, 'python main.py', remote_build" in result.stderr
     written = json.loads((root / "dist" / "template-agent.metadata.json").read_text())
     assert written["description"] == "Said by the manifest."
     definition = written["definition"]
-    assert definition["environment_variables"] == {"ENDPOINT": "plain", "DEPLOYMENT": "{{chat}}",
+    assert definition["environment_variables"] == {"ENDPOINT": "plain", "DEPLOYMENT": "gpt-5",
                                                    "TURNS": "10"}
     assert (definition["cpu"], definition["memory"]) == ("1", "2Gi")  # not the model list
     assert definition["protocol_versions"] == [{"protocol": "responses", "version": "v1"}]
@@ -623,3 +626,139 @@ def test_ref_in_agent_yaml_is_not_followed_and_says_so(tmp_path: Path) -> None:
     assert found.name == "a"
     assert any("$ref is not followed here (azd resolves $ref includes only in azure.yaml"
                in note for note in found.notes), found.notes
+
+
+# ---- manifest parameters ({{param}}), filled as azd ai agent init --no-prompt fills them -----
+
+PARAMETERS = """name: param-agent
+template:
+  kind: hosted
+  name: "{{agent_name}}"
+  protocols: [{protocol: responses, version: "{{ protocol_version }}"}]
+  resources: {cpu: "{{cpu}}", memory: 1Gi}
+  environment_variables:
+    - {name: API_KEY, value: "Bearer {{api_key}}"}
+    - {name: SEARCH, value: "{{toolbox-endpoint}}"}
+    - {name: MODEL, value: "{{ chat }}"}
+    - {name: TONE, value: "{{tone}}"}
+    - {name: FOUNDRY, value: "${{connections.c.key}}{{ notdeclared }}"}
+resources:
+  - {kind: model, name: chat, id: gpt-5}
+parameters:
+  agent_name: {schema: {type: string, default: from-default}}
+  protocol_version: {schema: {type: string}, default: 2.0.0}
+  cpu: {default: 0.5}
+  api_key: {schema: {type: string, secret: true, default: never-used}, required: true}
+  toolbox-endpoint: {schema: {type: string}, required: true}
+  tone: {schema: {type: string, enum: [calm, loud]}}
+"""
+
+
+def test_manifest_parameters_are_filled_from_the_environment_then_defaults(
+        tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every {{param}} the template uses gets a value without a prompt: the environment (process,
+    .env, azd environment), else the parameter's default (never a secret's), else an enum's first
+    value, else a model's id. A .env value stays out of the file written beside the zip and no
+    value is printed."""
+    for name in ("agent_name", "AGENT_NAME", "api_key", "API_KEY", "TOOLBOX_ENDPOINT", "chat",
+                 "CHAT", "tone", "TONE", "cpu", "CPU", "protocol_version", "PROTOCOL_VERSION",
+                 "AZURE_AI_MODEL_DEPLOYMENT_NAME", "AZURE_ENV_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TOOLBOX_ENDPOINT", "https://process-toolbox.example")
+    root = project(tmp_path / "agent", files={"agent.yaml": PARAMETERS,
+                                              ".env": "api_key=dotenv-secret-value\n",
+                                              ".azure/config.json": '{"defaultEnvironment": "dev"}',
+                                              ".azure/dev/.env":
+                                              "AZURE_AI_MODEL_DEPLOYMENT_NAME=azd-deployment\n"})
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    for value in ("dotenv-secret-value", "process-toolbox", "azd-deployment", "never-used"):
+        assert value not in result.output
+    assert "agent_name (its default)" in result.stderr and "api_key (api_key from the " \
+        "environment)" in result.stderr and "tone (its first enum value)" in result.stderr
+    assert "chat (AZURE_AI_MODEL_DEPLOYMENT_NAME from the environment)" in result.stderr
+    assert "{{notdeclared}} is no declared parameter or model resource; kept as written" \
+        in result.stderr
+    found = load_definition(root)
+    assert found.name == "from-default"
+    definition = found.definition
+    assert definition["cpu"] == "0.5"
+    assert definition["protocol_versions"] == [{"protocol": "responses", "version": "2.0.0"}]
+    assert definition["environment_variables"] == {
+        "API_KEY": "Bearer dotenv-secret-value", "SEARCH": "https://process-toolbox.example",
+        "MODEL": "azd-deployment", "TONE": "calm",
+        "FOUNDRY": "${{connections.c.key}}{{ notdeclared }}"}
+    written = (root / "dist" / "from-default.metadata.json").read_text()
+    assert "dotenv-secret-value" not in written and "azd-deployment" not in written
+    env = json.loads(written)["definition"]["environment_variables"]
+    assert env["API_KEY"] == "Bearer ${api_key}" and env["MODEL"] == \
+        "${AZURE_AI_MODEL_DEPLOYMENT_NAME}"
+    assert env["SEARCH"] == "https://process-toolbox.example"  # the process's: written expanded
+    # the process environment wins over the parameter's default, by name or in upper case
+    monkeypatch.setenv("AGENT_NAME", "from-env")
+    assert load_definition(root).name == "from-env"
+
+
+def test_a_parameter_without_a_value_is_one_line_naming_it(tmp_path: Path, run_cli: Any,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    for name in ("api_key", "API_KEY", "TOOLBOX_ENDPOINT", "toolbox-endpoint"):
+        monkeypatch.delenv(name, raising=False)
+    root = project(tmp_path / "agent", files={"agent.yaml": PARAMETERS})
+    one_line_exit_2(run_cli("build", root), "manifest parameters api_key, toolbox-endpoint have "
+                    "no value", "set api_key or API_KEY in the environment, a .env beside "
+                    "agent.yaml", "give it a default: under parameters:")
+    # a secret's default is never used (azd --no-prompt refuses it too); set it and only the
+    # other one is missing
+    monkeypatch.setenv("API_KEY", "s3cret-from-process")
+    result = run_cli("build", root)
+    one_line_exit_2(result, "manifest parameter toolbox-endpoint has no value",
+                    "set TOOLBOX_ENDPOINT in the environment")
+    assert "s3cret" not in result.output
+    # a parameter the template does not use needs no value
+    monkeypatch.setenv("TOOLBOX_ENDPOINT", "https://t.example")
+    (root / "agent.yaml").write_text(PARAMETERS + "  extra: {schema: {type: string}}\n")
+    assert run_cli("build", root).exit_code == 0
+
+
+@pytest.mark.parametrize("layout", ["list", "mapping"])
+def test_both_of_azds_parameter_layouts_are_read(tmp_path: Path, layout: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("level", raising=False)
+    monkeypatch.delenv("LEVEL", raising=False)
+    body = ("  properties:\n    - {name: level, kind: string, default: warn}\n" if layout == "list"
+            else "  properties:\n    level: {schema: {type: string, default: warn}}\n")
+    root = project(tmp_path / "agent", files={"agent.yaml": (
+        "name: m\ntemplate:\n  kind: hosted\n  environment_variables:\n"
+        "    - {name: LOG_LEVEL, value: '{{level}}'}\nparameters:\n" + body)})
+    assert load_definition(root).definition["environment_variables"] == {"LOG_LEVEL": "warn"}
+    (root / "agent.yaml").write_text("name: m\ntemplate: {kind: hosted}\nparameters: [a]\n")
+    with pytest.raises(UsageError, match="parameters must be a mapping"):
+        load_definition(root)
+
+
+_MANIFEST_KEYS = st.sampled_from(["template", "parameters", "properties", "resources", "schema",
+                                  "default", "enum", "secret", "name", "kind", "id", "model",
+                                  "environment_variables", "value", "p"])
+_MANIFEST_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers()
+    | st.sampled_from(["{{p}}", "{{ p }}", "{{model}}", "${{x}}", "hosted", "model", "p", ""]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_MANIFEST_KEYS, inner,
+                                                               max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=st.dictionaries(_MANIFEST_KEYS, _MANIFEST_JSON, max_size=5))
+def test_any_agent_manifest_loads_or_is_one_usage_error(tmp_path: Path, document: Any) -> None:
+    import yaml
+
+    template = document.get("template")
+    if isinstance(template, dict):
+        template["kind"] = "hosted"
+    root = project(tmp_path / "fuzz", files={"agent.yaml": yaml.safe_dump(document)})
+    try:
+        load_project(root)
+    except UsageError as error:
+        assert "\n" not in str(error)

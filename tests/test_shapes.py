@@ -21,6 +21,12 @@ EXPECTED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "agent-yaml": (".", "echo-agent", {"cpu": "0.25", "memory": "0.5Gi",
                                        "protocol_versions": [{"protocol": "responses",
                                                               "version": "2.0.0"}]}),
+    "agent-manifest": (".", "manifest-echo", {"cpu": "1", "memory": "2Gi",
+                                              "environment_variables": {
+        "AZURE_AI_MODEL_DEPLOYMENT_NAME": "gpt-4.1-mini", "LOG_LEVEL": "info"}}),
+    "azure-yaml-ref": ("src/echo", "echo-ref", {
+        "cpu": "0.5", "memory": "1Gi", "environment_variables": {"LOG_LEVEL": "info"},
+        "protocol_versions": [{"protocol": "responses", "version": "2.0.0"}]}),
     "agent-yaml-and-metadata": (".", "agent-yaml-and-metadata", {
         "cpu": "0.5", "memory": "1Gi",
         "protocol_versions": [{"protocol": "invocations", "version": "1.0.0"}]}),
@@ -36,6 +42,9 @@ EXPECTED: dict[str, tuple[str, str, dict[str, Any]]] = {
     "metadata-no-protocols": (".", "metadata-no-protocols", {"cpu": "1"}),
 }
 NOTES = {
+    "agent-manifest": ["agent.yaml is an agent manifest", "manifest parameters filled as "
+                       "azd ai agent init --no-prompt would: chat (the model's id), log_level "
+                       "(its default)"],
     "flags-only": ['note: no --cpu/--memory; using azd\'s defaults cpu "1", memory "2Gi"',
                    "note: no --protocol; using responses 2.0.0 (azd's default)"],
     "metadata-bom-crlf": ["note: metadata.json starts with a UTF-8 byte order mark"],
@@ -59,7 +68,8 @@ def test_shape_builds_validates_and_imports(tmp_path: Path, run_cli: Any, python
     shutil.copytree(SHAPES / shape, copy)
     monkeypatch.delenv("FOUNDRY_PROJECT_ENDPOINT", raising=False)
     monkeypatch.delenv("AZURE_AI_MODEL_DEPLOYMENT_NAME", raising=False)
-    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    for name in ("LOG_LEVEL", "log_level", "chat", "CHAT"):
+        monkeypatch.delenv(name, raising=False)
     if shape == "agent-yaml":  # a .env beside agent.yaml, never shipped, never printed
         (copy / ".env").write_text("FOUNDRY_PROJECT_ENDPOINT=https://dotenv-secret.example\n")
     where, name, expected = EXPECTED[shape]
