@@ -223,3 +223,38 @@ def test_members_read_back_from_a_zip_are_checked_like_zipfile_checks_them(
     path.write_bytes(bytes(raw))
     with pytest.raises(zipfile.BadZipFile, match="Bad CRC-32"):
         Bundle.from_zip(path).by_name()["stored.bin"].read()
+
+
+def test_a_full_disk_under_the_output_keeps_the_old_zip_and_leaves_no_temp(
+    tmp_path: Path,
+) -> None:
+    """A real ENOSPC: the output folder is a 64 KiB tmpfs in a private mount namespace, the
+    new zip (incompressible sources, ~200 KB) does not fit, the old one must survive whole."""
+    import shutil
+
+    from tests.support.projects import make_project
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a tiny tmpfs needs a mount namespace (root here)")
+    blob = b"".join(hashlib.sha256(i.to_bytes(2, "big")).digest() for i in range(6400))
+    project = make_project(tmp_path / "agent", "", mode="remote_build",
+                           files={"data/blob.bin": blob})
+    old = b"the zip of the last good build\n"
+    (tmp_path / "old.zip").write_bytes(old)
+    out = tmp_path / "out"
+    out.mkdir()
+    script = ('mount -t tmpfs -o size=64k tmpfs "$1" && cp "$2" "$1/agent.zip" || exit 9\n'
+              'shift 2; "$@"; code=$?\n'
+              'sha256sum "$0/agent.zip"; ls -A "$0"; exit $code')
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, str(out), str(out), str(tmp_path / "old.zip"),
+         sys.executable, "-m", "bundler", "build", str(project),
+         "--output", str(out / "agent.zip")], capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line == (f"error: cannot write {out / 'agent.zip'}: the disk is full — free some "
+                    "space there, or write somewhere else"), done.stderr
+    assert "Traceback" not in done.stderr and "Errno" not in done.stderr
+    digest, _ = done.stdout.split("\n", 1)[0].split(maxsplit=1)
+    assert digest == hashlib.sha256(old).hexdigest()  # the old zip, whole
+    assert done.stdout.split("\n", 1)[1].split() == ["agent.zip"]  # no temp, no sidecar
