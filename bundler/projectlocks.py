@@ -23,9 +23,8 @@ import hashlib
 import logging
 import os
 import re
-import subprocess
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from bundler.lock import Lock, foreign_lock, python_admits
 from bundler.redact import redact_urls
 from bundler.requirements import Requirements
 from bundler.resolve import check_fits
+from bundler.runner import Runner, run_logged
 from bundler.targets import PythonTarget
 from bundler.write import atomic_output
 
@@ -52,16 +52,6 @@ UV_EXPORT = ("export", "--frozen", "--format", "pylock.toml", "--no-dev", "--no-
              "--quiet")
 POETRY_EXPORT = "poetry export -f requirements.txt --output requirements.txt"
 POETRY_PLUGIN = "poetry self add poetry-plugin-export"
-
-Runner = Callable[[Sequence[str], Path, dict[str, str]], "subprocess.CompletedProcess[str]"]
-
-
-def run(argv: Sequence[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The default runner: a real subprocess in ``cwd``, output captured as text."""
-    log.debug("running %s", redact_urls(" ".join(argv)))
-    return subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, text=True,
-                          check=False)
-
 
 @dataclass(frozen=True)
 class ProjectLock:
@@ -147,7 +137,8 @@ def check_requires_python(root: Path, pyproject: dict[str, Any], target: PythonT
         )
 
 
-def uv_lock(root: Path, target: PythonTarget, *, runner: Runner = run) -> ProjectLock:
+def uv_lock(root: Path, target: PythonTarget, *,
+            runner: Runner = run_logged) -> ProjectLock:
     """The locked versions of a uv project for ``target``; a stale lock is refused.
 
     The answer is a function of ``pyproject.toml``, ``uv.lock``, the target and the uv and
@@ -185,7 +176,7 @@ def uv_lock(root: Path, target: PythonTarget, *, runner: Runner = run) -> Projec
 
     env = {k: v for k, v in os.environ.items() if k not in ("UV_LOCKED", "UV_FROZEN")}
     env.setdefault("UV_NO_PROGRESS", "1")
-    result = runner([find_uv_bin(), *UV_EXPORT], root, env)
+    result = runner([find_uv_bin(), *UV_EXPORT], cwd=root, env=env)
     if result.returncode != 0:
         output = redact_urls((result.stderr or result.stdout).strip())
         raise BuildError(f"`uv {' '.join(UV_EXPORT)}` failed: {output}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -300,16 +300,18 @@ def test_a_uv_lock_read_once_is_not_exported_again_until_it_changes(
     tmp_path: Path, old_index: SimpleIndex
 ) -> None:
     """The reading is kept under the hash of pyproject.toml + uv.lock: a rebuild runs no uv."""
-    from bundler.projectlocks import run as real_run
     from bundler.projectlocks import uv_lock
+    from bundler.runner import run_logged
     from bundler.targets import PythonTarget
 
     project = uv_project(tmp_path / "agent", old_index, ["beta"])
     calls: list[list[str]] = []
 
-    def counting(argv, cwd, env):  # type: ignore[no-untyped-def]
+    def counting(argv: Sequence[str], *, cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None,
+                 timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         calls.append(list(argv))
-        return real_run(argv, cwd, env)
+        return run_logged(argv, cwd=cwd, env=env, timeout=timeout)
 
     target = PythonTarget.for_runtime("python_3_13")
     first = uv_lock(project, target, runner=counting)
