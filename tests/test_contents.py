@@ -158,6 +158,21 @@ def test_files_git_ignores_are_one_warning_with_the_count_and_the_largest(
     assert "unchanged" in again.stdout and "FB114 data/big.bin" in again.stderr
 
 
+def _committed_and_cloned(project: Path, setting: str, **values: str) -> dict[str, Path]:
+    """Commit ``project`` and clone it once per ``name=value`` of the git ``setting``, each
+    clone at ``<name>/agent`` beside it."""
+    _git(project, "init", "-q")
+    _git(project, "add", ".")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "agent")
+    clones = {}
+    for name, value in values.items():
+        clones[name] = project.parent / name / "agent"
+        clones[name].parent.mkdir()
+        _git(project.parent, "clone", "-q", "-c", f"{setting}={value}", str(project),
+             str(clones[name]))
+    return clones
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_a_crlf_checkout_of_a_commit_gives_the_zip_an_lf_checkout_gives(tmp_path: Path) -> None:
     """core.autocrlf=true (Git for Windows' default) writes CRLF where the commit has LF: the
@@ -168,15 +183,7 @@ def test_a_crlf_checkout_of_a_commit_gives_the_zip_an_lf_checkout_gives(tmp_path
     project = remote(tmp_path / "agent", {
         "helpers/util.py": "x = 1\ny = 2\n", "run.bat": "echo hi\n",
         ".gitattributes": "*.bat eol=crlf\n", "edited.py": "a = 1\n", ".gitignore": "dist/\n"})
-    _git(project, "init", "-q")
-    _git(project, "add", ".")
-    _git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "agent")
-    clones = {}
-    for name, autocrlf in (("linux", "false"), ("windows", "true")):
-        clones[name] = tmp_path / name / "agent"
-        clones[name].parent.mkdir()
-        _git(tmp_path, "clone", "-q", "-c", f"core.autocrlf={autocrlf}", str(project),
-             str(clones[name]))
+    clones = _committed_and_cloned(project, "core.autocrlf", linux="false", windows="true")
     windows = clones["windows"]
     assert (windows / "helpers/util.py").read_bytes() == b"x = 1\r\ny = 2\r\n"
     linux, crlf = build_project(clones["linux"]), build_project(windows)
@@ -201,15 +208,7 @@ def test_symlinks_checked_out_as_text_files_ship_what_they_point_to(tmp_path: Pa
                                           "config.json": "{}\n", ".gitignore": "dist/\n"})
     (project / "prompts").symlink_to("shared/prompts")
     (project / "settings.json").symlink_to("config.json")
-    _git(project, "init", "-q")
-    _git(project, "add", ".")
-    _git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "agent")
-    clones = {}
-    for name, symlinks in (("linux", "true"), ("windows", "false")):
-        clones[name] = tmp_path / name / "agent"
-        clones[name].parent.mkdir()
-        _git(tmp_path, "clone", "-q", "-c", f"core.symlinks={symlinks}", str(project),
-             str(clones[name]))
+    clones = _committed_and_cloned(project, "core.symlinks", linux="true", windows="false")
     windows = clones["windows"]
     assert not (windows / "prompts").is_symlink()
     assert (windows / "prompts").read_text() == "shared/prompts"
