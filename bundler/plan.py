@@ -271,7 +271,8 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = DEFAULT_OPTIONS) -> Plan
     if inputs.lock is not None and isinstance(target, PythonTarget):  # (only Python has locks)
         cache = WheelCache(indexes=inputs.indexes)
         plan.wheels = lay_out(inputs.lock, cache, offline=options.offline,
-                              base=inputs.spec.root, target=target)
+                              base=inputs.spec.root, target=target,
+                              builder=options.resolver)
         plan.wheels, added, plan.shaped = shape(
             plan.wheels, entries,
             [str(r) for r in inputs.requirements.roots()] if inputs.requirements else [],
@@ -430,24 +431,25 @@ def write_lock(lock: Lock, path: Path) -> None:
 
 
 def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path,
-            target: PythonTarget | None = None) -> list[LaidOutWheel]:
+            target: PythonTarget | None = None, builder: str = "uv") -> list[LaidOutWheel]:
     """Fetch every pinned wheel (verified) and lay it out under ``packages/``; sdists and
-    local packages are built into pure wheels first (``bundler.sdists``).
+    local packages are built into pure wheels first (``bundler.sdists``), by the build's
+    resolver (``uv build``, or ``pip wheel`` with ``--resolver pip``).
 
     Each wheel is laid out as soon as it arrives, in a thread pool: downloads overlap with the
     first-use RECORD validation of the wheels already here (zlib and hashlib release the GIL).
     """
     from bundler.sdists import SourceBuilder, wheel_of
 
-    builder = SourceBuilder(cache.root, cache.indexes,
+    sources = SourceBuilder(cache.root, cache.indexes,
                             target or PythonTarget.for_runtime(lock.runtime),
-                            offline=offline)
+                            offline=offline, kind=builder)
 
     def fetch(ref: WheelRef) -> Path:
         return cache.fetch(ref, offline=offline, base=base)
 
     def one(pin: Pin) -> LaidOutWheel:
-        path, sha256 = wheel_of(pin.name, pin.wheel, fetch, builder, base)
+        path, sha256 = wheel_of(pin.name, pin.wheel, fetch, sources, base)
         wheel = layout_wheel(path, sha256, verified=cache.is_verified(sha256))
         cache.mark_verified(sha256)  # skipped on a read-only cache
         return wheel

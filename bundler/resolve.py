@@ -13,14 +13,16 @@ import json
 import logging
 import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag
 from packaging.utils import (
     InvalidWheelFilename,
@@ -216,7 +218,13 @@ class Resolver:
         metadata), where uv takes one only for a package the project itself names that way
         (:func:`prerelease_mode`): such a prerelease is held back (``foo<2.3.0`` for
         ``2.3.0b2``) and pip runs again, unless nothing else satisfies (uv's "if necessary").
-        A few rounds converge (each adds a package or holds one back)."""
+
+        pip takes only wheels for another platform (``--only-binary=:all:`` is required with
+        ``--platform``), so a requirement no wheel satisfies is built the way ``pip wheel``
+        builds it (:meth:`_build_for_pip`): pip picks the sdist for the target, fbundle builds
+        it in isolation into a pure wheel, and pip runs again with that wheel beside the
+        index; the lock records the sdist. A few rounds converge (each adds a package, builds
+        one or holds one back)."""
         if self.offline:
             raise UsageError("--offline needs --resolver uv or a pylock.toml",
                              "run `fbundle lock` while online, then build --offline")
@@ -229,14 +237,20 @@ class Resolver:
         driver = tmp / "requirements-fbundle.in"
         held_file = tmp / "prereleases-held.txt"
         missing: set[NormalizedName] = set()
-        for _ in range(12):
+        built = _Built(tmp / "built")
+        for _ in range(32):
             # pip reads the project's own file; the target's extra roots ride beside it.
             held_file.write_text("".join(f"{n}{spec}\n" for n, spec in sorted(held.items())),
                                  encoding="utf-8")
             driver.write_text("\n".join([f"-r {source}", f"-c {held_file}", *extra_lines])
                               + "\n", encoding="utf-8")
             try:
-                pins, metadata, requested = self._pip_report(driver, tmp, base)
+                pins, metadata, requested = self._pip_report(driver, tmp, base, built)
+            except _NoWheel as error:
+                if (not self.build or error.name in held or error.name in built.refs):
+                    raise self._explain(error.output) from None
+                self._build_for_pip(error, tmp, base, built)
+                continue
             except ResolutionError as error:
                 # only a prerelease satisfies the held package: uv takes it too ("if
                 # necessary"); let go of the ones pip names and try again
@@ -276,26 +290,43 @@ class Resolver:
             "use --resolver uv (the default)",
         )
 
-    def _pip_report(self, source: Path, tmp: Path, base: Path) -> tuple[
-            list[Pin], dict[NormalizedName, list[str]], list[NormalizedName]]:
-        report = tmp / "report.json"
-        argv = [
-            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-            "--quiet", "--disable-pip-version-check", "--report", str(report),
-            "--target", str(tmp / "target"), "--only-binary=:all:",
-            "--implementation", "cp", "--python-version", self.target.python_version,
-            "--abi", self.target.abi, "--abi", "abi3", "--abi", "none",
-            *[arg for platform in self.target.platforms for arg in ("--platform", platform)],
-            "-r", str(source), *self.indexes.pip_args(),
-        ]
+    def _pip_target_args(self) -> list[str]:
+        """The target, as pip's ``--python-version``/``--abi``/``--platform`` describe it."""
+        return ["--implementation", "cp", "--python-version", self.target.python_version,
+                "--abi", self.target.abi, "--abi", "abi3", "--abi", "none",
+                *[arg for platform in self.target.platforms for arg in ("--platform", platform)]]
+
+    def _pip_run(self, argv: list[str], base: Path) -> subprocess.CompletedProcess[str]:
         env = self._env()
         env["PIP_CONFIG_FILE"] = os.devnull  # the index settings are passed explicitly
         result = self.runner(argv, env=env, cwd=base)
+        if result.returncode != 0 and "No module named pip" in result.stderr:
+            raise UsageError("--resolver pip needs pip installed beside fbundle",
+                             "pip install pip, or use the default --resolver uv")
+        return result
+
+    def _pip_report(self, source: Path, tmp: Path, base: Path, built: _Built) -> tuple[
+            list[Pin], dict[NormalizedName, list[str]], list[NormalizedName]]:
+        report = tmp / "report.json"
+        report.unlink(missing_ok=True)
+        built.folder.mkdir(exist_ok=True)
+        argv = [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+            "--quiet", "--disable-pip-version-check", "--report", str(report),
+            "--target", str(tmp / "target"), "--only-binary=:all:", *self._pip_target_args(),
+            "-r", str(source), *self.indexes.pip_args(), "--find-links", str(built.folder),
+        ]
+        result = self._pip_run(argv, base)
         if result.returncode != 0:
-            if "No module named pip" in result.stderr:
-                raise UsageError("--resolver pip needs pip installed beside fbundle",
-                                 "pip install pip, or use the default --resolver uv")
-            raise self._explain(result.stderr or result.stdout)
+            output = result.stderr or result.stdout
+            if match := _NO_VERSION.search(output):
+                try:
+                    requirement = Requirement(match.group(1))
+                except InvalidRequirement:
+                    pass
+                else:
+                    raise _NoWheel(requirement, output)
+            raise self._explain(output)
         data = json.loads(report.read_text(encoding="utf-8"))
         pins: list[Pin] = []
         metadata: dict[NormalizedName, list[str]] = {}
@@ -308,11 +339,13 @@ class Resolver:
                 requested.append(name)
             info = item["download_info"]
             url = info["url"]
-            if "dir_info" in info:
-                raise UsageError(
-                    f"{meta['name']}: --resolver pip cannot build the local folder "
-                    f"{redact_urls(url)} for another platform (pip needs --only-binary=:all: "
-                    "with --platform)", "use the default --resolver uv")
+            if "dir_info" in info and (folder := _local_path(url)) is not None:
+                # a local project: built (pure only) when laid out, as uv's folders are
+                pins.append(Pin(meta["name"], meta["version"], WheelRef(
+                    f"{name}-{meta['version']}", tree_sha256(folder),
+                    path=_project_relative(folder, base), kind="directory",
+                    editable=bool(info["dir_info"].get("editable", False)))))
+                continue
             sha = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256")
             local = _local_path(url)
             if not sha and local is not None and local.is_file():
@@ -323,10 +356,64 @@ class Resolver:
                     "use an index that publishes hashes, or --resolver uv",
                 )
             filename = unquote(url.split("#", 1)[0].rsplit("/", 1)[-1])
-            ref = WheelRef(filename, sha, url=url) if local is None else \
-                WheelRef(filename, sha, path=_project_relative(local, base))
+            if local is not None and local.parent == built.folder:
+                ref = built.refs[name]  # a wheel fbundle built: the lock records its sdist
+            elif local is None:
+                ref = WheelRef(filename, sha, url=url)
+            else:
+                ref = WheelRef(filename, sha, path=_project_relative(local, base))
             pins.append(Pin(meta["name"], meta["version"], ref))
         return pins, metadata, requested
+
+    def _build_for_pip(self, failure: _NoWheel, tmp: Path, base: Path, built: _Built) -> None:
+        """What ``pip wheel`` would do for a requirement no wheel satisfies: pip chooses its
+        sdist *for the target* (``--no-deps`` is what lets ``--platform`` and an sdist meet),
+        fbundle fetches it (sha256 verified, into the wheel cache) and builds it with
+        ``pip wheel --no-deps`` in isolation. Only a pure result runs on the target; a native
+        one is refused with what to do instead."""
+        from bundler.cache import WheelCache
+        from bundler.sdists import NativeBuild, SourceBuilder, native_refusal
+
+        requirement = failure.requirement
+        requirement.marker = None  # pip already decided it applies
+        report = tmp / "sdist-report.json"
+        report.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+            "--no-deps", "--quiet", "--disable-pip-version-check", "--report", str(report),
+            "--target", str(tmp / "target"), "--no-binary", requirement.name,
+            *self._pip_target_args(), str(requirement), *self.indexes.pip_args(),
+        ]
+        result = self._pip_run(argv, base)
+        if result.returncode != 0:
+            # no sdist either (or it cannot even say its metadata): pip's first answer stands
+            raise self._explain(failure.output + "\n" + (result.stderr or result.stdout))
+        [item] = json.loads(report.read_text(encoding="utf-8"))["install"]
+        info = item["download_info"]
+        url = str(info["url"])
+        sha = ((info.get("archive_info") or {}).get("hashes") or {}).get("sha256")
+        if not sha:
+            raise ResolutionError(f"the index gave no sha256 for {url.rsplit('/', 1)[-1]}",
+                                  "use an index that publishes hashes, or --resolver uv")
+        name = canonicalize_name(item["metadata"]["name"])
+        filename = unquote(url.split("#", 1)[0].rsplit("/", 1)[-1])
+        local = _local_path(url)
+        ref = WheelRef(filename, sha, url=url, kind="sdist") if local is None else \
+            WheelRef(filename, sha, path=_project_relative(local, base), kind="sdist")
+        cache = WheelCache(indexes=self.indexes)
+        builder = SourceBuilder(cache.root, self.indexes, self.target, runner=self.runner,
+                                kind="pip")
+        try:
+            wheel = builder.cached(sha) or builder.from_sdist(
+                ref, cache.fetch(ref, base=base), str(name))
+        except NativeBuild as error:
+            raise native_refusal(error, ref, builder) from None
+        finally:
+            cache.close()
+        shutil.copy2(wheel, built.folder / wheel.name)
+        built.refs[name] = ref
+        log.info("built %s from its sdist %s for pip (no wheel satisfies %s)", wheel.name,
+                 filename, requirement)
 
     def _explain(self, output: str) -> ResolutionError:
         """The resolver's failure in one line, with the newest fitting version when we can."""
@@ -390,6 +477,30 @@ class Resolver:
             return (f"no version of {name} has a wheel for {where} "
                     f"(newest {version} ships {', '.join(newest_tags)})", raise_hint)
         return None
+
+
+#: pip's words for a requirement that no candidate it may take (wheels only) satisfies.
+_NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement "
+                         r"(.+?)(?: \(from [^()]*\))? \(from versions:")
+
+
+class _NoWheel(Exception):
+    """pip found no wheel for ``requirement`` (its whole ``output`` kept, for the error)."""
+
+    def __init__(self, requirement: Requirement, output: str) -> None:
+        super().__init__(str(requirement))
+        self.requirement = requirement
+        self.name = canonicalize_name(requirement.name)
+        self.output = output
+
+
+@dataclass
+class _Built:
+    """The wheels fbundle built from sdists during one pip resolution: the ``--find-links``
+    folder pip sees them in, and the sdist each came from (what the lock records)."""
+
+    folder: Path
+    refs: dict[NormalizedName, WheelRef] = field(default_factory=dict)
 
 
 def full_reason(output: str) -> str:

@@ -1,7 +1,8 @@
 """Wheels built from source: sdists without a wheel for the target, and local packages.
 
-Each is built in isolation by ``uv build --wheel`` (a fresh build environment with the
-project's own ``build-system.requires``, PEP 517), with ``SOURCE_DATE_EPOCH`` fixed (the
+Each is built in isolation by the build's resolver — ``uv build --wheel``, or with
+``--resolver pip`` ``pip wheel --no-deps`` (both make a fresh build environment with the
+project's own ``build-system.requires``, PEP 517) — with ``SOURCE_DATE_EPOCH`` fixed (the
 project's value, else 1980-01-01) so a rebuild gives the same bytes. Only a pure result
 (``py3-none-any``, ``py2.py3-none-any``) is accepted: a wheel built here is built for *this*
 machine's interpreter and platform, never the service's, so native code built here would be
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 #: 1980-01-01, the zip epoch: the default build time when the project sets none.
 DEFAULT_EPOCH = "315532800"
+#: The frontends that can build a wheel, one per resolver.
+BUILDERS = ("uv", "pip")
+
+
 def is_pure(filename: str) -> bool:
     """A wheel any CPython 3 on any platform can use: every tag ``py3``/``py2``, ``none``,
     ``any``."""
@@ -50,12 +55,16 @@ class SourceBuilder:
     """Builds (or finds in the cache) the wheel for an sdist or a local folder."""
 
     def __init__(self, cache_root: Path, indexes: IndexConfig, target: PythonTarget, *,
-                 offline: bool = False, runner: Runner = run_logged) -> None:
+                 offline: bool = False, runner: Runner = run_logged, kind: str = "uv") -> None:
+        if kind not in BUILDERS:
+            raise UsageError(f"unknown builder {kind!r}", "use --resolver uv or --resolver pip")
         self.root = cache_root / "built"
         self.indexes = indexes
         self.target = target
         self.offline = offline
         self.runner = runner
+        #: which frontend builds: ``uv`` (``uv build``) or ``pip`` (``pip wheel``)
+        self.kind = kind
 
     def cached(self, key: str) -> Path | None:
         """The wheel built for ``key`` if its bytes still hash to what was recorded."""
@@ -80,22 +89,35 @@ class SourceBuilder:
                              "fix the path in requirements.txt")
         return self._build(f"tree-{tree}", folder, name, what=f"the local package {folder}")
 
+    def _uv_argv(self, source: Path, out: Path, env: dict[str, str]) -> list[str]:
+        from uv import find_uv_bin
+
+        env.setdefault("UV_NO_PROGRESS", "1")
+        argv = [find_uv_bin(), "build", "--wheel", str(source), "--out-dir", str(out),
+                "--no-config", "--python", sys.executable, "--no-python-downloads",
+                "--quiet", *self.indexes.uv_args(), "--index-strategy", "unsafe-best-match"]
+        return [*argv, "--offline"] if self.offline else argv
+
+    def _pip_argv(self, source: Path, out: Path, env: dict[str, str]) -> list[str]:
+        """``pip wheel --no-deps``, as a pip user builds one: isolated (pip's default), the
+        index settings passed explicitly as for the resolution. ``--ignore-requires-python``:
+        the package's Requires-Python was checked for the *target* when it was chosen, and
+        this machine's interpreter only runs the (pure) build."""
+        env["PIP_CONFIG_FILE"] = os.devnull
+        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--ignore-requires-python",
+                "--disable-pip-version-check", "--quiet", "--wheel-dir", str(out),
+                str(source), *self.indexes.pip_args()]
+        return [*argv, "--no-index"] if self.offline and "--no-index" not in argv else argv
+
     def _build(self, key: str, source: Path, name: str, *, what: str) -> Path:
         if cached := self.cached(key):
             return cached
-        from uv import find_uv_bin
-
         with tempfile.TemporaryDirectory(prefix="fbundle-build-") as tmp:
             out = Path(tmp) / "out"
-            argv = [find_uv_bin(), "build", "--wheel", str(source), "--out-dir", str(out),
-                    "--no-config", "--python", sys.executable, "--no-python-downloads",
-                    "--quiet", *self.indexes.uv_args(),
-                    "--index-strategy", "unsafe-best-match"]
-            if self.offline:
-                argv.append("--offline")
             env = dict(os.environ)
             env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_EPOCH)
-            env.setdefault("UV_NO_PROGRESS", "1")
+            argv = self._pip_argv(source, out, env) if self.kind == "pip" else \
+                self._uv_argv(source, out, env)
             result = self.runner(argv, env=env)
             if result.returncode != 0:
                 output = redact_urls((result.stderr or result.stdout).strip())

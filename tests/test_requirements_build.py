@@ -29,7 +29,8 @@ from tests.support.wheels import extension_wheel, make_wheel
 @pytest.fixture(scope="module")
 def house(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Wheels and sdists: ``alpha`` (needs beta), ``beta`` 1.0 and 2.0, ``six``; ``puresrc``
-    (sdist only, pure, needs beta); ``nativesrc`` 1.0 (sdist only, a C extension) and 0.9 (a
+    1.0 and 0.5 (sdists only, pure, need beta) and ``usespure`` (a wheel that needs
+    ``puresrc<1``); ``nativesrc`` 1.0 (sdist only, a C extension) and 0.9 (a
     cp313 manylinux wheel); ``nativeonly`` (sdist only, a C extension); the test backend."""
     folder = tmp_path_factory.mktemp("house")
     backend_wheel(folder)
@@ -38,6 +39,8 @@ def house(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_wheel(folder, "beta", "2.0")
     make_wheel(folder, "six", "1.16.0", tag="py2.py3-none-any")
     make_sdist(folder, "puresrc", "1.0", requires=("beta",))
+    make_sdist(folder, "puresrc", "0.5", requires=("beta",))
+    make_wheel(folder, "usespure", "1.0", requires=["puresrc<1"])  # a wheel needing an sdist
     make_sdist(folder, "nativesrc", "1.0", native=True)
     extension_wheel(folder, "nativesrc", "0.9")
     make_sdist(folder, "nativeonly", "1.0", native=True)
@@ -236,6 +239,62 @@ def test_a_native_sdist_is_refused_with_the_truth_and_wheels_come_first(
     assert only.exit_code == 1
     assert "nativeonly has no manylinux wheel for cp313" in only.stderr
     assert "none has one for this target" in only.stderr
+
+
+def test_the_pip_resolver_builds_sdists_and_local_packages_as_pip_wheel_would(
+    tmp_path: Path, index: SimpleIndex, house: Path, run_cli: RunCli, python313: Path,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--resolver pip``: pip takes only wheels for another platform, so an sdist-only
+    requirement (here one a wheel's metadata names, ``puresrc<1``) is chosen by pip for the
+    target and built by ``pip wheel``; a local folder is built too. Same set as uv's."""
+    caplog.set_level(logging.INFO, logger="bundler.resolve")
+    project = make_project(tmp_path / "agent", "usespure\n-e ./libs/mylib\n")
+    write_project(project / "libs" / "mylib", "mylib", "0.2", requires=("beta<2",))
+    by_pip = plan_project(project, BuildOptions(resolver="pip")).packages
+    assert [(p["name"], p["version"]) for p in by_pip] == \
+        [("beta", "1.0"), ("mylib", "0.2"), ("puresrc", "0.5"), ("usespure", "1.0")]
+    # uv's lock leaves a local folder's version empty (only building tells it); the rest agrees
+    assert [(p["name"], p["sha256"]) for p in by_pip] == \
+        [(p["name"], p["sha256"]) for p in plan_project(project).packages]
+    assert "built puresrc-0.5-py3-none-any.whl from its sdist puresrc-0.5.tar.gz for pip" \
+        in caplog.text
+    # the lock records what was built from: the sdist by its sha256, the folder by its tree
+    locked = run_cli("lock", project, "--resolver", "pip")
+    assert locked.exit_code == 0, locked.output
+    pins = {p.key: p.wheel for p in Lock.read(project / "pylock.toml").pins}
+    assert (pins["puresrc"].kind, pins["puresrc"].filename, pins["puresrc"].sha256) == \
+        ("sdist", "puresrc-0.5.tar.gz", sha(house / "puresrc-0.5.tar.gz"))
+    assert (pins["mylib"].kind, pins["mylib"].path, pins["mylib"].editable) == \
+        ("directory", "libs/mylib", True)
+    built = run_cli("build", project, "--resolver", "pip")
+    assert built.exit_code == 0, built.output
+    zip_path = project / "dist" / "agent.zip"
+    assert_validates_clean(zip_path)
+    out = import_under(python313, zip_path, tmp_path,
+                       "import puresrc, mylib, beta; print(puresrc.hello(), '|', mylib.hello())")
+    assert out.strip() == "puresrc 0.5 | mylib 0.2"
+
+
+def test_the_pip_resolver_refuses_a_native_sdist_as_uv_does(
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli
+) -> None:
+    """An sdist that compiles a C extension builds for *this* machine's CPython, not the
+    target's: one line saying so and what to do, the same line uv's path gives."""
+    project = make_project(tmp_path / "agent", "nativesrc==1.0\n")
+    refused = run_cli("build", project, "--resolver", "pip")
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.strip() == (
+        "error: nativesrc has no manylinux wheel for cp313 and its sdist builds native code — "
+        "use remote_build, pin a version with wheels (newest: 0.9), or build the wheel on "
+        "Linux and pass --find-links")
+    (project / "requirements.txt").write_text("nativesrc\n")  # wheels first, as for uv
+    assert [(p["name"], p["version"]) for p in
+            plan_project(project, BuildOptions(resolver="pip")).packages] == [("nativesrc", "0.9")]
+    (project / "requirements.txt").write_text("puresrc\n")
+    wheels_only = run_cli("build", project, "--resolver", "pip", "--no-build")
+    assert wheels_only.exit_code == 2, wheels_only.output
+    assert "satisfies the requirement puresrc" in wheels_only.stderr
 
 
 def test_no_build_keeps_wheels_only(tmp_path: Path, index: SimpleIndex, run_cli: RunCli) -> None:
