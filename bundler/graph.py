@@ -4,6 +4,11 @@ One home for the question "why is this distribution in the bundle" (the chain fr
 ``requirements.txt``, for size tables) and "what else goes when this one is left out" (for
 ``--exclude-package``). Markers are evaluated for the *target* with the extras that were asked
 for, as ``deps`` does; a requirement that names nothing installed is simply not an edge.
+
+The graph reads no requirement line itself: the roots come from ``requirements.txt`` as
+:mod:`bundler.requirements` reads it (the one grammar: ``-r`` includes, local wheels and
+``#egg=`` names, ``--hash`` options), and the edges from each distribution's ``Requires-Dist``,
+which is PEP 508 and nothing else, read by ``packaging``.
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ class Graph:
                       if key in children and (d in self.reachable or d == ROOT))
 
 
-def parse_requirements(lines: Iterable[str]) -> list[Requirement]:
-    """The lines that parse as PEP 508 requirements (the others are the checks' business)."""
+def requires_dist(lines: Iterable[str]) -> list[Requirement]:
+    """A distribution's ``Requires-Dist`` values (PEP 508, by ``packaging``); a malformed one
+    is no edge here (``fbundle validate`` reports it, FB4xx)."""
     out = []
     for line in lines:
         try:
@@ -63,8 +69,10 @@ def parse_requirements(lines: Iterable[str]) -> list[Requirement]:
 
 def walk(roots: Iterable[Requirement], requires: Mapping[NormalizedName, list[str]],
          target: PythonTarget, *, skip: Iterable[str] = ()) -> Graph:
-    """Breadth-first from ``roots`` through each installed distribution's ``Requires-Dist``
-    (``requires``: canonical name -> lines), never entering a name in ``skip``."""
+    """Breadth-first from ``roots`` (what requirements.txt asks for:
+    :meth:`bundler.requirements.Requirements.roots`) through each installed distribution's
+    ``Requires-Dist`` (``requires``: canonical name -> lines), never entering a name in
+    ``skip``."""
     skipped = {canonicalize_name(s) for s in skip}
     graph = Graph()
     seen: set[tuple[NormalizedName, str]] = set()
@@ -91,7 +99,7 @@ def walk(roots: Iterable[Requirement], requires: Mapping[NormalizedName, list[st
     while queue:
         name, extra = queue.popleft()
         active = frozenset({extra}) if extra else frozenset()
-        for child in parse_requirements(requires.get(name, [])):
+        for child in requires_dist(requires.get(name, [])):
             reach(child, name, active)
     return graph
 

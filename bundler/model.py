@@ -11,7 +11,7 @@ import hashlib
 import io
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -146,6 +146,17 @@ class Bundle:
 
     def by_name(self) -> dict[str, Entry]:
         return {e.name: e for e in self.entries}
+
+    def member(self) -> Callable[[str], bytes | None]:
+        """A reader of this bundle's files by name (None: no such file), for what a bundle
+        names inside itself (``requirements.txt``'s ``-r`` files)."""
+        files = {e.name: e for e in self.files()}
+
+        def read(name: str) -> bytes | None:
+            entry = files.get(name)
+            return None if entry is None else entry.read()
+
+        return read
 
     @property
     def total_size(self) -> int:

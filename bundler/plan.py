@@ -275,7 +275,7 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = DEFAULT_OPTIONS) -> Plan
                               builder=options.resolver)
         plan.wheels, added, plan.shaped = shape(
             plan.wheels, entries,
-            [str(r) for r in inputs.requirements.roots()] if inputs.requirements else [],
+            inputs.requirements.roots() if inputs.requirements else [],
             target, inputs.shaping)
         entries += added
         entries += [e for wheel in plan.wheels for e in wheel.entries]

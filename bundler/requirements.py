@@ -19,6 +19,7 @@ import codecs
 import hashlib
 import optparse
 import os
+import posixpath
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
@@ -372,6 +373,26 @@ def parse_text(text: str, source: Path = Path(REQUIREMENTS_FILE), *,
 
     data = {source: text}
     return _parse(source, data, reader or no_reader, environ=environ, base=source.parent)
+
+
+def parse_bundle_text(text: str, member: Callable[[str], bytes | None],
+                      missing: list[str] | None = None) -> Requirements:
+    """A bundle's ``requirements.txt`` and the ``-r``/``-c`` files it names, read from the
+    bundle's own members, as build read them in the project: ``member(name)`` gives a
+    member's bytes, or None when the bundle lacks it (then named in ``missing`` and read as
+    empty). No environment: a zip is judged by what it holds. Validate and the size table
+    both read a zip this way."""
+
+    def reader(path: Path) -> bytes:
+        name = posixpath.normpath(path.as_posix())
+        data = member(name)
+        if data is None:
+            if missing is not None:
+                missing.append(name)
+            return b""
+        return data
+
+    return parse_text(text, Path(REQUIREMENTS_FILE), reader=reader, environ={})
 
 
 def parse(path: Path, reader: Reader, *, environ: Mapping[str, str] | None = None,

@@ -19,7 +19,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from bundler.collect import _ignore_lines
 from bundler.config import read_config
-from bundler.graph import Exclusion, exclude, parse_requirements
+from bundler.graph import Exclusion, exclude
 from bundler.model import BytesData, Entry
 from bundler.records import EXCLUDED_FILE, PACKAGES
 from bundler.targets import PythonTarget, Target
@@ -33,6 +33,8 @@ from bundler.wheels import (
 )
 
 if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
     from bundler.compile import Compiler
     from bundler.options import BuildOptions
 
@@ -131,7 +133,7 @@ class ShapeReport:
         return lines
 
 
-def shape(wheels: list[LaidOutWheel], sources: list[Entry], requirements: list[str],
+def shape(wheels: list[LaidOutWheel], sources: list[Entry], requirements: list[Requirement],
           target: PythonTarget, shaping: Shaping) -> tuple[list[LaidOutWheel], list[Entry],
                                                      ShapeReport]:
     """The wheels as they will ship, the entries to add beside them (the sources' bytecode,
@@ -148,8 +150,7 @@ def shape(wheels: list[LaidOutWheel], sources: list[Entry], requirements: list[s
             message = HeaderParser().parsestr(wheel.metadata_text())
             requires[canonicalize_name(wheel.name)] = [
                 str(r) for r in message.get_all("Requires-Dist") or []]
-        report.exclusion = exclude(shaping.exclude, parse_requirements(requirements),
-                                   requires, target)
+        report.exclusion = exclude(shaping.exclude, requirements, requires, target)
         gone = set(report.exclusion.dropped)
         wheels = [w for w in wheels if str(canonicalize_name(w.name)) not in gone]
         text = ("# Left out on purpose by fbundle build --exclude-package: validate does not "

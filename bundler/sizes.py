@@ -15,12 +15,14 @@ from email.parser import HeaderParser
 from typing import Any
 
 from installer.records import parse_record_file
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from bundler.graph import parse_requirements, walk
+from bundler.errors import UsageError
+from bundler.graph import walk
 from bundler.model import Bundle, Entry
 from bundler.records import dist_info_site, in_site
-from bundler.requirements import requirement_lines
+from bundler.requirements import REQUIREMENTS_FILE, parse_bundle_text
 from bundler.targets import PythonTarget, Target
 from bundler.write import directory_overhead, member_overhead, stored_size
 
@@ -137,8 +139,8 @@ def size_table(bundle: Bundle, target: Target, texts: Mapping[str, str] | None =
             owner.setdefault(entry.name, folder)
     requires: dict[NormalizedName, list[str]] = {
         canonicalize_name(name): reqs for name, _, reqs in meta.values()}
-    graph = walk(parse_requirements(_lines(texts.get("requirements.txt", ""))), requires,
-                 target) if isinstance(target, PythonTarget) else None
+    graph = walk(_roots(bundle, texts), requires, target) \
+        if isinstance(target, PythonTarget) else None
     sums: dict[str, list[int]] = {}
     own = [0, 0, 0]
     for entry in files:
@@ -159,5 +161,14 @@ def size_table(bundle: Bundle, target: Target, texts: Mapping[str, str] | None =
     return SizeTable(dists, own[0], own[1], own[2], total, sum(e.size for e in files))
 
 
-def _lines(text: str) -> list[str]:
-    return [line for _, line in requirement_lines(text)]
+def _roots(bundle: Bundle, texts: Mapping[str, str]) -> list[Requirement]:
+    """What the bundle's requirements.txt asks for, read as build and validate read it (its
+    ``-r`` files from the bundle too); a file pip would refuse gives no chains (validate says
+    why: FB407)."""
+    text = texts.get(REQUIREMENTS_FILE)
+    if text is None:
+        return []
+    try:
+        return parse_bundle_text(text, bundle.member()).roots()
+    except UsageError:
+        return []

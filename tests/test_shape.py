@@ -357,14 +357,16 @@ def test_plan_sizes_are_the_written_zip(tmp_path: Path, index: SimpleIndex) -> N
 def test_exclusion_graph_drops_chains_only_the_excluded_need_and_names_direct_keeps() -> None:
     from packaging.utils import canonicalize_name
 
-    from bundler.graph import exclude, parse_requirements
+    from packaging.requirements import Requirement
+
+    from bundler.graph import exclude
 
     requires = {canonicalize_name(k): v for k, v in {
         "top": ["big", "util"], "big": ["mid", "util>=1", 'winonly; sys_platform == "win32"'],
         "mid": ["deep", "util"], "deep": [], "util": ["tiny"], "tiny": [], "winonly": [],
         "stray": []}.items()}
     target = PythonTarget.for_runtime("python_3_13")
-    result = exclude(["BIG", "nothere"], parse_requirements(["top"]), requires, target)
+    result = exclude(["BIG", "nothere"], [Requirement("top")], requires, target)
     assert result.dropped == ("big", "deep", "mid")  # mid and deep: only big needed them
     assert result.kept == (("util", ("top",)),)  # big and mid needed it; top still does
     assert result.unknown == ("nothere",)

@@ -5,10 +5,8 @@ wrapper folder). Families never reopen members, and never import each other for 
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
-from pathlib import Path
 
 from packaging.tags import Tag, parse_tag
 
@@ -17,7 +15,7 @@ from bundler.checks.base import CheckContext, Finding, Scanned, finding
 from bundler.errors import UsageError
 from bundler.model import Bundle, Entry
 from bundler.provenance import owner_labels
-from bundler.requirements import REQUIREMENTS_FILE, Requirements, parse_text
+from bundler.requirements import REQUIREMENTS_FILE, Requirements, parse_bundle_text
 from bundler.targets import PythonTarget, Target
 
 
@@ -81,19 +79,9 @@ def bundle_requirements(facts: Facts) -> tuple[Requirements | None, Finding | No
     text = facts.texts.get(REQUIREMENTS_FILE)
     if text is None:
         return None, None
-    entries = facts.bundle.by_name()
-    missing: list[str] = []
-
-    def reader(path: Path) -> bytes:
-        name = posixpath.normpath(path.as_posix())
-        entry = entries.get(name)
-        if entry is None or not entry.is_file:
-            missing.append(name)  # FB410 in remote_build; in bundled mode, unchecked lines
-            return b""
-        return entry.read()
-
+    missing: list[str] = []  # FB410 in remote_build; in bundled mode, unchecked lines
     try:
-        parsed = parse_text(text, Path(REQUIREMENTS_FILE), reader=reader, environ={})
+        parsed = parse_bundle_text(text, facts.bundle.member(), missing)
     except UsageError as error:
         return None, finding("FB407", REQUIREMENTS_FILE, f"{error.message}; its requirements "
                              "cannot be checked", error.hint or "fix the line")
