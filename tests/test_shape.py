@@ -355,9 +355,8 @@ def test_plan_sizes_are_the_written_zip(tmp_path: Path, index: SimpleIndex) -> N
 
 
 def test_exclusion_graph_drops_chains_only_the_excluded_need_and_names_direct_keeps() -> None:
-    from packaging.utils import canonicalize_name
-
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     from bundler.graph import exclude
 
