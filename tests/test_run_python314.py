@@ -3,6 +3,7 @@ sources, the wrapper starts the real 3.14 through the root's loader and sees the
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def test_the_mirror_is_read_from_a_one_line_sources_list(tmp_path: Path) -> None
 
 
 def test_the_wrapper_runs_the_real_3_14_and_reads_the_host_proc(python314: Path) -> None:
-    assert python314.read_text().count("\n") == 2  # the two-line wrapper
+    assert python314.read_text().count("\n") == 2  # the two-line wrapper (it calls the loader)
     probe = subprocess.run(
         [str(python314), "-I", "-c",
          "import os, sys, sysconfig; print(sys.implementation.name, sys.version_info[:2], "
@@ -44,3 +45,14 @@ def test_the_wrapper_runs_the_real_3_14_and_reads_the_host_proc(python314: Path)
     assert probe.stdout.split() == ["cpython", "(3,", "14)", "0", "True"]
     assert py314.works(python314)
     assert py314.ensure().wrapper == python314  # idempotent: there and working, nothing redone
+
+
+def test_a_subprocess_started_with_sys_executable_runs_3_14_too(python314: Path) -> None:
+    """Agents start helpers with ``sys.executable``; it must go through the root's loader."""
+    code = ("import subprocess, sys; print(subprocess.run([sys.executable, '-I', '-c', "
+            "'import sys; print(sys.version_info[:2])'], capture_output=True, text=True, "
+            "check=True).stdout.strip())")
+    done = subprocess.run([str(python314), "-I", "-c", code], capture_output=True, text=True,
+                          check=False, env={"PATH": os.defpath})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(3, 14)"

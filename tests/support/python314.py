@@ -115,23 +115,49 @@ def _debootstrap() -> str | None:
     return None
 
 
-def write_wrapper(root: Path, wrapper: Path) -> None:
-    """The two-line script that starts the root's python3.14 through the root's loader."""
+LOADER_SCRIPT = "python3.14-loader"  # inside the root's usr/bin, beside the real binary
+
+
+def wrapper_texts(root: Path) -> tuple[str, str]:
+    """(the script in the root's usr/bin that starts python3.14 through the root's loader, the
+    wrapper in the cache that calls it).
+
+    ``--argv0 "$0"`` makes ``sys.executable`` that script, in the root's usr/bin, so CPython
+    finds its standard library beside it (even under ``-I``) and a subprocess the agent starts
+    with ``sys.executable`` goes through the loader too.
+    """
     libs = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
-    text = (f'#!/bin/sh\nexec "{root}/lib64/ld-linux-x86-64.so.2" --library-path "{libs}" '
-            f'"{root}/usr/bin/python3.14" "$@"\n')
-    partial = wrapper.with_name(wrapper.name + ".partial")
-    partial.write_text(text)
-    partial.chmod(0o755)
-    partial.replace(wrapper)
+    loader = (f'#!/bin/sh\nexec "{root}/lib64/ld-linux-x86-64.so.2" --argv0 "$0" '
+              f'--library-path "{libs}" "{root}/usr/bin/python3.14" "$@"\n')
+    return loader, f'#!/bin/sh\nexec "{root}/usr/bin/{LOADER_SCRIPT}" "$@"\n'
+
+
+def write_wrapper(root: Path, wrapper: Path) -> None:
+    """Write both scripts of :func:`wrapper_texts`, each made beside itself and renamed."""
+    loader, outer = wrapper_texts(root)
+    for path, text in ((root / "usr/bin" / LOADER_SCRIPT, loader), (wrapper, outer)):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text)
+        partial.chmod(0o755)
+        partial.replace(path)
+
+
+def current(root: Path, wrapper: Path) -> bool:
+    """Both scripts are there and say what this version writes (an older wrapper is redone)."""
+    loader, outer = wrapper_texts(root)
+    try:
+        return ((root / "usr/bin" / LOADER_SCRIPT).read_text() == loader
+                and wrapper.read_text() == outer)
+    except OSError:
+        return False
 
 
 def ensure(cache: Path = CACHE, *, log: bool = False) -> Python314:
     """The cached CPython 3.14, made first if it is missing (as root, from the apt mirror)."""
     wrapper = wrapper_path(cache)
-    if works(wrapper):
-        return Python314(wrapper)
     root = cache / "root"
+    if current(root, wrapper) and works(wrapper):
+        return Python314(wrapper)
     if (root / "usr/bin/python3.14").exists():
         write_wrapper(root, wrapper)  # the root is there; only the wrapper was lost
         if works(wrapper):
