@@ -63,14 +63,16 @@ def build(project: Path, flags: list[str], python: str, out: Path) -> dict[str, 
     return result
 
 
-def first_import(zip_path: Path, python: str) -> tuple[float, float, float]:
+def first_import(zip_path: Path, python: str, probe: str = PROBE) -> tuple[float, float, float]:
     """(import seconds inside the process, process wall seconds, the process's CPU seconds).
-    CPU time is what to compare on a busy machine: wall time there measures the neighbours."""
+    CPU time is what to compare on a busy machine: wall time there measures the neighbours.
+    ``probe`` runs with the unpacked folder as ``sys.argv[1]`` and prints the import seconds
+    last."""
     with tempfile.TemporaryDirectory(prefix="fbundle-startup-") as folder:
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(folder)
         start = time.perf_counter()
-        child = subprocess.Popen([python, "-I", "-c", PROBE, folder], stdout=subprocess.PIPE,
+        child = subprocess.Popen([python, "-I", "-c", probe, folder], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True, cwd=folder)
         out, err = child.communicate()
         wall = time.perf_counter() - start

@@ -67,7 +67,32 @@ def audit(zip_path: Path, project: Path, options: BuildOptions) -> AuditResult:
     diff = diff_sides(original, rebuilt)
     if diff.same_files and not diff.same_zip_bytes and original.read_from == "zip":
         notes.append(_explain_sha(diff, original.compressor, ours))
+    if not diff.same_files and (note := _slim_note(diff, project, options)):
+        notes.append(note)
     return AuditResult(diff, ours, notes)
+
+
+def _slim_note(diff: Diff, project: Path, options: BuildOptions) -> str | None:
+    """A zip built with ``--slim`` audited without it (or the reverse) differs by exactly
+    what ``--slim`` leaves out (and the RECORDs): say which flag reproduces it, rather than
+    leave the user a list of test files to read. The zip records no flags: its files say it."""
+    from bundler.shape import with_project_config
+    from bundler.slim import by_path
+
+    slimmed = bool(with_project_config(project, options).slim)
+    more, fewer, bigger = ((diff.removed, diff.added, diff.a) if slimmed
+                           else (diff.added, diff.removed, diff.b))
+    if not more or fewer:
+        return None
+    droppable = by_path([name for name in bigger.facts if name.startswith("packages/")])
+    if not all(name in droppable for name in more):
+        return None
+    if slimmed:
+        return (f"the zip has {len(more)} files the rebuild left out, all of them what --slim "
+                "leaves out: the zip was built without --slim; audit with --no-slim")
+    return (f"the rebuild has {len(more)} files the zip does not, all of them what --slim leaves "
+            "out: the zip was built with --slim; audit with --slim (or set slim = true in "
+            "fbundle.toml)")
 
 
 def _explain_sha(diff: Diff, recorded: str | None, ours: str) -> str:

@@ -8,7 +8,7 @@ Read from ``fbundle.toml`` at the project root (top-level keys) or, without one,
 ```toml
 # fbundle.toml
 exclude-packages = ["boto3"]   # left out with what only they pull in
-slim = true                    # tests/, *.pyi, C sources next to built extensions
+slim = true                    # tests/, conftest.py, stubs, C sources of built binaries
 compile = true                 # bytecode by the target's CPython
 ```
 """

@@ -22,15 +22,9 @@ from bundler.config import read_config
 from bundler.graph import Exclusion, exclude
 from bundler.model import BytesData, Entry
 from bundler.records import EXCLUDED_FILE, PACKAGES
+from bundler.slim import Slimming, plan_slim
 from bundler.targets import PythonTarget, Target
-from bundler.wheels import (
-    LaidOutWheel,
-    Removed,
-    extension_folders,
-    package_ignore,
-    reshape,
-    slim_reason,
-)
+from bundler.wheels import LaidOutWheel, Removed, package_ignore, reshape
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -88,6 +82,7 @@ class ShapeReport:
 
     exclusion: Exclusion | None = None
     removed: list[Removed] = field(default_factory=list)
+    kept_for_imports: list[tuple[str, str]] = field(default_factory=list)  # (path, importer)
     compiled: int = 0
     compile_failed: list[tuple[str, str]] = field(default_factory=list)
     compiler: str | None = None
@@ -103,7 +98,9 @@ class ShapeReport:
             "removed": [{"name": r.name, "reason": r.reason, "size": r.size,
                          "zip_bytes": r.zip_bytes} for r in self.removed],
             "slim_saved": {"files": sum(1 for r in self.removed if r.reason.startswith("slim")),
-                           "unpacked_bytes": slim[0], "zip_bytes": slim[1]},
+                           "unpacked_bytes": slim[0], "zip_bytes": slim[1],
+                           "kept_for_imports": [{"name": n, "imported_by": by}
+                                                for n, by in self.kept_for_imports]},
             "compiled": self.compiled, "compile_failed": [
                 {"name": n, "error": e} for n, e in self.compile_failed],
         }
@@ -122,6 +119,14 @@ class ShapeReport:
             unpacked, zipped = self.saved("slim")
             lines.append(f"--slim left out {len(slim)} files: {unpacked / 1e6:.1f} MB unpacked, "
                          f"{zipped / 1e6:.1f} MB of zip")
+        if self.kept_for_imports:
+            first, by = self.kept_for_imports[0]
+            more = len(self.kept_for_imports) - 1
+            count = len(self.kept_for_imports)
+            lines.append(f"--slim kept {count} file{'s' if count > 1 else ''} a kept module "
+                         "imports "
+                         f"({first[len(PACKAGES):]}, imported by {by[len(PACKAGES):]}"
+                         + (f", and {more} more" if more else "") + ")")
         ignored = [r for r in self.removed if not r.reason.startswith("slim")]
         if ignored:
             lines.append(f".fbundleignore left out {len(ignored)} files from packages/ "
@@ -158,12 +163,18 @@ def shape(wheels: list[LaidOutWheel], sources: list[Entry], requirements: list[R
         data = text.encode("utf-8")
         extra.append(Entry(EXCLUDED_FILE, len(data), BytesData(data), origin="generated"))
     spec = package_ignore(shaping.ignore)
-    ext_dirs = extension_folders(e.name for w in wheels for e in w.entries)
+    slimmed = Slimming()
+    if shaping.slim:
+        by_name = {e.name: e for w in wheels for e in w.entries}
+        candidates = [name for name in by_name
+                      if not (spec is not None and spec.match_file(name))]
+        slimmed = plan_slim(candidates, lambda name: by_name[name].read())
+        report.kept_for_imports = slimmed.kept_for_imports
 
     def drop(name: str) -> str | None:
         if spec is not None and spec.match_file(name):
             return "matched .fbundleignore"
-        return slim_reason(name, ext_dirs) if shaping.slim else None
+        return slimmed.dropped.get(name)
 
     kept: dict[str, list[Entry]] = {}
     for wheel in wheels:

@@ -113,33 +113,6 @@ def reshape(wheel: LaidOutWheel, drop: Callable[[str], str | None],
     return replace(wheel, entries=kept), removed
 
 
-def extension_folders(names: Iterable[str]) -> set[str]:
-    """Folders that hold a built extension module (``*.so``) directly."""
-    return {name.rsplit("/", 1)[0] for name in names if name.endswith(".so") and "/" in name}
-
-
-SLIM_TEST_FOLDERS = ("tests", "test")
-SLIM_SOURCE_SUFFIXES = (".c", ".h", ".pyx")
-
-
-def slim_reason(name: str, extension_dirs: set[str]) -> str | None:
-    """Why ``--slim`` leaves ``name`` (an archive path under ``packages/``) out, or None.
-
-    Only what no import needs: test folders inside a package (``pkg/tests/``, ``pkg/x/test/``;
-    never ``testing/`` or ``test_utils.py``), type stubs (``*.pyi``), and C/Cython sources
-    (``*.c``, ``*.h``, ``*.pyx``) in a folder that holds the extension built from them.
-    """
-    parts = name.split("/")
-    inner = parts[1:-1]  # folders between packages/ and the file
-    if any(part in SLIM_TEST_FOLDERS for part in inner[1:]):
-        return "slim: a test folder inside a package"
-    if name.endswith(".pyi"):
-        return "slim: a type stub"
-    if name.endswith(SLIM_SOURCE_SUFFIXES) and name.rsplit("/", 1)[0] in extension_dirs:
-        return "slim: the source of a built extension"
-    return None
-
-
 def package_ignore(lines: Iterable[str]) -> pathspec.GitIgnoreSpec | None:
     """The ``.fbundleignore`` patterns that reach into ``packages/`` (those that start with
     ``packages/`` or ``/packages/``, and their ``!`` negations), or None. Only these apply to
