@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bundler.binaries import inspect_binary
 from bundler.checks.dotnet import PROJECT_SUFFIXES
-from bundler.collect import collect_sources
+from bundler.collect import Collection, collect_sources, scan_sources
 from bundler.errors import BuildError, UsageError
 from bundler.model import EXEC_MODE, FILE_MODE, BytesData, Entry
 from bundler.project import DEFAULT_ENTRY_POINT, ProjectSpec
@@ -241,6 +241,10 @@ class DotnetInputs:
     tfm: str
     entry: list[str]
     sources: list[Entry]
+    #: remote_build: the collection that shipped ``sources``, with what it found (FB112 for a
+    #: secret a ``!`` pattern ships, FB114 for files git ignores); bundled: None (the zip is
+    #: the publish output, so source files git ignores do not ship from here).
+    collection: Collection | None = None
 
 
 def read_dotnet_inputs(spec: ProjectSpec, *, project_file: str | None = None,
@@ -259,9 +263,9 @@ def read_dotnet_inputs(spec: ProjectSpec, *, project_file: str | None = None,
     tfm = check_framework(project, spec.runtime)
     entry = entry_point(spec, project)
     if spec.mode == "remote_build":
-        sources = plan_sources(spec.root, project, entry, output=output)
-    else:
-        sources = collect_sources(spec.root.resolve(), REMOTE_BUILD_EXCLUDES, output=output)
+        collection = collect_remote_sources(spec.root, project, entry, output=output)
+        return DotnetInputs(project, tfm, entry, collection.entries, collection)
+    sources = collect_sources(spec.root.resolve(), REMOTE_BUILD_EXCLUDES, output=output)
     return DotnetInputs(project, tfm, entry, sources)
 
 
@@ -303,6 +307,13 @@ def plan_dotnet(
 def plan_sources(root: Path, project: DotnetProject, entry: list[str], *,
                  output: Path | None = None) -> list[Entry]:
     """remote_build: the sources the service restores and publishes itself."""
+    return collect_remote_sources(root, project, entry, output=output).entries
+
+
+def collect_remote_sources(root: Path, project: DotnetProject, entry: list[str], *,
+                           output: Path | None = None) -> Collection:
+    """remote_build: the sources, collected as a Python project's are (the same excludes,
+    secret judgement and git check): they ship as they are, so a file git ignores ships too."""
     root = root.resolve()
     if project.path.parent != root:
         raise UsageError(
@@ -310,7 +321,8 @@ def plan_sources(root: Path, project: DotnetProject, entry: list[str], *,
             "at the zip root",
             f"run fbundle in {project.path.parent}, or use dependency_resolution bundled",
         )
-    entries = collect_sources(root, REMOTE_BUILD_EXCLUDES, output=output)
+    collection = scan_sources(root, REMOTE_BUILD_EXCLUDES, output=output, entry_point=entry)
+    entries = collection.entries
     if project.path.name not in {e.name for e in entries}:
         raise UsageError(f"{project.path.name} is excluded by an ignore file",
                          "remove the pattern that matches it from .fbundleignore/.agentignore")
@@ -318,7 +330,7 @@ def plan_sources(root: Path, project: DotnetProject, entry: list[str], *,
     if dll is not None and dll != project.dll:
         log.warning("entry point %s, but %s builds %s; the service runs the entry point after "
                     "its own publish", " ".join(entry), project.path.name, project.dll)
-    return entries
+    return collection
 
 
 def publish(root: Path, project: DotnetProject, tfm: str, *, verbose: bool = False,

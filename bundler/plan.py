@@ -193,7 +193,7 @@ def read_inputs(root: Path, options: BuildOptions = DEFAULT_OPTIONS) -> Inputs:
                                     output=output_path(spec, options))
         check_outputs(spec, dotnet.sources, output_path(spec, options))
         return Inputs(effective_definition(spec, dotnet.entry), target,
-                      Collection(entries=dotnet.sources), dotnet=dotnet)
+                      dotnet.collection or Collection(entries=dotnet.sources), dotnet=dotnet)
     excludes = ["/packages/"] if spec.mode == "bundled" else []
     collection = scan_sources(root, excludes, output=output_path(spec, options),
                               entry_point=spec.entry_point)

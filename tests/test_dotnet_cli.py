@@ -100,3 +100,33 @@ def test_build_remote_build_zips_the_sources_without_dotnet(
     with zipfile.ZipFile(out) as archive:
         assert sorted(archive.namelist()) == ["MyAgent.csproj", "Program.cs",
                                               "appsettings.json"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_remote_build_warns_about_files_git_ignores_and_secrets_a_pattern_ships(
+        run_cli: RunCli, agent: Path, bin_dir: Path) -> None:
+    """remote_build ships the sources as they are, so FB114 and FB112 apply as for Python
+    (bundled ships the publish output instead)."""
+    import os
+    import subprocess
+
+    git = shutil.which("git", path=os.defpath + ":/usr/local/bin")
+    assert git is not None
+    (bin_dir / "git").symlink_to(git)  # the only tool on this test's PATH
+
+    (agent / "data").mkdir()
+    (agent / "data" / "big.bin").write_bytes(b"\0" * 200_000)
+    (agent / "deploy.pfx").write_bytes(b"\x30\x82 not really a key store")
+    (agent / ".gitignore").write_text("data/\n")
+    (agent / ".fbundleignore").write_text("!deploy.pfx\n")
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run([git, "-C", str(agent), "init", "-q"], check=True, env=env)
+    result = run_cli("build", "--mode", "remote_build", agent, "--json")
+    assert result.exit_code == 0, result.output
+    warned = [line.split()[1:3] for line in result.stderr.splitlines()
+              if line.startswith("warning: FB1")]
+    assert warned == [["FB114", "data/big.bin:"], ["FB112", "deploy.pfx:"]]
+    assert "1 file that git ignores would ship (0.2 MB)" in result.stderr
+    assert sorted(w["code"] for w in json.loads(result.stdout)["warnings"]) == ["FB112", "FB114"]
+    with zipfile.ZipFile(agent / "dist" / "dotnet-agent.zip") as archive:
+        assert {"data/big.bin", "deploy.pfx"} <= set(archive.namelist())
