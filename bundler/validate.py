@@ -27,16 +27,29 @@ from bundler.project import DEFAULT_ENTRY_POINT, read_metadata
 from bundler.targets import DEFAULT_GLIBC, PYTHON_RUNTIMES, RUNTIMES, Target, parse_glibc
 
 
-def read_folder(path: Path, entry_point: Sequence[str] = ()) -> tuple[Bundle, list[Finding]]:
+def read_folder(path: Path, entry_point: Sequence[str] = (), *,
+                git: bool = True) -> tuple[Bundle, list[Finding]]:
     """A folder as ``build`` would ship it, and what collecting it found (FB112, FB114).
 
     The same collection as ``build``'s (``collect.scan_sources``): the default excludes, the
     folder's ``.fbundleignore``/``.agentignore``, no ``dist/``, no ``metadata.json`` (it travels
     as its own part), links inside the folder followed. Unlike build, a ``packages/`` folder is
-    kept: a folder staged for zipping holds its dependencies there.
+    kept: a folder staged for zipping holds its dependencies there. ``git``: ask git which
+    files it ignores (FB114); a listing needs no such finding.
     """
-    collection = scan_sources(path, entry_point=entry_point)
+    collection = scan_sources(path, entry_point=entry_point, git=git)
     return Bundle(collection.entries, str(path), "dir").sorted(), list(collection.findings)
+
+
+def read_project_folder(path: Path, metadata: Path | None = None,
+                        entry_point: str | None = None, *, git: bool = True,
+                        ) -> tuple[Bundle, list[Finding], dict[str, Any] | None]:
+    """``read_folder`` with the entry point the folder's definition (or ``metadata``, or the
+    ``entry_point`` flag) declares, which decides whether ``agent.yaml`` ships; and that
+    definition. What ``validate DIR``, ``inspect DIR`` and ``diff DIR`` read."""
+    definition = find_definition(path, Bundle([]), metadata)
+    bundle, found = read_folder(path, declared_entry_point(definition, entry_point), git=git)
+    return bundle, found, definition
 
 
 def declared_entry_point(definition: dict[str, Any] | None, flag: str | None) -> list[str]:
@@ -54,7 +67,7 @@ def load_bundle(path: Path) -> Bundle:
     """A zip or a folder (as ``build`` would ship it); anything else (or a zip the reader
     refuses) is exit 2 with one line."""
     if is_folder(path):
-        return read_folder(path)[0]
+        return read_project_folder(path, git=False)[0]
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder", "pass a bundle zip or a folder")
     return read_zip(path)  # a folder is read as one

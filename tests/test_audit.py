@@ -326,3 +326,32 @@ def test_audit_of_a_missing_zip_is_a_usage_error(tmp_path: Path, run_cli: RunCli
     assert result.exit_code == 2
     missing = tmp_path / "nope.zip"
     assert result.stderr == f"error: {missing}: no such file — pass the zip to audit\n"
+
+
+def test_inspect_and_diff_read_a_folder_as_build_would_ship_it(tmp_path: Path,
+                                                               run_cli: RunCli) -> None:
+    """What never ships (the default excludes, .fbundleignore, dist/, metadata.json, a
+    secret-looking file) is not listed or compared: the folder equals the zip built from it."""
+    project = make_project(tmp_path / "agent", "", mode="remote_build", files={
+        ".git/HEAD": "ref", "__pycache__/main.cpython-313.pyc": "x", ".env": "TOKEN=1",
+        "id_rsa": "key", "scratch/big.txt": "x", ".fbundleignore": "scratch/\n",
+        "run.sh": "#!/bin/sh\n", "lib/util.py": "X = 1\n"})
+    assert run_cli("build", project).exit_code == 0
+    zip_path = project / "dist" / "agent.zip"
+    with zipfile.ZipFile(zip_path) as archive:
+        shipped = sorted(archive.namelist())
+    listed = run_cli("inspect", project, "--json")
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.stdout)
+    assert [e["name"] for e in data["entries"]] == shipped
+    assert "lib/util.py" in shipped and "run.sh" in shipped
+    assert data["content_digest"] == json.loads(run_cli("inspect", zip_path, "--json").stdout)[
+        "content_digest"]
+    assert next(e["mode"] for e in data["entries"] if e["name"] == "run.sh") == "755"
+    compared = run_cli("diff", project, zip_path)
+    assert compared.exit_code == 0, compared.output
+    # a file that would ship is still seen
+    (project / "new.py").write_text("print(2)\n")
+    compared = run_cli("diff", project, zip_path, "--json")
+    assert compared.exit_code == 1
+    assert json.loads(compared.stdout)["removed"] == ["new.py"]  # in the folder (A) only

@@ -132,7 +132,8 @@ def test_a_bundle_boots_under_the_target_cpython_with_the_containers_environment
 def test_text_is_sent_as_the_input_of_a_responses_request(
     tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path
 ) -> None:
-    project = agent_project(tmp_path / "agent", "python_3_13")
+    project = agent_project(tmp_path / "agent", "python_3_13", **{
+        "deploy.key": "not a real key", ".fbundleignore": "!deploy.key\n"})
     data = json.loads((project / "metadata.json").read_text())
     data["definition"]["protocol_versions"] = [{"protocol": "responses", "version": "1.0.0"}]
     (project / "metadata.json").write_text(json.dumps(data))
@@ -141,6 +142,9 @@ def test_text_is_sent_as_the_input_of_a_responses_request(
     answer = json.loads(result.stdout)
     assert answer["route"] == "/responses"
     assert answer["request"] == {"input": "hello", "stream": False}
+    # the build checked what it wrote: its warnings are shown as validate shows them
+    assert result.stderr.startswith("FB112 deploy.key: looks like a secret (a private key "
+                                    "file) and ships in the bundle")
 
 
 FAILING_AGENT = '''"""Ready, but every response fails, as an agent without credentials answers."""
@@ -234,12 +238,62 @@ def test_a_windows_pyd_as_the_only_copy_of_a_module_is_named(
                                                    b"Version: 1.0\n",
         "packages/fastmod-1.0.dist-info/RECORD": record.encode(),
     })
-    result = run_cli("run", zip_path, "--python", python313, "--port", "0")
+    result = run_cli("run", zip_path, "--python", python313, "--port", "0", "--no-validate")
     assert result.exit_code == 1, result.output
     assert "fastmod is installed by fastmod 1.0 in packages/" in result.stderr
     assert "the only copy of fastmod is a binary Python cannot import here:" in result.stderr
     assert "packages/fastmod.cp313-win_amd64.pyd: a Windows PE binary for x86_64" \
         in result.stderr
+
+
+STDLIB_AGENT = b"""import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{"ok": true}')
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+def test_a_zip_is_validated_first_and_an_error_stops_it_before_anything_starts(
+    tmp_path: Path, run_cli: RunCli, python313: Path, tmpdir_for_runs: Path
+) -> None:
+    zip_path = hand_made_zip(tmp_path / "agent.zip", {
+        "main.py": STDLIB_AGENT, "requirements.txt": b"", "helper.pyd": pe_dll(),
+        ".git/HEAD": b"ref: refs/heads/main\n"})
+    validated = run_cli("validate", zip_path)
+    assert validated.exit_code == 1
+    assert "FB301 helper.pyd" in validated.stdout and "FB109 .git/" in validated.stdout
+    result = run_cli("run", zip_path, "--python", python313, "--port", "0", "--invoke", "{}")
+    assert result.exit_code == 1, result.output
+    # the findings exactly as validate prints them, warnings included; then one line
+    assert result.stderr.startswith(validated.stdout)
+    assert result.stderr[len(validated.stdout):] == (
+        f"error: {zip_path}: 1 validate error; not booted — fix the bundle (the lines above "
+        "say how), or pass --no-validate to boot it anyway\n")
+    assert result.stdout == "" and list(tmpdir_for_runs.iterdir()) == []
+    # --no-validate boots it anyway (the stray .pyd is never imported)
+    result = run_cli("run", zip_path, "--python", python313, "--port", "0", "--invoke", "{}",
+                     "--no-validate")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"ok": True}
+    assert "FB301" not in result.stderr and "FB109" not in result.stderr
+
+
+def test_warnings_are_shown_and_the_zip_still_boots(
+    tmp_path: Path, run_cli: RunCli, python313: Path
+) -> None:
+    zip_path = hand_made_zip(tmp_path / "agent.zip", {
+        "main.py": STDLIB_AGENT, "requirements.txt": b"", ".git/HEAD": b"ref\n"})
+    result = run_cli("run", zip_path, "--python", python313, "--port", "0", "--invoke", "{}")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"ok": True}
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("FB109 .git/: a git repository is shipped")
+    assert lines[1].startswith("0 errors, 1 warning in ") and "ready: GET" in result.stderr
 
 
 def test_an_extension_that_will_not_load_is_described_from_its_elf_header(
@@ -248,7 +302,7 @@ def test_an_extension_that_will_not_load_is_described_from_its_elf_header(
     name = "packages/native32.cpython-313-x86_64-linux-gnu.so"
     zip_path = hand_made_zip(tmp_path / "agent.zip", {
         "main.py": b"import native32\n", "requirements.txt": b"", name: elf(bits=32)})
-    result = run_cli("run", zip_path, "--python", python313, "--port", "0")
+    result = run_cli("run", zip_path, "--python", python313, "--port", "0", "--no-validate")
     assert result.exit_code == 1, result.output
     assert "an extension module would not load" in result.stderr
     assert f"{name}: ELF 32-bit" in result.stderr and "the service is x86-64" in result.stderr
@@ -304,7 +358,7 @@ def test_an_unsafe_member_name_is_refused_before_anything_is_written(
 ) -> None:
     zip_path = hand_made_zip(tmp_path / "agent.zip", {
         "main.py": b"", "requirements.txt": b"", "../escaped.py": b"print('out')\n"})
-    result = run_cli("run", zip_path, "--python", python313, "--port", "0")
+    result = run_cli("run", zip_path, "--python", python313, "--port", "0", "--no-validate")
     assert result.exit_code == 2, result.output
     assert "member '../escaped.py' has a '..' part" in result.stderr
     assert not (tmpdir_for_runs / "escaped.py").exists()

@@ -13,7 +13,21 @@ from bundler.commands.build import build_options
 from bundler.errors import EXIT_FAILURE
 
 if TYPE_CHECKING:
+    from bundler.model import Bundle
     from bundler.options import BuildOptions
+
+
+def _load(path: Path) -> Bundle:
+    """A zip as it is; a folder as ``build`` would ship it (its excludes, ``.fbundleignore``,
+    no ``dist/`` or ``metadata.json``, links followed), so a listing or a comparison never
+    shows a file that does not ship. The same reading as ``fbundle validate DIR``."""
+    from bundler.diff import load
+    from bundler.model import is_folder
+    from bundler.validate import read_project_folder
+
+    if is_folder(path):
+        return read_project_folder(path, git=False)[0]
+    return load(path)
 
 
 @click.command()
@@ -23,12 +37,14 @@ if TYPE_CHECKING:
 def diff(a: Path, b: Path, as_json: bool) -> None:
     """Compare two bundles (zips or folders): exit 0 identical, 1 different, 2 unusable.
 
+    A folder is read as `fbundle build` would ship it (default excludes, .fbundleignore).
+
     Each changed entry is classified: content, permissions, timestamps/metadata only, or
     compressed bytes only (the same bytes stored as another deflate stream).
     """
-    from bundler.diff import diff_paths
+    from bundler.diff import diff_sides, read_side
 
-    result = diff_paths(a, b)
+    result = diff_sides(read_side(a, _load(a)), read_side(b, _load(b)))
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
     else:
@@ -86,13 +102,14 @@ def audit(zip_path: Path, project: Path, strict: bool, as_json: bool,
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def inspect(zip_path: Path, provenance: bool, lock_path: Path | None, sizes: bool,
             as_json: bool) -> None:
-    """List a bundle's entries; with --provenance, where each packages/ file came from; with
-    --sizes, what each distribution costs."""
-    from bundler.diff import load, read_side
+    """List a bundle's entries (a folder: what `fbundle build` would ship from it); with
+    --provenance, where each packages/ file came from; with --sizes, what each distribution
+    costs."""
+    from bundler.diff import read_side
     from bundler.provenance import provenance as trace
     from bundler.provenance import wheels_known
 
-    bundle = load(zip_path)  # the zip is parsed once, for the listing and the provenance
+    bundle = _load(zip_path)  # the zip is parsed once, for the listing and the provenance
     side = read_side(zip_path, bundle)
     facts = [side.facts[name] for name in sorted(side.facts)]
     data: dict[str, Any] = {

@@ -16,9 +16,30 @@ from bundler.commands.build import build_options
 from bundler.errors import FbundleError, UsageError
 
 if TYPE_CHECKING:
+    from bundler.checks import Finding
     from bundler.options import BuildOptions
+    from bundler.run.bundle import Runnable
 
 INTERRUPTED = 130
+
+
+def _report(findings: list[Finding], runnable: Runnable) -> None:
+    """The findings on stderr as ``fbundle validate`` prints them (stdout is the --invoke
+    answer's); errors stop the run (exit 1), warnings do not."""
+    from bundler.checks import errors
+    from bundler.checks.layout import LAYOUT_WORDS, dependency_layout
+    from bundler.report import Subject, as_text
+
+    bundle, context = runnable.bundle, runnable.context
+    layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if context.target.is_python else ""
+    subject = Subject(str(runnable.zip_path), sum(1 for _ in bundle.files()), bundle.total_size,
+                      context.target.runtime, context.mode, layout)
+    click.echo(as_text(findings, subject), err=True, nl=False)
+    if found := errors(findings):
+        raise FbundleError(f"{runnable.zip_path}: {len(found)} validate "
+                           f"{'error' if len(found) == 1 else 'errors'}; not booted",
+                           "fix the bundle (the lines above say how), or pass --no-validate "
+                           "to boot it anyway")
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -38,20 +59,25 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 @click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Local secrets as a dotenv file (default: .env of the project, or beside "
                    "the zip, when there is one). Never printed.")
+@click.option("--no-validate", is_flag=True,
+              help="Boot a ZIP without running validate's checks first (a PROJECT's build "
+                   "always checks what it writes).")
 @build_options
 def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Path | None,
-        options: BuildOptions) -> None:
+        no_validate: bool, options: BuildOptions) -> None:
     """Boot PROJECT (built first) or ZIP as the service does and wait for /readiness.
 
     Unpacked into a temporary folder and started with the definition's entry_point under the
     runtime's CPython: the zip root as working directory, PORT set, packages/ on PYTHONPATH,
     the definition's environment_variables, nothing of this shell's environment. Then the
     agent's output streams until Ctrl-C, or with --invoke one request is answered on stdout.
+    A ZIP is checked first as `fbundle validate` checks it: its findings are printed, and an
+    error stops here (exit 1) unless --no-validate.
     Exit 0 ready (or answered), 1 it failed (with the reason), 2 unusable input.
     --python is the CPython it runs under (default: python3.X on PATH, else `uv python find
     3.X`, X from the runtime), and the one --compile uses.
     """
-    from bundler.run.bundle import check_runnable, load, read_env_file
+    from bundler.run.bundle import check_runnable, load, read_env_file, validate
     from bundler.run.interpreter import find_interpreter, host_problem
     from bundler.run.request import local_request, protocol_of
     from bundler.run.session import Session
@@ -61,6 +87,8 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
     verbose = options.verbose
     runnable = load(path, options)
     target = check_runnable(runnable)
+    if not no_validate or runnable.built:
+        _report(validate(runnable), runnable)
     request = local_request(protocol_of(runnable.protocols), invoke) if invoke else None
     interpreter = find_interpreter(target, options.python)
     secrets_file = env_file or (runnable.dotenv if runnable.dotenv.is_file() else None)

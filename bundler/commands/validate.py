@@ -14,16 +14,14 @@ from bundler.checks import Finding, errors, select, unknown_codes
 from bundler.checks.base import MODES
 from bundler.checks.layout import LAYOUT_WORDS, dependency_layout
 from bundler.errors import EXIT_FAILURE, EXIT_OK, UsageError
-from bundler.model import Bundle
 from bundler.report import FORMATS, Subject, render
 from bundler.targets import RUNTIMES, PythonTarget
 from bundler.validate import (
     check_bundle,
     context_for,
-    declared_entry_point,
     find_definition,
     load_bundle,
-    read_folder,
+    read_project_folder,
 )
 
 
@@ -56,9 +54,8 @@ def validate(bundle_path: Path, runtime: str | None, metadata_path: Path | None,
         raise UsageError(f"unknown rule code {bad[0]}", "see docs/rules.md for the codes")
     collected: list[Finding] = []
     if bundle_path.is_dir():  # judged as build would ship it
-        definition = find_definition(bundle_path, Bundle([]), metadata_path)
-        bundle, collected = read_folder(bundle_path, declared_entry_point(definition,
-                                                                          entry_point))
+        bundle, collected, definition = read_project_folder(bundle_path, metadata_path,
+                                                            entry_point)
     else:
         bundle = load_bundle(bundle_path)
         definition = find_definition(bundle_path, bundle, metadata_path)

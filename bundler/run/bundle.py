@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bundler.checks import CheckContext
+from bundler.checks import CheckContext, Finding
 from bundler.errors import UsageError
 from bundler.model import CHUNK, Bundle
 from bundler.options import BuildOptions
@@ -36,6 +36,9 @@ class Runnable:
     definition: dict[str, Any] | None
     dotenv: Path  # where a local .env would be (the project's, or beside the zip)
     built: bool = False
+    #: A project's build already ran validate's checks on the plan (refusing errors): these
+    #: are its warnings. None for a zip, which has not been checked yet.
+    build_warnings: list[Finding] | None = None
 
     @property
     def target(self) -> Target:
@@ -68,12 +71,24 @@ def load(path: Path, options: BuildOptions) -> Runnable:
         result = build_project(path, options)
         built = load_bundle(result.zip_path)
         return Runnable(result.zip_path, built, context_for(built, result.spec.metadata),
-                        result.spec.metadata, path / DOTENV, built=True)
+                        result.spec.metadata, path / DOTENV, built=True,
+                        build_warnings=list(result.warnings))
     bundle = load_bundle(path)
     definition = find_definition(path, bundle, options.metadata)
     context = context_for(bundle, definition, runtime=options.runtime, mode=options.mode,
                           glibc=options.glibc)
     return Runnable(path, bundle, context, definition, path.parent / DOTENV)
+
+
+def validate(runnable: Runnable) -> list[Finding]:
+    """What ``fbundle validate`` says about the bundle, before it is booted: a zip is checked
+    with validate's own function and context; a project's build has just run the same checks
+    on the plan it wrote (and refused errors), so its warnings are reused, not recomputed."""
+    if runnable.build_warnings is not None:
+        return runnable.build_warnings
+    from bundler.validate import check_bundle
+
+    return check_bundle(runnable.bundle, runnable.context)
 
 
 def check_runnable(runnable: Runnable) -> PythonTarget:
