@@ -32,10 +32,12 @@ from bundler.errors import UsageError
 from bundler.gitview import committed_line_endings, git_ignored, symlinks_checked_out_as_files
 from bundler.identity import BuildInfo, build_outputs
 from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, BytesData, Entry, FileData
-from bundler.sensitive import SNIFF_BYTES, name_patterns, secret_by_content, secret_by_name
+from bundler.sensitive import SecretScan, judged, name_patterns, secret_by_name
 from bundler.write import TEMP_PATTERN
 
 log = logging.getLogger(__name__)
+
+HEAD_BYTES = 64 * 1024  # what the mode is decided from (a shebang, an ELF program header)
 
 IGNORE_FILES = (".fbundleignore", ".agentignore")
 DEFAULT_EXCLUDES = (
@@ -112,7 +114,8 @@ def scan_sources(
     """Walk ``root`` in a fixed order and decide, file by file, what goes into the bundle.
 
     Every file taken is read once here: its sha256 travels in the entry (the writer checks the
-    bytes it writes against it) and its first bytes are checked for secrets. ``git``: warn
+    bytes it writes against it) and the same pass judges it for secrets
+    (``sensitive.SecretScan``, the judge ``validate`` uses on a zip). ``git``: warn
     (FB114) about files git ignores, when ``root`` is in a git work tree.
     """
     root = root.resolve()
@@ -214,13 +217,14 @@ def scan_sources(
             if not os.access(path, os.R_OK):
                 raise UsageError(f"{rel}: cannot be read (permission denied)",
                                  "fix its permissions or exclude it in .fbundleignore")
-            digest, head, size = _read(path, rel)
-            if kind := secret_by_content(rel, head, size):
+            scan = SecretScan(rel) if judged(rel) else None
+            digest, head, size = _read(path, rel, scan)
+            # Not kept, a secret-looking name was already left out by ``decide``; a kept one
+            # is judged by its bytes first, as validate does.
+            if scan is not None and (kind := scan.verdict()):
                 if not kept:
                     skip(rel, f"looks like a secret: {kind}; {_SECRET_HINT}")
                     continue
-                result.findings.append(secret_finding(rel, kind))
-            elif kept and (kind := secret_by_name(rel)):
                 result.findings.append(secret_finding(rel, kind))
             if is_link:
                 result.links.append((rel, target_rel))
@@ -327,16 +331,19 @@ def _excluded_target(reason: str | None, target_rel: str) -> str | None:
     return f"symlink to {target_rel}, which is left out ({reason})" if reason else None
 
 
-def _read(path: Path, rel: str) -> tuple[str, bytes, int]:
-    """(sha256, the first SNIFF_BYTES, size) of a source file, in one read."""
+def _read(path: Path, rel: str, scan: SecretScan | None = None) -> tuple[str, bytes, int]:
+    """(sha256, the first HEAD_BYTES, size) of a source file, in one read that also feeds
+    ``scan`` (as far as it wants)."""
     digest = hashlib.sha256()
     head = b""
     size = 0
     try:
         with open(path, "rb") as stream:
             while chunk := stream.read(CHUNK):
-                if len(head) < SNIFF_BYTES:
-                    head += chunk[: SNIFF_BYTES - len(head)]
+                if len(head) < HEAD_BYTES:
+                    head += chunk[: HEAD_BYTES - len(head)]
+                if scan is not None and not scan.feed(chunk):
+                    scan = None
                 digest.update(chunk)
                 size += len(chunk)
     except OSError as error:

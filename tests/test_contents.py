@@ -21,12 +21,14 @@ import pytest
 from bundler.collect import scan_sources
 from bundler.errors import BuildError
 from bundler.model import Bundle, BytesData, Entry, content_digest, digest_line, file_sha256
+from bundler.sensitive import SCAN_LIMIT, SecretScan, judge
 from bundler.write import TEMP_SUFFIX, atomic_output, write_zip
 from tests.support import RunCli, SimpleIndex
 from tests.support.projects import make_project
 
 PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
 CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIE\n-----END CERTIFICATE-----\n"
+AWS_EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # AWS's documented example
 GCP_KEY = json.dumps({"type": "service_account", "project_id": "p", "private_key_id": "1",
                       "private_key": PRIVATE_KEY, "client_email": "a@p.iam.gserviceaccount.com"})
 
@@ -81,13 +83,16 @@ def test_files_that_look_like_secrets_are_left_out_and_named_in_a_note(tmp_path:
         "certs/ca.pem": CERTIFICATE, "gcp-key.json": GCP_KEY, "secrets.json": "{}",
         "prod.env": "TOKEN=1", ".envrc": "export TOKEN=1", "local.settings.json": "{}",
         "notes/deploy.txt": "the key:\n" + PRIVATE_KEY, "config.json": '{"type": "app"}',
-        "aws/credentials": "[default]\naws_secret_access_key = x\n",
+        "aws/credentials": f"[default]\naws_secret_access_key = {AWS_EXAMPLE_SECRET}\n",
+        # code that names the variables, or parses PEM, holds no secret
+        "aws_client.py": 'import os\nKEY = os.environ["AWS_SECRET_ACCESS_KEY"]\n',
+        "pem.py": 'def is_key(text):\n    return text.startswith("-----BEGIN PRIVATE KEY-----")\n',
     })
     result = run_cli("build", project, "--list")
     assert result.exit_code == 0, result.output
     # A CA bundle is public and ships; an ordinary JSON file ships.
-    assert listed(result.stdout) == ["certs/ca.pem", "config.json", "main.py",
-                                     "requirements.txt"]
+    assert listed(result.stdout) == ["aws_client.py", "certs/ca.pem", "config.json", "main.py",
+                                     "pem.py", "requirements.txt"]
     assert "- gcp-key.json  (looks like a secret: a Google Cloud service-account key;" \
         in result.stdout
     assert "- notes/deploy.txt  (looks like a secret: holds a private key;" in result.stdout
@@ -117,10 +122,91 @@ def test_a_secret_a_user_pattern_ships_is_a_warning_in_build_and_validate(
     assert {"gcp-key.json", "deploy/id_rsa", "notes.txt"} <= set(names(zip_path))
     checked = run_cli("validate", zip_path, "--format", "json")
     assert checked.exit_code == 0, checked.output
-    found = {(f["code"], f["path"]) for f in json.loads(checked.stdout)["findings"]}
-    # notes.txt is judged by its bytes only at collection (validate reads PEM, key-named and
-    # shallow JSON files), so the zip shows two of the three.
-    assert found == {("FB112", "gcp-key.json"), ("FB112", "deploy/id_rsa")}
+    found = {(f["code"], f["path"], f["message"])
+             for f in json.loads(checked.stdout)["findings"]}
+    # validate judges the zip's members with build's own scan: the same three, same words
+    assert found == {(w["code"], w["path"], w["message"]) for w in data["warnings"]}
+
+
+KEY_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"
+SECRET_FILES: dict[str, str | bytes] = {
+    # a key pasted into code, as a string with escaped newlines
+    "config.py": 'KEY = "-----BEGIN PRIVATE KEY-----\\n' + KEY_BODY
+                 + '\\n-----END PRIVATE KEY-----"\n',
+    "notes.txt": f"prod creds\naws_secret_access_key: {AWS_EXAMPLE_SECRET}\n",
+    "settings/prod.env": "TOKEN=1\n",
+    ".env.staging": "TOKEN=2\n",
+    "deep/er/still/sa.json": GCP_KEY,
+}
+NOT_JUDGED: dict[str, str | bytes] = {
+    # past the scan's limit (the same limit for build and validate), and a binary file
+    "big.log": "x" * (SCAN_LIMIT + 100) + PRIVATE_KEY,
+    "blob.bin": b"\0\1\2" + PRIVATE_KEY.encode(),
+    "app.py": "import os\nprint(os.environ['AWS_SECRET_ACCESS_KEY'])\n",
+}
+
+
+def _secrets(findings: list[dict[str, str]]) -> set[tuple[str, str, str]]:
+    return {(f["code"], f["path"], f["message"]) for f in findings
+            if f["code"] in ("FB110", "FB112")}
+
+
+def test_build_and_validate_judge_every_text_file_alike_from_the_same_bytes(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    project = remote(tmp_path / "agent", {**SECRET_FILES, **NOT_JUDGED})
+    # By default build leaves out what looks like a secret (.env.staging by its name)
+    result = run_cli("build", project, "--json")
+    assert result.exit_code == 0, result.output
+    left_out = json.loads(result.stdout)["secrets_left_out"]
+    assert left_out == ["config.py", "deep/er/still/sa.json", "notes.txt", "settings/prod.env"]
+    assert set(NOT_JUDGED) <= set(names(project / "dist" / "agent.zip"))
+    # `!` patterns ship them: build warns, validate says the very same of the zip
+    (project / ".fbundleignore").write_text("".join(f"!{n}\n" for n in SECRET_FILES))
+    result = run_cli("build", project, "--json")
+    assert result.exit_code == 0, result.output
+    built = _secrets(json.loads(result.stdout)["warnings"])
+    assert {(code, path) for code, path, _ in built} == {
+        ("FB112", "config.py"), ("FB112", "notes.txt"), ("FB112", "settings/prod.env"),
+        ("FB110", ".env.staging"), ("FB112", "deep/er/still/sa.json")}
+    assert ("FB112", "notes.txt", "looks like a secret (holds AWS credentials (a secret "
+            "access key)) and ships in the bundle") in built
+    checked = run_cli("validate", project / "dist" / "agent.zip", "--format", "json")
+    assert checked.exit_code == 0, checked.output
+    assert _secrets(json.loads(checked.stdout)["findings"]) == built
+    folder = run_cli("validate", project, "--format", "json")
+    assert _secrets(json.loads(folder.stdout)["findings"]) == built
+    # a zip another tool made of the same files is judged the same
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(other, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in {**SECRET_FILES, **NOT_JUDGED, "main.py": "",
+                           "requirements.txt": ""}.items():
+            archive.writestr(name, data)
+    checked = run_cli("validate", other, "--format", "json", "--mode", "remote_build")
+    assert _secrets(json.loads(checked.stdout)["findings"]) == built
+    for output in (result.output, checked.output, folder.output):
+        assert KEY_BODY not in output and AWS_EXAMPLE_SECRET not in output
+
+
+def test_the_secret_scan_streams_sees_across_chunks_and_stops_at_its_limit() -> None:
+    text = ("x" * 1000 + PRIVATE_KEY).encode()
+    scan = SecretScan("notes.txt")
+    for index in range(0, len(text), 7):  # the header split over many chunks
+        scan.feed(text[index:index + 7])
+    assert scan.verdict() == "holds a private key"
+    assert judge("notes.txt", iter([b"aws_secret_access_key = ", AWS_EXAMPLE_SECRET.encode()])) \
+        == "holds AWS credentials (a secret access key)"
+    # never more than the limit is read, however long the member
+    endless = SecretScan("huge.txt")
+    fed = 0
+    while endless.feed(b"y" * 65536):
+        fed += 65536
+        assert fed <= SCAN_LIMIT
+    assert endless.verdict() is None
+    binary = SecretScan("data.db")
+    assert binary.feed(b"SQLite format 3\0" + PRIVATE_KEY.encode()) is False
+    assert binary.verdict() is None
+    assert judge("secrets.json", iter([b"{}"])) == "a secrets file"  # by name, bytes clean
 
 
 def _git(project: Path, *args: str) -> None:

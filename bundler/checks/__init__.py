@@ -18,11 +18,11 @@ from bundler.checks.base import (
     Rule,
     Severity,
 )
-from bundler.checks.facts import Facts
+from bundler.checks.facts import Facts, owners
 from bundler.checks.scan import Opener, bomb_reason, read_head, read_text, scan_bytes
 from bundler.model import Bundle
 from bundler.records import EXCLUDED_FILE
-from bundler.sensitive import wants_content
+from bundler.sensitive import judged
 from bundler.zipformat import MAX_ENTRIES
 
 __all__ = ["FAMILIES", "REGISTRY", "archive", "binaries", "deps", "dotnet", "layout", "metadata",
@@ -52,13 +52,14 @@ def run_checks(bundle: Bundle, context: CheckContext) -> list[Finding]:
 
 def _read(facts: Facts, opener: Opener) -> None:
     facts.not_read = {p.member for p in facts.bundle.problems if p.skip and p.member}
+    facts.collected = {e.name for e in facts.files
+                       if e.origin == "source" and e.sha256 is not None}
     if len(facts.bundle.entries) > MAX_ENTRIES:
         # FB011 refuses the bundle; reading 200,000+ members would only delay saying so.
         facts.content_skipped = f"{len(facts.bundle.entries)} entries, over the limit"
         return
     for entry in facts.files:
-        if (wanted_text(entry.name, facts) or wants_content(entry.name, entry.size)) \
-                and entry.name not in facts.not_read:
+        if wanted_text(entry.name, facts) and entry.name not in facts.not_read:
             text = read_text(opener, entry, facts)
             if text is not None:
                 facts.texts[entry.name] = text
@@ -72,7 +73,16 @@ def _read(facts: Facts, opener: Opener) -> None:
         facts.content_skipped = (f"the entries declare {declared} bytes uncompressed, over "
                                  f"{facts.context.max_unpacked // 1_000_000} MB")
         return
-    scan_bytes(facts, opener, want_hash)
+    scan_bytes(facts, opener, want_hash, secrets_to_judge(facts))
+
+
+def secrets_to_judge(facts: Facts) -> set[str]:
+    """The files the byte scan judges for secrets: the project's own (not packages/, no
+    dist-info, none a RECORD lists: azd's root layout), except the sources build's collection
+    has already judged with the same scan (they carry the sha256 it computed)."""
+    owned = owners(facts)
+    return {e.name for e in facts.files if judged(e.name) and e.name not in owned
+            and e.name not in facts.collected}
 
 
 def wanted_text(name: str, facts: Facts) -> bool:

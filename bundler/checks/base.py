@@ -65,6 +65,8 @@ class Scanned:
     binary: BinaryInfo | None = None
     sha256: str | None = None  # only when a RECORD needs it
     error: str | None = None  # the member could not be read (bad CRC, truncated, ...)
+    judged: bool = False  # whether sensitive.SecretScan saw these bytes
+    secret: str | None = None  # its verdict: what the file is, if it looks like a secret
 
 
 REGISTRY: dict[str, Rule] = {}

@@ -46,6 +46,9 @@ class Facts:
     content_skipped: str | None = None  # why the byte scan did not run (zip bomb)
     records: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     heads: dict[str, bytes] = field(default_factory=dict)  # first 16 bytes of each .pyc
+    #: Source files build's collection read and judged for secrets (``collect.scan_sources``:
+    #: its findings travel with the collection), so the byte scan does not judge them again.
+    collected: set[str] = field(default_factory=set)
 
     @property
     def target(self) -> Target:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from bundler.checks.base import Finding, finding, rules
 from bundler.checks.facts import Facts, bundle_requirements, owners
 from bundler.requirements import requirement_lines
-from bundler.sensitive import secret_by_content, secret_by_name
+from bundler.sensitive import judged, secret_by_name
 from bundler.targets import PythonTarget
 
 RULES = rules(
@@ -88,10 +88,9 @@ def check(facts: Facts) -> Iterator[Finding]:
                           f"exclude {venv}; bundled dependencies belong in packages/")
         if git := _folder_of(parts, ".git"):
             yield finding("FB109", git, "a git repository is shipped", f"exclude {git}")
-        if base == ".env" or (base.startswith(".env.") and base != ".env.example"):
-            yield finding("FB110", name, "an environment file (often holding secrets) is "
-                          "shipped", "remove it; set environment_variables in metadata.json")
-        elif kind := _secret(facts, name):
+        if env_file(name):
+            yield _env_finding(name)
+        elif kind := _secret(facts, name, owner_of):
             yield secret_finding(name, kind)
         if azure := _folder_of(parts, ".azure"):
             yield finding("FB113", azure, "azd's environment folder is shipped (it holds "
@@ -99,24 +98,42 @@ def check(facts: Facts) -> Iterator[Finding]:
                           f"exclude {azure} (fbundle build does by default)")
 
 
+def env_file(name: str) -> bool:
+    """``.env`` and ``.env.<stage>`` (not ``.env.example``): FB110's files."""
+    base = name.rsplit("/", 1)[-1]
+    return base == ".env" or (base.startswith(".env.") and base != ".env.example")
+
+
+def _env_finding(name: str) -> Finding:
+    return finding("FB110", name, "an environment file (often holding secrets) is shipped",
+                   "remove it; set environment_variables in metadata.json")
+
+
 def secret_finding(name: str, kind: str) -> Finding:
-    """FB112 for a file that looks like a secret and ships (build's collection says the same)."""
+    """The finding for a file that looks like a secret and ships: FB110 for a ``.env`` file,
+    else FB112. Build's collection and validate's check both make it here, so they say the
+    same code, path and words."""
+    if env_file(name):
+        return _env_finding(name)
     return finding("FB112", name, f"looks like a secret ({kind}) and ships in the bundle",
                    "remove it and give the agent secrets through environment_variables or a "
                    "key vault; if it is not a secret, --ignore FB112")
 
 
-def _secret(facts: Facts, name: str) -> str | None:
-    """What ``name`` is if it looks like a secret: its bytes when they were read (see
-    ``sensitive.wants_content``), else its name. Nothing under packages/ is judged: a
-    dependency's data (certifi's CA bundle) is not the project's secret."""
-    if name.startswith("packages/") or ".dist-info/" in name:
+def _secret(facts: Facts, name: str, owned: dict[str, str]) -> str | None:
+    """What ``name`` is if it looks like a secret: the verdict of the byte scan
+    (``sensitive.SecretScan``) when it judged the file; nothing for a source build's
+    collection already judged with the same scan (its findings travel with the collection);
+    else (bytes not read: a bomb, over the entry limit) its name alone. Nothing under
+    packages/ is judged, nor a file a RECORD lists: a dependency's data (certifi's CA
+    bundle) is not the project's secret."""
+    if not judged(name):
         return None
-    text = facts.texts.get(name)
-    if text is not None:
-        data = text.encode("utf-8", "surrogateescape")
-        if kind := secret_by_content(name, data, len(data)):
-            return kind
+    scanned = facts.scanned.get(name)
+    if scanned is not None and scanned.judged:
+        return scanned.secret
+    if name in facts.collected or name in owned:
+        return None
     return secret_by_name(name)
 
 

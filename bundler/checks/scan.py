@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +25,7 @@ from bundler.binaries import HEAD_SIZE, inspect_binary, needs_whole_file, sniff
 from bundler.checks.base import Scanned
 from bundler.checks.facts import Facts
 from bundler.model import Entry, ZipMemberData
+from bundler.sensitive import SecretScan
 from bundler.zipformat import CHUNK, DEFLATED, STORED, inflate, raw_chunks, readable_raw
 
 TEXT_LIMIT = 16 * 1024 * 1024  # RECORD, METADATA, requirements.txt: never larger in practice
@@ -105,32 +106,38 @@ def bomb_reason(entry: Entry) -> str | None:
     return None
 
 
-def _scan_chunks(chunks: Iterator[bytes], want_hash: bool, *, drain: bool) -> Scanned:
+def _scan_chunks(chunks: Iterator[bytes], want_hash: bool, *, drain: bool,
+                 secrets: SecretScan | None = None) -> Scanned:
     """What a member's bytes are: the head tells a binary from anything else, ELF files are
-    kept whole for their version needs, the sha256 is computed when wanted. Reading stops
-    after the head unless hashing, ELF or ``drain`` (a zip member's CRC is checked at its end)
-    needs the rest."""
+    kept whole for their version needs, the sha256 is computed when wanted, ``secrets``
+    judges the bytes as they pass. Reading stops after the head unless hashing, ELF, the
+    secret scan or ``drain`` (a zip member's CRC is checked at its end) needs the rest."""
     digest = hashlib.sha256() if want_hash else None
     buffer = bytearray()
     whole: bool | None = None  # keep every byte (ELF), or just the head; None: not known yet
+    judging = secrets is not None
     for out in chunks:
         if digest is not None:
             digest.update(out)
+        if judging and secrets is not None:
+            judging = secrets.feed(out)
         if whole is None:
             buffer += out
             if len(buffer) >= HEAD_SIZE:
                 whole = needs_whole_file(sniff(bytes(buffer[:8])))
-                if not whole and digest is None and not drain:
-                    break
         elif whole:
             buffer += out
+        if whole is False and digest is None and not drain and not judging:
+            break
     data = bytes(buffer)
     fmt = sniff(data[:8])
     binary = inspect_binary(data if needs_whole_file(fmt) else data[:HEAD_SIZE]) if fmt else None
-    return Scanned(binary, digest.hexdigest() if digest is not None else None)
+    return Scanned(binary, digest.hexdigest() if digest is not None else None,
+                   judged=secrets is not None,
+                   secret=secrets.verdict() if secrets is not None else None)
 
 
-def _scan_one(opener: Opener, entry: Entry, want_hash: bool) -> Scanned:
+def _scan_one(opener: Opener, entry: Entry, want_hash: bool, judge: bool = False) -> Scanned:
     # A build plan's wheel members carry the sha256 their RECORD declared, which the build
     # checked against the bytes (once per wheel sha256); those are not inflated again to hash
     # or to reach a CRC. Zips read back never carry one, so ``validate`` always reads the bytes.
@@ -139,11 +146,12 @@ def _scan_one(opener: Opener, entry: Entry, want_hash: bool) -> Scanned:
         with opener.open(entry) as stream:
             scanned = _scan_chunks(iter(lambda: stream.read(CHUNK), b""),
                                    want_hash and known is None,
-                                   drain=known is None and isinstance(entry.data, ZipMemberData))
+                                   drain=known is None and isinstance(entry.data, ZipMemberData),
+                                   secrets=SecretScan(entry.name) if judge else None)
     except Exception as error:  # noqa: BLE001 — see read_text
         return Scanned(error=describe(error))
     if scanned.sha256 is None and want_hash:
-        return Scanned(scanned.binary, known)
+        return Scanned(scanned.binary, known, judged=scanned.judged, secret=scanned.secret)
     return scanned
 
 
@@ -158,7 +166,8 @@ def _head_of(stream: BinaryIO, data: ZipMemberData) -> bytes:
     return zlib.decompressobj(-15).decompress(first, HEAD_SIZE)
 
 
-def _scan_verified(facts: Facts, files: list[Entry], want_hash: set[str]) -> list[Entry]:
+def _scan_verified(facts: Facts, files: list[Entry], want_hash: set[str],
+                   judge: Set[str]) -> list[Entry]:
     """Sniff the plan's verified wheel members from their raw streams, one handle per wheel
     (an order of magnitude cheaper than opening each through zipfile); returns the entries
     that still need the full scan (binaries read whole, anything that failed here)."""
@@ -167,7 +176,8 @@ def _scan_verified(facts: Facts, files: list[Entry], want_hash: set[str]) -> lis
     try:
         for entry in files:
             data = entry.data
-            if entry.sha256 is None or not isinstance(data, ZipMemberData):
+            if entry.sha256 is None or not isinstance(data, ZipMemberData) \
+                    or entry.name in judge:
                 rest.append(entry)
                 continue
             try:
@@ -195,21 +205,24 @@ def _raw_readable(entry: Entry) -> bool:
     return isinstance(data, ZipMemberData) and readable_raw(data.info)
 
 
-def _scan_raw(stream: BinaryIO, entry: Entry, want_hash: bool) -> Scanned:
+def _scan_raw(stream: BinaryIO, entry: Entry, want_hash: bool, judge: bool = False) -> Scanned:
     """``_scan_one`` for a stored or deflated member, without a zipfile stream per member
     (per-member overhead dominates bundles of thousands of small files)."""
     assert isinstance(entry.data, ZipMemberData)
     try:
-        return _scan_chunks(inflate(stream, entry.data.info), want_hash, drain=True)
+        return _scan_chunks(inflate(stream, entry.data.info), want_hash, drain=True,
+                            secrets=SecretScan(entry.name) if judge else None)
     except (zipfile.BadZipFile, zlib.error, OSError) as error:
         return Scanned(error=describe(error))
 
 
-def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str]) -> None:
-    """Fill ``facts.scanned`` for every file, biggest first, in batches over a thread pool."""
+def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str],
+               judge: Set[str] = frozenset()) -> None:
+    """Fill ``facts.scanned`` for every file, biggest first, in batches over a thread pool;
+    the files in ``judge`` are judged for secrets on the way (``sensitive.SecretScan``)."""
     files = sorted((e for e in facts.files if e.name not in facts.bombs
                     and e.name not in facts.not_read), key=lambda e: -e.size)
-    files = _scan_verified(facts, files, want_hash)
+    files = _scan_verified(facts, files, want_hash, judge)
     batches: list[list[Entry]] = []
     current: list[Entry] = []
     weight = 0
@@ -228,13 +241,15 @@ def scan_bytes(facts: Facts, opener: Opener, want_hash: set[str]) -> None:
         try:
             for entry in batch:
                 wanted = entry.name in want_hash
+                judged = entry.name in judge
                 if entry.sha256 is None and _raw_readable(entry):
                     archive = entry.data.archive  # type: ignore[attr-defined]
                     if archive not in handles:
                         handles[archive] = open(archive, "rb")
-                    results.append((entry.name, _scan_raw(handles[archive], entry, wanted)))
+                    results.append((entry.name, _scan_raw(handles[archive], entry, wanted,
+                                                          judged)))
                 else:
-                    results.append((entry.name, _scan_one(opener, entry, wanted)))
+                    results.append((entry.name, _scan_one(opener, entry, wanted, judged)))
         finally:
             for handle in handles.values():
                 handle.close()
