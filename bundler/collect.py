@@ -189,7 +189,7 @@ def scan_sources(
                     result.skipped.append((rel + "/", f"symlink loop: points to {shown}, a "
                                            "folder it is inside"))
                     continue
-                if not kept and (path / "pyvenv.cfg").is_file():
+                if not kept and _holds_venv(path):
                     result.skipped.append((rel + "/", "a virtual environment (holds "
                                            "pyvenv.cfg)"))
                     continue
@@ -292,6 +292,13 @@ def _links_as_committed(root: Path, on_disk: dict[str, tuple[str, int]],
     result.entries = [shipped for e in result.entries for shipped in instead.get(e.name, [e])]
     log.info("%d symlink(s) were checked out as text files (git core.symlinks=false); "
              "they ship what they point to, as on Linux", len(links))
+
+
+def _holds_venv(folder: Path) -> bool:
+    try:
+        return (folder / "pyvenv.cfg").is_file()
+    except OSError:  # a folder that cannot be looked into: walking it says so, in one line
+        return False
 
 
 def rehashed(entry: Entry) -> Entry:
