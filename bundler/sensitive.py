@@ -62,6 +62,8 @@ _CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 # ``os.environ["AWS_SECRET_ACCESS_KEY"]`` only names the variable.
 _AWS_SECRET = re.compile(rb"(?i)aws_secret_access_key[\"']?\s*[=:]\s*[\"']?"
                          rb"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])")
+# Substring tests first: the case-insensitive pattern is ten times slower than they are.
+_AWS_MARKERS = (b"_access_key", b"_ACCESS_KEY", b"_Access_Key")
 _JSON_MARKERS = (b'"private_key"', b'"refresh_token"', b'"clientSecret"')
 
 
@@ -132,7 +134,7 @@ class SecretScan:
             pass
         elif _PRIVATE_KEY.search(window):
             self._kind = "holds a private key"
-        elif _AWS_SECRET.search(window):
+        elif any(m in window for m in _AWS_MARKERS) and _AWS_SECRET.search(window):
             self._kind = "holds AWS credentials (a secret access key)"
         self._certificate = self._certificate or _CERTIFICATE in window
         self._tail = window[-_OVERLAP:]
