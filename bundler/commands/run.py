@@ -27,13 +27,10 @@ def _report(findings: list[Finding], runnable: Runnable) -> None:
     """The findings on stderr as ``fbundle validate`` prints them (stdout is the --invoke
     answer's); errors stop the run (exit 1), warnings do not."""
     from bundler.checks import errors
-    from bundler.checks.layout import LAYOUT_WORDS, dependency_layout
-    from bundler.report import Subject, as_text
+    from bundler.commands.validate import subject_for
+    from bundler.report import as_text
 
-    bundle, context = runnable.bundle, runnable.context
-    layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if context.target.is_python else ""
-    subject = Subject(str(runnable.zip_path), sum(1 for _ in bundle.files()), bundle.total_size,
-                      context.target.runtime, context.mode, layout)
+    subject = subject_for(str(runnable.zip_path), runnable.bundle, runnable.context)
     click.echo(as_text(findings, subject), err=True, nl=False)
     if found := errors(findings):
         raise FbundleError(f"{runnable.zip_path}: {len(found)} validate "

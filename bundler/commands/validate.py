@@ -10,10 +10,11 @@ from pathlib import Path
 
 import click
 
-from bundler.checks import Finding, errors, select, unknown_codes
+from bundler.checks import CheckContext, Finding, errors, select, unknown_codes
 from bundler.checks.base import MODES
 from bundler.checks.layout import LAYOUT_WORDS, dependency_layout
 from bundler.errors import EXIT_FAILURE, EXIT_OK, UsageError
+from bundler.model import Bundle
 from bundler.report import FORMATS, Subject, render
 from bundler.targets import RUNTIMES, PythonTarget
 from bundler.validate import (
@@ -27,6 +28,14 @@ from bundler.validate import (
 
 def _codes(value: str | None) -> list[str]:
     return [c.strip().upper() for c in (value or "").split(",") if c.strip()]
+
+
+def subject_for(location: str, bundle: Bundle, context: CheckContext) -> Subject:
+    """What was validated, for the summary line (``run`` prints the same one)."""
+    python = isinstance(context.target, PythonTarget)
+    layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if python else ""
+    return Subject(location, sum(1 for _ in bundle.files()), bundle.total_size,
+                   context.target.runtime, context.mode, layout)
 
 
 @click.command("validate")
@@ -63,11 +72,7 @@ def validate(bundle_path: Path, runtime: str | None, metadata_path: Path | None,
                           entry_point=entry_point, glibc=glibc)
     found = sorted({*check_bundle(bundle, context), *collected})
     findings = select(found, chosen, dropped)
-    python = isinstance(context.target, PythonTarget)
-    layout = LAYOUT_WORDS[dependency_layout(bundle.names())] if python else ""
-    subject = Subject(str(bundle_path), sum(1 for _ in bundle.files()), bundle.total_size,
-                      context.target.runtime, context.mode, layout)
-    click.echo(render(findings, subject, fmt), nl=False)
+    click.echo(render(findings, subject_for(str(bundle_path), bundle, context), fmt), nl=False)
     click.get_current_context().exit(EXIT_FAILURE if errors(findings) else EXIT_OK)
 
 
