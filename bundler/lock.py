@@ -329,10 +329,15 @@ def foreign_lock(document: dict[str, Any], target: PythonTarget, source: str) ->
             kinds = [k for k in ("vcs",) if k in package]
             has = f"only {', '.join(kinds)}" if kinds else \
                 f"{len(package.get('wheels') or [])} wheel(s), none"
-            raise BuildError(
-                f"{source}: {label} has {has} for {where}",
-                "a bundle needs a wheel for the target: lock a version that has one "
-                f"(manylinux glibc <= {target.glibc_text} or pure), or use remote_build")
+            if tool == "pip" and not kinds:
+                # `pip lock` records the one artifact that fits the interpreter it ran on
+                hint = (f"`pip lock` locks for the Python it runs on: run it with CPython "
+                        f"{target.python_version} on Linux (python{target.python_version} -m "
+                        "pip lock ...), or use remote_build")
+            else:
+                hint = ("a bundle needs a wheel for the target: lock a version that has one "
+                        f"(manylinux glibc <= {target.glibc_text} or pure), or use remote_build")
+            raise BuildError(f"{source}: {label} has {has} for {where}", hint)
         if ref.kind == "directory" and not ref.sha256:
 
             folder = Path(source).parent / (ref.path or ".")

@@ -6,8 +6,10 @@ under the real CPython 3.13.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -179,6 +181,22 @@ def fallback_index(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory
         yield index
 
 
+def uv_would_install(project: Path, python: str = "3.13") -> set[tuple[str, str]]:
+    """What uv itself installs from the project's pylock.toml for the service's platform
+    (``uv pip install -r pylock.toml --dry-run``): the oracle fbundle's reading must match.
+    uv reads the lock only to install it, so this is its human output, read in a test."""
+    result = uv("pip", "install", "-r", "pylock.toml", "--dry-run", "--no-config",
+                "--target", str(project / ".oracle"), "--python-platform",
+                "x86_64-manylinux_2_17", "--python-version", python, cwd=project)
+    assert result.returncode == 0, result.stderr
+    found = set()
+    for line in result.stderr.splitlines():
+        if line.startswith(" + "):
+            name, _, version = line[3:].partition("==")
+            found.add((name, version))
+    return found
+
+
 def test_a_pylock_toml_uv_exported_is_read_for_the_target(
     tmp_path: Path, fallback_index: SimpleIndex, python313: Path, run_cli: RunCli
 ) -> None:
@@ -193,6 +211,9 @@ def test_a_pylock_toml_uv_exported_is_read_for_the_target(
     result = build_project(project)
     names = zipfile.ZipFile(result.zip_path).namelist()
     assert not any(n.startswith("packages/gamma") for n in names)  # its marker is false
+    # what uv installs from the same lock for the same target
+    assert {(p["name"], p["version"]) for p in result.packages} == uv_would_install(project) \
+        == {("beta", "1.0"), ("native", "1.0")}
     out = import_under(python313, result.zip_path, tmp_path,
                        "import native, beta\nprint(native.answer(), beta.VALUE)\n")
     assert out.split() == ["42", "beta", "1.0"]  # the cp313 wheel, not the pure fallback
@@ -228,6 +249,73 @@ def test_a_pip_lock_pylock_is_a_lock_and_ships_pinned_requirements(
     assert zip_text(result.zip_path, "requirements.txt").splitlines()[-1] == "beta==1.0"
     assert "packages/beta-1.0.dist-info/METADATA" in zipfile.ZipFile(result.zip_path).namelist()
     assert_validates_clean(result.zip_path)
+
+
+def pip_lock(project: Path, index: SimpleIndex) -> None:
+    """The real ``pip lock`` of the project's requirements.in, against ``index`` only."""
+    locked = subprocess.run(
+        [sys.executable, "-m", "pip", "lock", "-q", "-r", "requirements.in", "-o",
+         "pylock.toml", "--index-url", index.url],
+        cwd=project, capture_output=True, text=True, check=False,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""})
+    assert locked.returncode == 0, locked.stderr
+
+
+def test_a_pylock_toml_written_by_pip_lock_builds_what_uv_installs_from_it(
+    tmp_path: Path, python313: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real ``pip lock`` (pip 25.1+): one artifact per package, an sdist where the index
+    has nothing else. fbundle builds that sdist (pure) and ships the same set uv installs
+    from the same file for the target."""
+    from tests.support.sdists import backend_wheel, make_sdist
+    from tests.support.wheels import make_wheel
+
+    folder = tmp_path / "index"
+    backend_wheel(folder)
+    make_wheel(folder, "alpha", "1.0", requires=["beta>=1"])
+    make_wheel(folder, "beta", "1.0")
+    make_sdist(folder, "puresrc", "0.5", requires=("beta",))
+    # needs newdep from CPython 3.12 on: a pip lock made on an older Python leaves it out
+    make_wheel(folder, "needy", "1.0", requires=["newdep; python_version >= '3.12'"])
+    make_wheel(folder, "newdep", "1.0")
+    with SimpleIndex(folder) as index:
+        monkeypatch.setenv("PIP_INDEX_URL", index.url)  # where the isolated build finds its backend
+        project = make_project(tmp_path / "agent", None,
+                               files={"requirements.in": "alpha\npuresrc\n"})
+        pip_lock(project, index)
+        text = (project / "pylock.toml").read_text()
+        assert 'created-by = "pip"' in text and "[packages.sdist]" in text
+        result = build_project(project)
+        assert {(p["name"], p["version"]) for p in result.packages} == \
+            uv_would_install(project) == {("alpha", "1.0"), ("beta", "1.0"), ("puresrc", "0.5")}
+        if sys.version_info < (3, 12):  # this Python's markers are not the target's
+            other = make_project(tmp_path / "other", None, files={"requirements.in": "needy\n"})
+            pip_lock(other, index)
+            with pytest.raises(BuildError, match="needy 1.0 requires newdep"):
+                build_project(other)
+    assert_validates_clean(result.zip_path)
+    assert zip_text(result.zip_path, "requirements.txt").splitlines()[1:] == \
+        ["alpha==1.0", "beta==1.0", "puresrc==0.5"]  # for the service's pip, in remote_build
+    out = import_under(python313, result.zip_path, tmp_path,
+                       "import alpha, puresrc; print(puresrc.hello())\n")
+    assert out.strip() == "puresrc 0.5"
+
+
+def test_a_pip_lock_made_on_another_python_says_to_lock_with_the_targets(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """``pip lock`` keeps only the wheel of the interpreter it ran on (here a cp311 one):
+    the refusal says which Python to run it with."""
+    wheel = "native-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    text = ('lock-version = "1.0"\ncreated-by = "pip"\n\n[[packages]]\nname = "native"\n'
+            f'version = "1.0"\n\n[[packages.wheels]]\nname = "{wheel}"\n'
+            f'url = "http://127.0.0.1:9/files/{wheel}"\n\n[packages.wheels.hashes]\n'
+            f'sha256 = "{"0" * 64}"\n')
+    project = make_project(tmp_path / "agent", None, files={"pylock.toml": text})
+    result = run_cli("build", project)
+    assert result.exit_code == 1, result.output
+    assert "native 1.0 has 1 wheel(s), none for python_3_13" in result.stderr
+    assert "run it with CPython 3.13 on Linux (python3.13 -m pip lock ...)" in result.stderr
 
 
 @pytest.mark.parametrize(("top", "message"), [
