@@ -109,7 +109,7 @@ def find_compiler(target: Target, explicit: Path | None = None) -> Compiler:
     """The target's CPython, found as ``fbundle run`` finds it (``--python``, else
     ``python3.X`` on PATH, else ``uv python find``; each run to learn what it is), then asked
     for its bytecode tag and magic number; an error that says how to get one when none fits."""
-    from bundler.run.interpreter import find_interpreter
+    from bundler.interpreters import find_interpreter
 
     if not isinstance(target, PythonTarget):
         raise UsageError(f"--compile is for Python runtimes; {target.runtime} has no bytecode",

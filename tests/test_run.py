@@ -398,7 +398,7 @@ def test_a_host_that_cannot_run_linux_x86_64_says_so_in_one_line(
 ) -> None:
     import platform
 
-    from bundler.run.interpreter import host_problem
+    from bundler.interpreters import host_problem
 
     assert host_problem("Linux", "x86_64") is None
     monkeypatch.setattr(platform, "system", lambda: "Darwin")

@@ -74,8 +74,8 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
     --python is the CPython it runs under (default: python3.X on PATH, else `uv python find
     3.X`, X from the runtime), and the one --compile uses.
     """
+    from bundler.interpreters import find_interpreter, host_problem
     from bundler.run.bundle import check_runnable, load, read_env_file, validate
-    from bundler.run.interpreter import find_interpreter, host_problem
     from bundler.run.request import local_request, protocol_of
     from bundler.run.session import Session
 

@@ -29,11 +29,11 @@ from types import TracebackType
 import httpx
 
 from bundler.errors import FbundleError, UsageError
+from bundler.interpreters import Interpreter
 from bundler.redact import REDACTED, redact_urls
 from bundler.requirements import requirement_lines
 from bundler.run import diagnose
 from bundler.run.bundle import Runnable, agent_environment, unpack
-from bundler.run.interpreter import Interpreter
 from bundler.run.request import LocalRequest
 
 log = logging.getLogger(__name__)

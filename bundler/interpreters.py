@@ -1,5 +1,6 @@
-"""Which CPython boots the bundle: the target's own version, never a host interpreter that
-merely happens to be there.
+"""Which CPython on this machine is the target's: the one ``fbundle run`` boots the bundle
+under and ``build --compile`` makes bytecode with — the target's own version, never a host
+interpreter that merely happens to be there.
 
 Order: ``--python PATH``, else ``python3.X`` on PATH, else ``uv python find 3.X``. Each candidate
 is *run* to learn what it is (a name says nothing: a ``python3.13`` can be a pyenv shim that
