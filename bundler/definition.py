@@ -804,6 +804,7 @@ class _Azd:
     code: Any
     image: Any = None
     notes: list[str] = field(default_factory=list)
+    manifest: bool = False  # an agent manifest: its placeholders were filled (or warned) already
 
 
 def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, flags: Flags,
@@ -814,6 +815,7 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, 
                      "only in azure.yaml services); write the definition in this file, or "
                      "move it to an azure.yaml service")
     environment = Environment.beside(path.parent, environ)
+    manifest = data.get("template") is not None and "kind" not in data
     data = _manifest_template(data, path, notes, environment)
     resources = data.get("resources")
     if resources is not None and not isinstance(resources, dict):
@@ -825,7 +827,7 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, 
                data.get("protocols"), resources.get("cpu"), resources.get("memory"),
                _env_list(data.get("environment_variables"), f"{path}: environment_variables"),
                _code(code, f"{path}: code_configuration", snake=True), data.get("image"),
-               notes)
+               notes, manifest=manifest)
     if service is not None:  # the azure.yaml service's own env: and container.resources win
         _overlay_service(azd, service[2])
         azd.label = f"{path} (with {service[0].name} service {service[1]!r})"
@@ -836,6 +838,22 @@ def _from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^\s{}][^{}]*?)\s*\}\}")
 #: The model deployment azd's init records for the manifest's first model resource.
 AZD_MODEL_DEPLOYMENT = "AZURE_AI_MODEL_DEPLOYMENT_NAME"
+
+
+def _placeholders(value: Any) -> list[str]:
+    """The ``{{NAME}}`` placeholders left in ``value``'s strings (``${{...}}`` spans are
+    Foundry's, not placeholders), sorted."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.update(_PLACEHOLDER.findall(_FOUNDRY_SPAN.sub("", item)))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return sorted(found)
 
 
 def _manifest_template(data: dict[str, Any], path: Path, notes: list[str],
@@ -1104,7 +1122,9 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
     runtime = code.get("runtime") or None
     entry = code.get("entry_point")
     mode = code.get("dependency_resolution") or None
-    runtime = runtime or detect_runtime(root)
+    # --runtime wins later (_apply_flags); take it now so a default entry point gets that
+    # runtime's command (dotnet, not python) and the note names what is used
+    runtime = flags.runtime or runtime or detect_runtime(root)
     definition["code_configuration"] = {
         "runtime": runtime,
         "entry_point": azd_entry_point(entry, runtime, root, where),
@@ -1134,6 +1154,12 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
             templates[name] = text or ""
     if env:
         definition["environment_variables"] = env
+    if not azd.manifest and (held := _placeholders(definition)):
+        notes.append(f"warning: {where}: {{{{{'}}, {{'.join(held)}}}}} "
+                     f"{'is a placeholder' if len(held) == 1 else 'are placeholders'} azd's "
+                     "init fills from an agent manifest's parameters; kept as written (the "
+                     "agent would see it) — write the value, or ${VAR} to take it from the "
+                     "environment")
     if environment.unset:
         names = ", ".join(sorted(set(environment.unset)))
         notes.append(f"warning: {where}: {names} not set in the environment, "

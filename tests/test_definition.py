@@ -538,6 +538,12 @@ def test_a_default_a_flag_replaces_is_not_announced(tmp_path: Path, run_cli: Any
     found = load_definition(root, flags=Flags(mode="bundled"))
     assert not any("dependency_resolution" in n for n in found.notes), found.notes
     assert found.code["dependency_resolution"] == "bundled"
+    # --runtime dotnet_10 on a definition without code_configuration: the default entry point
+    # is the .NET one, and the note says that one, not python's
+    (root / "agent.yaml").write_text("kind: hosted\nname: n\n")
+    found = load_definition(root, flags=Flags(runtime="dotnet_10"))
+    assert found.code["entry_point"] == ["dotnet", "App.dll"]
+    assert any("'dotnet App.dll', remote_build" in n for n in found.notes), found.notes
 
 
 # ---- $ref includes in azure.yaml (azd's foundry.ResolveFileRefs) -----------------------------
@@ -762,3 +768,16 @@ def test_any_agent_manifest_loads_or_is_one_usage_error(tmp_path: Path, document
         load_project(root)
     except UsageError as error:
         assert "\n" not in str(error)
+
+
+def test_a_placeholder_left_in_a_plain_definition_warns(tmp_path: Path) -> None:
+    """azd's init fills {{NAME}} from a manifest; one left in a plain agent.yaml or an azure.yaml
+    service reaches the agent as written (azd's nextstep calls it a deploy-time landmine)."""
+    root = project(tmp_path / "agent", files={"agent.yaml": (
+        "kind: hosted\nname: n\nenvironment_variables:\n"
+        "  - {name: A, value: '{{endpoint}}'}\n  - {name: B, value: '${{connections.c.key}}'}\n")})
+    found = load_definition(root)
+    assert found.definition["environment_variables"]["A"] == "{{endpoint}}"
+    warned = [n for n in found.notes if n.startswith("warning:") and "azd's init fills" in n]
+    assert len(warned) == 1 and "{{endpoint}} is a placeholder azd's init fills" in warned[0]
+    assert "connections" not in warned[0]
