@@ -143,6 +143,31 @@ def test_a_dotenv_value_is_sent_by_deploy_and_written_to_no_file(
     assert version.definition["environment_variables"]["FOUNDRY_PROJECT_ENDPOINT"] == \
         "https://hunter2.example"
 
+
+def test_a_manifest_parameter_from_dotenv_is_sent_by_deploy_and_written_to_no_file(
+        fake: Any, run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """{{log_level}} filled from a .env lands in the definition as ${log_level}: the file beside
+    the zip keeps the reference, and deploying the zip sends the value."""
+    copy = tmp_path / "agent-manifest"
+    shutil.copytree(SHAPES / "agent-manifest", copy)
+    for name in ("LOG_LEVEL", "log_level", "chat", "CHAT", "AZURE_AI_MODEL_DEPLOYMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    (copy / ".env").write_text("log_level=hunter2-level\n")
+    built = run_cli("build", copy)
+    assert built.exit_code == 0, built.output
+    assert "hunter2" not in built.output and "log_level (log_level from the environment)" \
+        in built.stderr
+    for path in (copy / "dist").iterdir():
+        assert b"hunter2" not in path.read_bytes(), path
+    result = run_cli("deploy", copy / "dist" / "manifest-echo.zip", "--agent", "manifest-echo")
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    version = fake.agents["manifest-echo"].latest
+    assert version is not None
+    assert version.definition["environment_variables"] == {
+        "AZURE_AI_MODEL_DEPLOYMENT_NAME": "gpt-4.1-mini", "LOG_LEVEL": "hunter2-level"}
+
+
 REFUSED = Path(__file__).resolve().parent.parent / "fixtures" / "refused"
 REFUSED_LINES = {
     "no-wrapper": "wrap them in \"definition\": {...}",
