@@ -974,6 +974,7 @@ def _fill_parameters(template: dict[str, Any], data: dict[str, Any], path: Path,
     how: dict[str, str] = {}
     missing: list[str] = []
     undeclared: set[str] = set()
+    spaced: set[str] = set()
 
     def value_of(name: str) -> tuple[str, str | None] | None:
         if name in filled:
@@ -1000,8 +1001,11 @@ def _fill_parameters(template: dict[str, Any], data: dict[str, Any], path: Path,
         def replace(match: re.Match[str]) -> str:
             whole = match.group(0)
             name = match.group(1)
-            if whole not in (f"{{{{{name}}}}}", f"{{{{ {name} }}}}") or name not in declared:
-                undeclared.add(name)  # azd substitutes only these two spellings of a name
+            if name not in declared:
+                undeclared.add(name)
+                return whole
+            if whole not in (f"{{{{{name}}}}}", f"{{{{ {name} }}}}"):
+                spaced.add(whole)  # azd substitutes only these two spellings of a name
                 return whole
             found = value_of(name)
             if found is None:
@@ -1046,6 +1050,9 @@ def _fill_parameters(template: dict[str, Any], data: dict[str, Any], path: Path,
                      f"{'is' if len(names) == 1 else 'are'} no declared parameter or model "
                      "resource; kept as written — declare it under parameters:, or write the "
                      "value")
+    if spaced:
+        notes.append(f"warning: {path}: {', '.join(sorted(spaced))} kept as written: azd fills "
+                     "only {{NAME}} and {{ NAME }} (one space each side, or none)")
     return result if isinstance(result, dict) else template
 
 

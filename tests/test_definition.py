@@ -648,6 +648,7 @@ template:
     - {name: MODEL, value: "{{ chat }}"}
     - {name: TONE, value: "{{tone}}"}
     - {name: FOUNDRY, value: "${{connections.c.key}}{{ notdeclared }}"}
+    - {name: SPACED, value: "{{tone  }}"}
 resources:
   - {kind: model, name: chat, id: gpt-5}
 parameters:
@@ -685,6 +686,7 @@ def test_manifest_parameters_are_filled_from_the_environment_then_defaults(
     assert "chat (AZURE_AI_MODEL_DEPLOYMENT_NAME from the environment)" in result.stderr
     assert "{{notdeclared}} is no declared parameter or model resource; kept as written" \
         in result.stderr
+    assert "{{tone  }} kept as written: azd fills only {{NAME}} and {{ NAME }}" in result.stderr
     found = load_definition(root)
     assert found.name == "from-default"
     definition = found.definition
@@ -693,7 +695,7 @@ def test_manifest_parameters_are_filled_from_the_environment_then_defaults(
     assert definition["environment_variables"] == {
         "API_KEY": "Bearer dotenv-secret-value", "SEARCH": "https://process-toolbox.example",
         "MODEL": "azd-deployment", "TONE": "calm",
-        "FOUNDRY": "${{connections.c.key}}{{ notdeclared }}"}
+        "FOUNDRY": "${{connections.c.key}}{{ notdeclared }}", "SPACED": "{{tone  }}"}
     written = (root / "dist" / "from-default.metadata.json").read_text()
     assert "dotenv-secret-value" not in written and "azd-deployment" not in written
     env = json.loads(written)["definition"]["environment_variables"]
