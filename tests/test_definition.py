@@ -748,12 +748,16 @@ def test_both_of_azds_parameter_layouts_are_read(tmp_path: Path, layout: str,
 _MANIFEST_KEYS = st.sampled_from(["template", "parameters", "properties", "resources", "schema",
                                   "default", "enum", "secret", "name", "kind", "id", "model",
                                   "environment_variables", "value", "p"])
+
+
+def _manifest_children(inner: Any) -> Any:
+    return st.lists(inner, max_size=4) | st.dictionaries(_MANIFEST_KEYS, inner, max_size=5)
+
+
 _MANIFEST_JSON = st.recursive(
     st.none() | st.booleans() | st.integers()
     | st.sampled_from(["{{p}}", "{{ p }}", "{{model}}", "${{x}}", "hosted", "model", "p", ""]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_MANIFEST_KEYS, inner,
-                                                               max_size=5),
-    max_leaves=30)
+    _manifest_children, max_leaves=30)
 
 
 @settings(max_examples=150, deadline=None,
