@@ -1127,6 +1127,9 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
             definition[key] = environment.expand(text)
     code = azd.code or {}
     runtime = code.get("runtime") or None
+    if runtime is not None and not isinstance(runtime, str):
+        raise UsageError(f"{where}: code_configuration runtime is {_kind(runtime)}",
+                         f"e.g. runtime: python_3_13 ({', '.join(RUNTIMES)})")
     entry = code.get("entry_point")
     mode = code.get("dependency_resolution") or None
     # --runtime wins later (_apply_flags); take it now so a default entry point gets that

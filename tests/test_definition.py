@@ -373,6 +373,8 @@ BAD_AGENT_YAML = {
     "image-only": ("kind: hosted\nimage: r.azurecr.io/a:1\n", "that is a container deploy"),
     "manifest-template-list": ("name: m\ntemplate: [kind]\n", "template must be a non-empty"),
     "manifest-no-kind": ("name: m\ntemplate: {name: m}\n", "kind is missing"),
+    "runtime-list": ("kind: hosted\ncode_configuration: {runtime: [x]}\n",
+                     "code_configuration runtime is a list"),
 }
 
 
