@@ -242,14 +242,17 @@ class Resolver:
             # pip reads the project's own file; the target's extra roots ride beside it.
             held_file.write_text("".join(f"{n}{spec}\n" for n, spec in sorted(held.items())),
                                  encoding="utf-8")
-            driver.write_text("\n".join([f"-r {source}", f"-c {held_file}", *extra_lines])
+            read = source
+            if built.refs and requirements.hash_checking:
+                read = _without_hashes(requirements, tmp)
+            driver.write_text("\n".join([f"-r {read}", f"-c {held_file}", *extra_lines])
                               + "\n", encoding="utf-8")
             try:
                 pins, metadata, requested = self._pip_report(driver, tmp, base, built)
             except _NoWheel as error:
                 if (not self.build or error.name in held or error.name in built.refs):
                     raise self._explain(error.output) from None
-                self._build_for_pip(error, tmp, base, built)
+                self._build_for_pip(error, tmp, base, built, requirements)
                 continue
             except ResolutionError as error:
                 # only a prerelease satisfies the held package: uv takes it too ("if
@@ -365,12 +368,14 @@ class Resolver:
             pins.append(Pin(meta["name"], meta["version"], ref))
         return pins, metadata, requested
 
-    def _build_for_pip(self, failure: _NoWheel, tmp: Path, base: Path, built: _Built) -> None:
+    def _build_for_pip(self, failure: _NoWheel, tmp: Path, base: Path, built: _Built,
+                       requirements: Requirements) -> None:
         """What ``pip wheel`` would do for a requirement no wheel satisfies: pip chooses its
         sdist *for the target* (``--no-deps`` is what lets ``--platform`` and an sdist meet),
         fbundle fetches it (sha256 verified, into the wheel cache) and builds it with
         ``pip wheel --no-deps`` in isolation. Only a pure result runs on the target; a native
-        one is refused with what to do instead."""
+        one is refused with what to do instead. In hash-checking mode the sdist's sha256 must
+        be one the file lists before anything runs its build backend, as in pip."""
         from bundler.cache import WheelCache
         from bundler.sdists import NativeBuild, SourceBuilder, native_refusal
 
@@ -400,6 +405,8 @@ class Resolver:
         local = _local_path(url)
         ref = WheelRef(filename, sha, url=url, kind="sdist") if local is None else \
             WheelRef(filename, sha, path=_project_relative(local, base), kind="sdist")
+        check_hashes(self._lock([Pin(item["metadata"]["name"], item["metadata"]["version"],
+                                     ref)]), requirements)
         cache = WheelCache(indexes=self.indexes)
         builder = SourceBuilder(cache.root, self.indexes, self.target, runner=self.runner,
                                 kind="pip")
@@ -501,6 +508,28 @@ class _Built:
 
     folder: Path
     refs: dict[NormalizedName, WheelRef] = field(default_factory=dict)
+
+
+_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
+                  "--require-hashes")
+
+
+def _without_hashes(requirements: Requirements, tmp: Path) -> Path:
+    """The requirements as pip should read them once fbundle has built a wheel from an sdist:
+    the same lines without ``--hash``. pip would hold the built wheel to the hashes of the
+    sdist it came from and refuse it; the hashes are still pip's rule, checked by
+    :func:`check_hashes` against what was fetched (the sdist's sha256 for a built one). Index
+    options are left out: they reach pip as arguments already (``IndexConfig``)."""
+    constraints = tmp / "constraints-unhashed.txt"
+    constraints.write_text("".join(f"{e.spec}\n" for e in requirements.constraints),
+                           encoding="utf-8")
+    lines = [("-e " if e.editable else "") + e.spec for e in requirements.requirements]
+    lines += [line for line in requirements.option_lines
+              if line.split("=", 1)[0].split()[0] not in _INDEX_OPTIONS]
+    path = tmp / "requirements-unhashed.txt"
+    path.write_text("".join(f"{line}\n" for line in [*lines, f"-c {constraints}"]),
+                    encoding="utf-8")
+    return path
 
 
 def full_reason(output: str) -> str:

@@ -276,6 +276,33 @@ def test_the_pip_resolver_builds_sdists_and_local_packages_as_pip_wheel_would(
     assert out.strip() == "puresrc 0.5 | mylib 0.2"
 
 
+def test_the_pip_resolver_keeps_hash_checking_for_a_built_sdist(
+    tmp_path: Path, index: SimpleIndex, house: Path, run_cli: RunCli, isolated_env: Path
+) -> None:
+    """pip-compile --generate-hashes output with an sdist-only pin: the sdist's hash is what
+    is checked (pip would hold the wheel built from it to the sdist's hash and refuse it), and
+    a wrong one is refused before any build backend runs."""
+    hashes = {"usespure==1.0": sha(house / "usespure-1.0-py3-none-any.whl"),
+              "puresrc==0.5": sha(house / "puresrc-0.5.tar.gz"),
+              "beta==2.0": sha(house / "beta-2.0-py3-none-any.whl")}
+
+    def text(wrong: str = "") -> str:
+        return "".join(f"{pin} \\\n    --hash=sha256:{'e' * 64 if pin == wrong else h}\n"
+                       for pin, h in hashes.items())
+
+    project = make_project(tmp_path / "agent", text(wrong="puresrc==0.5"))
+    refused = run_cli("build", project, "--resolver", "pip")
+    assert refused.exit_code == 1, refused.output
+    assert "puresrc 0.5: puresrc-0.5.tar.gz has sha256:" + hashes["puresrc==0.5"] in \
+        refused.stderr and "e" * 64 in refused.stderr
+    assert not (isolated_env / "fbundle" / "built").exists()  # nothing was built
+    (project / "requirements.txt").write_text(text())
+    by_pip = plan_project(project, BuildOptions(resolver="pip", refresh=True)).packages
+    assert {(p["name"], p["version"], p["sha256"]) for p in by_pip} >= \
+        {("puresrc", "0.5", hashes["puresrc==0.5"])}
+    assert by_pip == plan_project(project, BuildOptions(refresh=True)).packages
+
+
 def test_the_pip_resolver_refuses_a_native_sdist_as_uv_does(
     tmp_path: Path, index: SimpleIndex, run_cli: RunCli
 ) -> None:
