@@ -56,9 +56,19 @@ source code*, shared/reference/foundry-hosted-agents-source-code-deploy.txt):
   while no version is active, and a configurable 424 ``session_not_ready`` with
   ``x-adc-response-details`` (article troubleshooting; the code vocabulary is azd's
   ``nextstep/error_codes.go``). A session keeps the version it was created on.
-- Sessions (``agents/routes.tsp`` session lifecycle, api-version ``v1``): list, get,
-  ``DELETE …/sessions/{id}`` (204), ``POST …/sessions/{id}:stop`` (204); ``AgentSessionResource``
-  from ``agents/models.tsp``.
+- Responses' session: the body's ``agent_session_id`` (``openai/responses/models.tsp`` adds it
+  to ``OpenAI.CreateResponse``: "When provided, the request is routed to the same sandbox";
+  the v1 OpenAPI, ``openapi3/v1/microsoft-foundry-openapi3.yaml``, has no header or query for
+  it). Nothing else in the body names a session here: azd's ``session_id`` is not the spec's.
+- Sessions (``agents/routes.tsp`` session lifecycle, api-version ``v1``): ``POST
+  …/endpoint/sessions`` (``createSession``) takes ``application/json``
+  ``CreateAgentSessionRequest`` — ``version_indicator`` required, discriminated by ``type``
+  (``version_ref`` needs ``agent_version``, a version of the agent), ``agent_session_id``
+  optional and "unique within the agent endpoint" (409 otherwise) — and answers ``201`` with
+  the ``AgentSessionResource`` (``ResourceCreatedResponse``), status ``creating`` (it reads
+  ``active`` afterwards); list, get, ``DELETE …/sessions/{id}`` (204, also for a session that
+  does not exist), ``POST …/sessions/{id}:stop`` (204); ``AgentSessionResource`` from
+  ``agents/models.tsp``.
 - Logstream: ``GET /agents/{n}/sessions/{s}:logstream`` (article; azd's client, with ``kind``,
   ``tail`` 1–300 and ``follow``) and ``GET /agents/{n}/versions/{v}/sessions/{s}:logstream``
   (``agents-sessions/routes.tsp``); frames are ``event: log`` with ``data: {"timestamp",
@@ -134,6 +144,9 @@ class Config:
     provisioning_invokes: int = 0  # answer the next N invokes with 400 still-being-provisioned
     invoke_failure: tuple[int, str, str] | None = None  # (status, error.code, adc details)
     invoke_202: bool = False  # invocations answer 202 + poll (a long-running invocation)
+    polls_until_done: int = 0  # GETs of a 202 invocation answered in_progress before completed
+    invoke_delay: float = 0.0  # seconds an invoke takes before its answer (a thinking agent)
+    stream_stall: float = 0.0  # seconds a streamed answer goes quiet after its second event
     agent_error: bool = False  # invoke answers 200 with a failed response (the agent's error)
     no_request_id_header: bool = False  # the id only in error.additionalInfo.request_id
 
@@ -256,6 +269,7 @@ class FakeService:
         self.stopping = threading.Event()
         self.clock = 1_700_000_000
         self.logstreams = 0
+        self.invocation_polls = 0
         self.logstream_closed_by_client = 0  # held streams the client hung up on
         self._tmp = tempfile.TemporaryDirectory(prefix="fakeservice-")
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -434,8 +448,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         elif method == "GET" and (m := re.fullmatch(
                 rf"/agents/{seg}/endpoint/protocols/invocations/{seg}", route)):
-            body = {"id": m.group(2), "status": "completed",
-                    "output": self._echo("done later")}
+            with fake.lock:
+                fake.invocation_polls += 1
+                done = fake.invocation_polls > self.cfg.polls_until_done
+            body = {"id": m.group(2), "status": "completed" if done else "in_progress"}
+            if done:
+                body["output"] = self._echo("done later")
+        elif method == "POST" and (m := re.fullmatch(rf"/agents/{seg}/endpoint/sessions",
+                                                      route)):
+            body = self._create_session(m.group(1), headers, record)
+            status = 201
         elif method == "GET" and (m := re.fullmatch(rf"/agents/{seg}/endpoint/sessions", route)):
             sessions = list(self._agent(m.group(1)).sessions.values())
             body = self._page([s.as_json() for s in sessions], query, "agent_session_id",
@@ -754,6 +776,46 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- the agent endpoint ------------------------------------------------------------------
 
+    def _create_session(self, name: str, headers: dict[str, str], record: Recorded
+                        ) -> dict[str, Any]:
+        """``createSession``: the body is checked as ``CreateAgentSessionRequest`` says."""
+        fake = self.server.fake
+        data = self._read(self._body_left)
+        record.body = data
+        if headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise _Reply(415, "unsupported_media_type", "the body must be application/json")
+        try:
+            request = json.loads(data)
+        except ValueError:
+            raise _Reply(400, "invalid_request", "the body is not JSON") from None
+        if not isinstance(request, dict):
+            raise _Reply(400, "invalid_request", "the body must be a JSON object")
+        indicator = request.get("version_indicator")
+        if not isinstance(indicator, dict):
+            raise _Reply(400, "invalid_parameter", "version_indicator is required")
+        if indicator.get("type") != "version_ref":
+            raise _Reply(400, "invalid_parameter",
+                         f"version_indicator.type {indicator.get('type')!r} is not version_ref")
+        number = indicator.get("agent_version")
+        if not isinstance(number, str) or not number:
+            raise _Reply(400, "invalid_parameter",
+                         "version_indicator.agent_version is required for version_ref")
+        sid = request.get("agent_session_id")
+        if sid is not None and (not isinstance(sid, str) or not sid):
+            raise _Reply(400, "invalid_parameter", "agent_session_id must be a string")
+        with fake.lock:
+            agent = self._agent(name)
+            if number not in agent.versions:
+                raise _Reply(400, "invalid_parameter",
+                             f"Agent '{name}' has no version {number}")
+            if sid is not None and sid in agent.sessions:
+                raise _Reply(409, "conflict", f"Session '{sid}' already exists")
+            sid = sid or f"sess-{uuid.uuid4().hex[:12]}"
+            session = agent.sessions[sid] = Session(sid, name, number, fake.tick(), "creating")
+            body = session.as_json()
+            session.status = "active"  # ready by the time anyone reads it back
+            return body
+
     def _session(self, method: str, name: str, sid: str, stop: bool) -> dict[str, Any] | None:
         fake = self.server.fake
         with fake.lock:
@@ -783,7 +845,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             payload = data.decode("utf-8", "replace")
         responses = protocol == "openai/responses"
-        sid = (payload.get("session_id") if responses and isinstance(payload, dict)
+        sid = (payload.get("agent_session_id") if responses and isinstance(payload, dict)
                else query.get("agent_session_id"))
         with fake.lock:
             session = agent.sessions.get(str(sid)) if sid else None
@@ -799,6 +861,8 @@ class _Handler(BaseHTTPRequestHandler):
             session.status = "active"
         meta = {"x-agent-session-id": session.id, "x-agent-invocation-id": uuid.uuid4().hex,
                 "x-ms-region": REGION}
+        if self.cfg.invoke_delay:
+            fake.stopping.wait(self.cfg.invoke_delay)
         if self.cfg.invoke_failure:
             status, code, details = self.cfg.invoke_failure
             raise _Reply(status, code, "The session is not ready",
@@ -839,7 +903,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _sse(self, headers: dict[str, str], events: list[tuple[str, str]]) -> None:
         self._send_head(200, {"Content-Type": "text/event-stream", "Connection": "close",
                               **headers})
-        for event, data in events:
+        for index, (event, data) in enumerate(events):
+            if index == 2 and self.cfg.stream_stall:  # the agent goes quiet mid-answer
+                self.server.fake.stopping.wait(self.cfg.stream_stall)
             self.wfile.write(f"event: {event}\ndata: {data}\n\n".encode())
             self.wfile.flush()
         self.close_connection = True

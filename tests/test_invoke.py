@@ -12,11 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from bundler.deploy.invoke import build_request, send
+from bundler.deploy.http import Reply, Scrub, ServiceError
+from bundler.deploy.invoke import Answer, build_request, send
 from bundler.errors import UsageError
 from bundler.project import example_metadata
+from bundler.settings import RetryPolicy
 from tests import deploykit
 from tests.deploykit import AGENT, RunCli, make_bundle
 from tests.fakeservice import PREVIEW, V1, FakeService
@@ -69,11 +72,18 @@ def test_consecutive_invokes_reuse_the_session_until_new_session(
     again = run_cli("invoke", "--agent", AGENT, "--input", "two")
     assert again.exit_code == 0, again.output
     assert f"{AGENT}: reusing session {first} (--new-session for a fresh one)" in again.stderr
-    assert json.loads(invokes(fake)[-1].body)["session_id"] == first
+    sent = json.loads(invokes(fake)[-1].body)
+    assert (sent["agent_session_id"], sent["session_id"]) == (first, first)  # spec, azd
+    assert len(fake.agents[AGENT].sessions) == 1  # the fake routes by agent_session_id only
     fresh = run_cli("invoke", "--agent", AGENT, "--input", "three", "--new-session")
     assert fresh.exit_code == 0, fresh.output
-    assert "session_id" not in json.loads(invokes(fake)[-1].body)
+    assert not {"agent_session_id", "session_id"} & set(json.loads(invokes(fake)[-1].body))
     assert len(fake.agents[AGENT].sessions) == 2
+    own = run_cli("invoke", "--agent", AGENT, "--body", '{"input": "x", "session_id": "mine"}',
+                  "--session", first)
+    assert own.exit_code == 0, own.output
+    assert json.loads(invokes(fake)[-1].body) == {"input": "x", "session_id": "mine",
+                                                   "stream": False}  # a body keeps its own
 
 
 def test_an_active_session_keeps_serving_the_old_version_after_a_deploy(
@@ -345,15 +355,103 @@ def test_a_long_running_invocation_is_polled_until_it_completes(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
     deployed(fake, run_cli, tmp_path, protocol="invocations")
     fake.config.invoke_202 = True
+    fake.config.polls_until_done = 2
     result = run_cli("invoke", "--agent", AGENT, "--protocol", "invocations", "--input", "hi")
     assert result.exit_code == 0, result.output
     invocation = next(line.split(": ")[1] for line in result.stderr.splitlines()
                       if line.startswith("x-agent-invocation-id: "))
     assert json.loads(result.stdout) == {"id": invocation, "status": "completed",
                                          "output": "done later"}
-    poll = fake.calls("GET")[-1]
-    assert poll.path == f"/agents/{AGENT}/endpoint/protocols/invocations/{invocation}"
-    assert poll.query == {"api-version": "v1"}
+    polls = [c for c in fake.calls("GET") if "/protocols/invocations/" in c.path]
+    assert len(polls) == 3  # in_progress, in_progress, completed
+    assert {c.path for c in polls} == {
+        f"/agents/{AGENT}/endpoint/protocols/invocations/{invocation}"}
+    assert polls[-1].query == {"api-version": "v1"}
+
+
+def test_a_long_running_invocation_gives_up_at_the_timeout(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    deployed(fake, run_cli, tmp_path, protocol="invocations")
+    fake.config.invoke_202 = True
+    fake.config.polls_until_done = 10**9
+    monkeypatch.setenv("FBUNDLE_BACKOFF", "0.02")
+    monkeypatch.setenv("FBUNDLE_BACKOFF_MAX", "0.02")  # a poll every 20 ms at most
+    result = run_cli("invoke", "--agent", AGENT, "--protocol", "invocations", "--input", "hi",
+                     "--timeout", "0.2")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].endswith(
+        "is still in_progress after 0.2s — raise --timeout (or FBUNDLE_INVOKE_TIMEOUT; 0 waits "
+        "as long as it takes)")
+    assert len([c for c in fake.calls("GET") if "/protocols/invocations/" in c.path]) >= 2
+
+
+def test_a_202_is_polled_with_backoff_until_the_deadline_not_in_a_busy_loop() -> None:
+    """The pacing, on an injected clock: each pause advances it, so no real time passes."""
+    now = [0.0]
+    pauses: list[float] = []
+
+    def reply(status: int, body: dict[str, str] | None = None) -> Reply:
+        request = httpx.Request("GET", "http://127.0.0.1/agents/a/endpoint/protocols/invocations")
+        response = httpx.Response(status, json=body, request=request,
+                                  headers={"x-agent-invocation-id": "inv-1"})
+        return Reply(response, Scrub(lambda: None))
+
+    def poll(invocation: str) -> Reply:
+        assert invocation == "inv-1" and len(pauses) < 20, "polled without pausing"
+        return reply(200, {"id": invocation, "status": "in_progress"})
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    answer = Answer(reply(202), "invocations", poll, timeout=1.0,
+                    policy=RetryPolicy(backoff=0.1, backoff_max=0.4), sleep=sleep,
+                    clock=lambda: now[0])
+    with pytest.raises(ServiceError, match="invocation inv-1 is still in_progress after 1s"):
+        list(answer.text())
+    assert pauses == [0.1, 0.2, 0.4]  # doubling, capped; the next would pass the deadline
+
+
+def test_the_answer_timeout_is_its_own_not_the_read_timeout_of_other_requests(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    deployed(fake, run_cli, tmp_path)
+    fake.config.invoke_delay = 1.0  # an agent that thinks longer than the read timeout
+    monkeypatch.setenv("FBUNDLE_READ_TIMEOUT", "0.3")
+    slow = run_cli("invoke", "--agent", AGENT, "--input", "think")
+    assert slow.exit_code == 0, slow.output
+    assert slow.stdout == "v1 says: think\n"
+    for args, env in ((["--timeout", "0.3"], None), ([], "0.3")):
+        if env:
+            monkeypatch.setenv("FBUNDLE_INVOKE_TIMEOUT", env)
+        short = run_cli("invoke", "--agent", AGENT, "--input", "think", *args)
+        assert short.exit_code == 1, (args, short.output)
+        assert short.stderr.splitlines()[-1] == (
+            f"error: POST {fake.endpoint}/agents/{AGENT}/endpoint/protocols/openai/responses: "
+            "timed out after 0.3s waiting for the response — raise --timeout (or "
+            "FBUNDLE_INVOKE_TIMEOUT; 0 waits as long as it takes)")
+    unlimited = run_cli("invoke", "--agent", AGENT, "--input", "think", "--timeout", "0")
+    assert unlimited.exit_code == 0, unlimited.output  # the flag beats the environment
+    monkeypatch.setenv("FBUNDLE_INVOKE_TIMEOUT", "soon")
+    bad = run_cli("invoke", "--agent", AGENT, "--input", "x")
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == ("error: FBUNDLE_INVOKE_TIMEOUT='soon' is not a number of "
+                                  "seconds — unset FBUNDLE_INVOKE_TIMEOUT or fix it")
+
+
+def test_a_stream_that_goes_quiet_past_the_timeout_is_one_error_line(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    fake.config.stream_stall = 1.0
+    result = run_cli("invoke", "--agent", AGENT, "--input", "stall this answer", "--stream",
+                     "--timeout", "0.3")
+    assert result.exit_code == 1
+    assert result.stdout == "v1 "  # what arrived before the agent went quiet
+    assert result.stderr.splitlines()[-1] == (
+        f"error: POST {fake.endpoint}/agents/{AGENT}/endpoint/protocols/openai/responses: "
+        "the agent sent nothing more for 0.3s — raise --timeout (or FBUNDLE_INVOKE_TIMEOUT; 0 "
+        "waits as long as it takes)")
 
 
 def test_a_streamed_invocations_answer_prints_each_data_line(

@@ -20,10 +20,13 @@ from bundler.deploy.client import ENDPOINT_API_VERSION, FoundryClient, version_o
 from bundler.deploy.http import HttpOptions, ServiceError, Transport, check_version
 from bundler.deploy.invoke import (
     DEFAULT_LOCAL_URL,
+    INVOKE_TIMEOUT,
+    INVOKE_TIMEOUT_ENV,
     NOT_INVOCABLE,
     PROTOCOLS,
     Answer,
     InvokeRequest,
+    answer_timeout,
     build_request,
     is_provisioning,
     local_transport,
@@ -128,17 +131,18 @@ def _wait_for_provisioning(client: FoundryClient, agent: str, timeout: float) ->
 
 
 def _invoke_remote(client: FoundryClient, agent: str, request: InvokeRequest,
-                   timeout: float) -> Answer:
+                   provision_timeout: float, answer_within: float | None) -> Answer:
     for attempt in range(RETRIES_WHILE_PROVISIONING + 1):
         try:
-            return send(client, request, agent=agent, api_version=ENDPOINT_API_VERSION)
+            return send(client, request, agent=agent, api_version=ENDPOINT_API_VERSION,
+                        timeout=answer_within)
         except ServiceError as error:
             _show(error.headers)
             if not is_provisioning(error) or attempt == RETRIES_WHILE_PROVISIONING:
                 if details := error.headers.get("x-adc-response-details"):
                     click.echo(f"x-adc-response-details: {details}", err=True)
                 raise
-            _wait_for_provisioning(client, agent, timeout)
+            _wait_for_provisioning(client, agent, provision_timeout)
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
@@ -160,13 +164,19 @@ def _invoke_remote(client: FoundryClient, agent: str, request: InvokeRequest,
 @click.option("--local", "local", is_flag=False, flag_value=DEFAULT_LOCAL_URL, default=None,
               metavar="[URL]", help=f"Invoke an agent running here (`fbundle run`) instead "
                                     f"[default URL {DEFAULT_LOCAL_URL}]; no token is sent.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="How long the agent may take to answer: the wait for the answer to begin, "
+                   "for each further piece of a stream, and for a 202 invocation to finish; 0 "
+                   f"waits as long as it takes [env {INVOKE_TIMEOUT_ENV}, default "
+                   f"{INVOKE_TIMEOUT:g}].")
+@click.option("--provision-timeout", type=click.FloatRange(min=0), default=600.0,
+              show_default=True, metavar="SECONDS",
               help="Seconds to wait for a version still being provisioned.")
 @connection_options
 def invoke_command(agent: str | None, protocol: str | None, input_text: str | None,
                    body: str | None, session: str | None, new_session: bool, stream: bool,
-                   definition: Path | None, local: str | None, timeout: float,
-                   **conn: Any) -> None:
+                   definition: Path | None, local: str | None, timeout: float | None,
+                   provision_timeout: float, **conn: Any) -> None:
     """Send --input TEXT (or --body JSON) to the agent and print its answer.
 
     Consecutive invokes reuse the session of the last one (an active session keeps serving the
@@ -175,11 +185,13 @@ def invoke_command(agent: str | None, protocol: str | None, input_text: str | No
     if session is not None and new_session:
         raise UsageError("--session and --new-session contradict each other", "pass one")
     name = check_agent(agent) if agent is not None or local is None else None
+    answer_within = answer_timeout(timeout)
     protocol = protocol or default_protocol(definition, name)
     if local is not None:
         options = HttpOptions.from_env(connect_timeout=conn["connect_timeout"],
                                        read_timeout=conn["read_timeout"])
-        _invoke_local(local, protocol, input_text, _body(body), stream, session, options)
+        _invoke_local(local, protocol, input_text, _body(body), stream, session, options,
+                      answer_within)
         return
     assert name is not None
     with make_client(conn.pop("endpoint"), conn.pop("api_version"), conn.pop("no_preview_header"),
@@ -191,7 +203,7 @@ def invoke_command(agent: str | None, protocol: str | None, input_text: str | No
                            err=True)
         request = build_request(protocol, input_text=input_text, body=_body(body),
                                 stream=stream, session=session)
-        answer = _invoke_remote(client, name, request, timeout)
+        answer = _invoke_remote(client, name, request, provision_timeout, answer_within)
         _show(answer.reply.headers)
         if answer.session:
             remember_session(client.endpoint, name, answer.session)
@@ -199,13 +211,14 @@ def invoke_command(agent: str | None, protocol: str | None, input_text: str | No
 
 
 def _invoke_local(url: str, protocol: str, input_text: str | None, body: str | None,
-                  stream: bool, session: str | None, options: HttpOptions) -> None:
+                  stream: bool, session: str | None, options: HttpOptions,
+                  answer_within: float | None) -> None:
     request = build_request(protocol, input_text=input_text, body=body, stream=stream,
                             session=session)
     transport: Transport
     with local_transport(url, options=options) as transport:
         try:
-            answer = send(transport, request, agent=None)
+            answer = send(transport, request, agent=None, timeout=answer_within)
         except ServiceError as error:
             _show(error.headers)
             if "connection failed" in error.message:

@@ -1,4 +1,5 @@
-"""``fbundle sessions list|stop|delete``, ``fbundle agents list``, ``fbundle versions list``.
+"""``fbundle sessions create|show|list|stop|delete``, ``fbundle agents list``, ``fbundle versions
+list``.
 
 Lists follow the spec's paging (``limit``/``order``/``after``, ``has_more``) to the end, or to
 ``--limit`` items; ``--json`` prints the objects as the service gave them (scrubbed).
@@ -15,7 +16,8 @@ import click
 
 from bundler.commands.deploy import agent_option, check_agent, connection_options, make_client
 from bundler.deploy.client import FoundryClient, content_hash, version_of
-from bundler.deploy.http import ServiceError, check_session
+from bundler.deploy.http import ServiceError, check_session, check_version
+from bundler.deploy.state import remember_session
 
 
 def _paging(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,9 +66,98 @@ def _emit(items: Iterator[dict[str, Any]], as_json: bool, header: list[str],
         _table((row(item) for item in items), header, empty)
 
 
+SESSION_HEADER = ["SESSION", "STATUS", "VERSION", "LAST USED"]
+
+
+def _session_row(item: dict[str, Any]) -> list[str]:
+    indicator = item.get("version_indicator")
+    version = indicator.get("agent_version") if isinstance(indicator, dict) else None
+    return [str(item.get("agent_session_id", "?")), str(item.get("status", "?")),
+            str(version or "-"), _when(item.get("last_accessed_at"))]
+
+
+def _not_found(error: ServiceError, name: str, session: str) -> ServiceError:
+    if error.status == 404:
+        return ServiceError(f"{name}: session {session} not found (deleted, expired, or never "
+                            "created)", "`fbundle sessions list` shows the agent's sessions",
+                            status=404, code=error.code, request_id=error.request_id)
+    return error
+
+
 @click.group("sessions")
 def sessions_group() -> None:
-    """An agent's sessions: list them, stop one, delete one."""
+    """An agent's sessions: create, show, list, stop, delete."""
+
+
+@sessions_group.command("create")
+@agent_option
+@click.option("--version", "version", metavar="N", default=None,
+              help="The agent version to back the session [default: the agent's latest].")
+@click.option("--session-id", "session", metavar="ID", default=None,
+              help="Your own id for the session (unique within the agent) [default: the "
+                   "service picks one].")
+@click.option("--json", "as_json", is_flag=True, help="Print the session object as JSON.")
+@connection_options
+def sessions_create(agent: str | None, version: str | None, session: str | None,
+                    as_json: bool, **conn: Any) -> None:
+    """Create a session (a long-lived sandbox) for the agent, backed by one version.
+
+    The next `fbundle invoke` reuses it, and `fbundle logs` defaults to it.
+    """
+    name = check_agent(agent)
+    if version is not None:
+        check_version(version)
+    if session is not None:
+        check_session(session, source="--session-id")
+    with _client(conn) as client:
+        if version is None:
+            envelope = client.get_agent(name)
+            if envelope is None:
+                raise ServiceError(f"agent {name} not found", "check --agent and --endpoint, "
+                                   "or deploy it first", status=404)
+            latest = version_of(envelope).get("version")
+            if not isinstance(latest, str | int) or str(latest) == "":
+                raise ServiceError(f"agent {name} has no version to back a session",
+                                   "deploy it first, or pass --version")
+            version = check_version(str(latest), source=f"GET agent {name}")
+        try:
+            created = client.create_session(name, version, session)
+        except ServiceError as error:
+            if error.status == 409:
+                raise ServiceError(error.message, f"session {session} exists already; pick "
+                                   "another --session-id, or invoke it with --session",
+                                   status=409, code=error.code,
+                                   request_id=error.request_id) from None
+            raise
+        sid = str(created["agent_session_id"])
+        remember_session(client.endpoint, name, sid)
+    if as_json:
+        click.echo(json.dumps(created, indent=2, sort_keys=True, ensure_ascii=False))
+        return
+    _, status, backing, _ = _session_row(created)
+    click.echo(f"{name}: created session {sid} (version {backing}, {status})")
+
+
+@sessions_group.command("show")
+@agent_option
+@click.argument("session")
+@click.option("--json", "as_json", is_flag=True, help="Print the session object as JSON.")
+@connection_options
+def sessions_show(agent: str | None, session: str, as_json: bool, **conn: Any) -> None:
+    """Show SESSION: its status, the version behind it, when it was created, used, expires."""
+    name = check_agent(agent)
+    check_session(session, source="SESSION")
+    with _client(conn) as client:
+        try:
+            item = client.get_session(name, session)
+        except ServiceError as error:
+            raise _not_found(error, name, session) from None
+    if as_json:
+        click.echo(json.dumps(item, indent=2, sort_keys=True, ensure_ascii=False))
+        return
+    _table(iter([[*_session_row(item), _when(item.get("created_at")),
+                  _when(item.get("expires_at"))]]),
+           [*SESSION_HEADER, "CREATED", "EXPIRES"], f"{name}: no session {session}")
 
 
 @sessions_group.command("list")
@@ -78,14 +169,8 @@ def sessions_list(agent: str | None, limit: int | None, order: str | None, after
     """List the agent's sessions with their status, version and last use."""
     name = check_agent(agent)
     with _client(conn) as client:
-        def row(item: dict[str, Any]) -> list[str]:
-            indicator = item.get("version_indicator")
-            version = indicator.get("agent_version") if isinstance(indicator, dict) else None
-            return [str(item.get("agent_session_id", "?")), str(item.get("status", "?")),
-                    str(version or "-"), _when(item.get("last_accessed_at"))]
-
         _emit(client.list_sessions(name, limit=limit, order=order, after=after), as_json,
-              ["SESSION", "STATUS", "VERSION", "LAST USED"], row, f"{name}: no sessions")
+              SESSION_HEADER, _session_row, f"{name}: no sessions")
 
 
 @sessions_group.command("stop")

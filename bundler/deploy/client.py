@@ -500,6 +500,39 @@ class FoundryClient(Transport):
                           api_version=ENDPOINT_API_VERSION, id_field="agent_session_id",
                           **paging)
 
+    def create_session(self, agent: str, version: str, session: str | None = None
+                       ) -> dict[str, Any]:
+        """A new session backed by ``version`` (the spec's ``createSession``).
+
+        ``POST /agents/{name}/endpoint/sessions`` with the spec's ``CreateAgentSessionRequest``:
+        ``version_indicator`` — a ``version_ref`` to ``agent_version`` — and, when given, the
+        caller's own ``agent_session_id`` ("must be unique within the agent endpoint"). The
+        answer is ``201`` and the ``AgentSessionResource``; one that names no usable session id
+        is an error (it could not be stopped, deleted or invoked).
+        """
+        body: dict[str, Any] = {"version_indicator": {"type": "version_ref",
+                                                      "agent_version": check_version(version)}}
+        if session is not None:
+            body["agent_session_id"] = check_session(session, source="--session-id")
+        reply = self.send("POST", path("agents", agent, "endpoint", "sessions"),
+                          headers=self.headers(Content_Type="application/json"),
+                          content=json.dumps(body).encode("utf-8"),
+                          api_version=ENDPOINT_API_VERSION, ok=(200, 201))
+        resource = reply.json()
+        created = resource.get("agent_session_id")
+        if not isinstance(created, str) or not created:
+            raise ServiceError(f"POST {short_url(reply.url)}: HTTP {reply.status} but the answer "
+                               "names no agent_session_id", "`fbundle sessions list` shows what "
+                               "the service holds")
+        check_session(created, source=f"POST {short_url(reply.url)}")
+        return resource
+
+    def get_session(self, agent: str, session: str) -> dict[str, Any]:
+        """``GET /agents/{name}/endpoint/sessions/{id}``: the ``AgentSessionResource``."""
+        return self.send("GET", path("agents", agent, "endpoint", "sessions",
+                                     check_session(session)),
+                         headers=self.headers(), api_version=ENDPOINT_API_VERSION).json()
+
     def stop_session(self, agent: str, session: str) -> None:
         self.send("POST", path("agents", agent, "endpoint", "sessions",
                                check_session(session)) + ":stop",

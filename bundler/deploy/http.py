@@ -375,9 +375,11 @@ class Transport:
              content: bytes | None = None, files_factory: Callable[[], Files] | None = None,
              upload_name: str | None = None, progress: Progress | None = None,
              stream: bool = False, ok: tuple[int, ...] = (200, 201, 202, 204),
-             timeout: httpx.Timeout | None = None) -> Reply:
+             timeout: httpx.Timeout | None = None, timeout_hint: str | None = None) -> Reply:
         """Send one request (with retries); a status outside ``ok`` is a :class:`ServiceError`.
 
+        ``timeout`` replaces the client's timeouts for this request; ``timeout_hint`` is what a
+        timed-out wait tells the user to raise (default: ``--read-timeout``).
         ``files_factory`` opens a fresh multipart body per attempt (a retried upload restarts).
         Connection resets are retried only for GETs, or for anything never sent (connect
         errors); 429 and 5xx answers are retried for every method, honouring ``Retry-After``.
@@ -401,7 +403,8 @@ class Transport:
                 try:
                     response = self._http.send(request, stream=stream)
                 except httpx.TimeoutException as error:
-                    raise self._timeout_error(method, url, error) from None
+                    raise self._timeout_error(method, url, error, timeout,
+                                              timeout_hint) from None
                 except httpx.TransportError as error:
                     if (idempotent or isinstance(error, httpx.ConnectError)) \
                             and attempt < self.options.retries:
@@ -437,14 +440,24 @@ class Transport:
         (the one reading downloads use too: ``settings.retry_delay``)."""
         return self.options.delay(attempt, reply.header("retry-after"))
 
-    def _timeout_error(self, method: str, url: str, error: httpx.TimeoutException) -> ServiceError:
+    def _timeout_error(self, method: str, url: str, error: httpx.TimeoutException,
+                       timeout: httpx.Timeout | None = None,
+                       hint: str | None = None) -> ServiceError:
+        """The limit that was really in force (this request's, else the client's) and its knob."""
         if isinstance(error, httpx.ConnectTimeout):
-            what, limit, knob = "connecting", self.options.connect_timeout, "--connect-timeout"
-        else:
-            what, limit, knob = "waiting for the response", self.options.read_timeout, \
-                "--read-timeout"
-        return ServiceError(f"{method} {short_url(url)}: timed out after {limit:g}s {what}",
-                            f"check the endpoint and network, or raise {knob}")
+            limit = timeout.connect if timeout and timeout.connect else \
+                self.options.connect_timeout
+            return ServiceError(f"{method} {short_url(url)}: timed out after {limit:g}s "
+                                "connecting", "check the endpoint and network, or raise "
+                                "--connect-timeout")
+        limit = timeout.read if timeout and timeout.read else self.options.read_timeout
+        return ServiceError(f"{method} {short_url(url)}: timed out after {limit:g}s waiting for "
+                            "the response", hint or "check the endpoint and network, or raise "
+                            "--read-timeout")
+
+    def wait(self, seconds: float) -> None:
+        """Pause as this transport's retries do (tests inject an instant sleep)."""
+        self._sleep(seconds)
 
     def transport_error(self, method: str, url: str, error: httpx.TransportError,
                         upload_name: str | None = None) -> ServiceError:

@@ -3,7 +3,9 @@
 The article's last lifecycle step. Two protocols can be invoked over HTTP:
 
 - ``responses`` — ``POST …/agents/{name}/endpoint/protocols/openai/responses`` (an OpenAI
-  Responses body: ``{"input": …, "stream": …}``); a local agent serves it at ``/responses``.
+  Responses body: ``{"input": …, "stream": …}``; the session in the body's ``agent_session_id``,
+  the spec's ``OpenAI.CreateResponse`` as ``openai/responses/models.tsp`` extends it); a local
+  agent serves it at ``/responses``.
 - ``invocations`` — ``POST …/agents/{name}/endpoint/protocols/invocations`` (the spec's
   ``src/agents-invocations/routes.tsp``: the body is the agent's own; the session goes in the
   ``agent_session_id`` query); a local agent serves it at ``/invocations``.
@@ -12,16 +14,23 @@ The article's last lifecycle step. Two protocols can be invoked over HTTP:
 through any :class:`~bundler.deploy.http.Transport` — the project's (token, ``api-version=v1``,
 preview header) or a plain local one (:func:`local_transport`: no auth, no api-version) — and
 returns an :class:`Answer` whose :meth:`Answer.text` yields what to print as it arrives.
+
+How long an answer may take is :func:`answer_timeout` (``--timeout``, ``FBUNDLE_INVOKE_TIMEOUT``,
+30 minutes as azd's ``azd ai agent invoke --timeout``): long-running agents exist, and the
+other requests' 120 s read timeout is no limit for an agent that thinks for ten minutes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from bundler.deploy.http import (
     HttpOptions,
@@ -34,6 +43,7 @@ from bundler.deploy.http import (
     short_url,
 )
 from bundler.errors import UsageError
+from bundler.settings import RetryPolicy, float_env
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,10 @@ PROTOCOLS = ("responses", "invocations")
 NOT_INVOCABLE = ("invocations_ws", "a2a", "activity", "activity_protocol", "mcp")
 DEFAULT_LOCAL_URL = "http://127.0.0.1:8088"
 PROVISIONING = "still being provisioned"
+#: ``azd ai agent invoke --timeout`` defaults to 30 minutes (``defaultInvokeTimeoutSeconds``).
+INVOKE_TIMEOUT = 1800.0
+INVOKE_TIMEOUT_ENV = "FBUNDLE_INVOKE_TIMEOUT"
+TIMEOUT_HINT = "raise --timeout (or FBUNDLE_INVOKE_TIMEOUT; 0 waits as long as it takes)"
 
 #: ``x-adc-response-details`` codes (the platform's session errors, as azd's extension mirrors
 #: them in nextstep/error_codes.go) and what to do about each.
@@ -98,10 +112,12 @@ def build_request(protocol: str, *, input_text: str | None = None, body: str | N
     """The request for ``--input TEXT`` or ``--body JSON`` (one of them), ``--stream``, a session.
 
     ``responses``: ``--input`` becomes ``{"input": TEXT, "stream": …}``; a ``--body`` object
-    is sent as given (``stream`` set when ``--stream``). The session rides in the body as
-    ``session_id`` (as azd sends it). ``invocations``: ``--input`` becomes ``{"input": TEXT}``
-    (the article's example), a ``--body`` is sent as given, and the session rides in the
-    ``agent_session_id`` query (the spec).
+    is sent as given (``stream`` set when ``--stream``). The session rides in the body: the
+    spec's ``agent_session_id`` (``CreateResponse``: the spec has no header or query for it),
+    and ``session_id`` beside it, the name azd's client sends and local agents read. A
+    ``--body`` that already names either keeps its own. ``invocations``: ``--input`` becomes
+    ``{"input": TEXT}`` (the article's example), a ``--body`` is sent as given, and the session
+    rides in the ``agent_session_id`` query (the spec).
     """
     if protocol in NOT_INVOCABLE:
         raise UsageError(f"the {protocol} protocol cannot be invoked over HTTP by fbundle",
@@ -130,11 +146,26 @@ def build_request(protocol: str, *, input_text: str | None = None, body: str | N
         if stream or "stream" not in payload:
             payload["stream"] = stream
         stream = bool(payload["stream"])
-        if session is not None:
-            payload.setdefault("session_id", session)
+        if session is not None and "agent_session_id" not in payload \
+                and "session_id" not in payload:
+            payload["agent_session_id"] = payload["session_id"] = session
     data = json.dumps(payload).encode("utf-8") if body is None or protocol == "responses" \
         else body.encode("utf-8")
     return InvokeRequest(protocol, data, "application/json", stream, session)
+
+
+def answer_timeout(flag: float | None = None, env: Mapping[str, str] | None = None
+                   ) -> float | None:
+    """Seconds an agent may take to answer: ``--timeout``, else ``FBUNDLE_INVOKE_TIMEOUT``, else
+    30 minutes; ``0`` is no limit (None).
+
+    It is the invoke request's read timeout — the wait for the answer to begin and, for a
+    streamed answer, the longest quiet between two of its events — and the deadline for
+    polling a ``202`` invocation. Connecting keeps its own ``--connect-timeout``.
+    """
+    seconds = flag if flag is not None else float_env(
+        os.environ if env is None else env, INVOKE_TIMEOUT_ENV, INVOKE_TIMEOUT)
+    return seconds or None
 
 
 def local_transport(url: str = DEFAULT_LOCAL_URL, *, options: HttpOptions | None = None,
@@ -147,12 +178,21 @@ def local_transport(url: str = DEFAULT_LOCAL_URL, *, options: HttpOptions | None
 
 @dataclass
 class Answer:
-    """An invocation's answer: the headers to show, then the text (as it arrives when streamed)."""
+    """An invocation's answer: the headers to show, then the text (as it arrives when streamed).
+
+    ``timeout`` (seconds, None for no limit) bounds each wait for more of the answer and the
+    polling of a ``202``; between polls it waits as retries do (``policy``: ``FBUNDLE_BACKOFF``
+    doubling up to ``FBUNDLE_BACKOFF_MAX``), through ``sleep``.
+    """
 
     reply: Reply
     protocol: str
     poll: Callable[[str], Reply] | None = None
     notes: list[str] = field(default_factory=list)
+    timeout: float | None = INVOKE_TIMEOUT
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
     @property
     def session(self) -> str | None:
@@ -168,7 +208,11 @@ class Answer:
         return self.reply.header("x-ms-region")
 
     def text(self) -> Iterator[str]:
-        """The answer's text pieces (a newline ends the last one); agent errors raise."""
+        """The answer's text pieces (a newline ends the last one); agent errors raise.
+
+        A wait longer than ``timeout`` for more of the answer, or a connection lost while it
+        arrives, is one :class:`ServiceError` line (never a traceback).
+        """
         try:
             if self.reply.content_type == "text/event-stream":
                 yield from (_responses_stream(self.reply) if self.protocol == "responses"
@@ -180,15 +224,27 @@ class Answer:
             else:
                 text = self.reply.text()
                 yield text if text.endswith("\n") else text + "\n"
+        except httpx.TimeoutException:
+            raise ServiceError(f"{self.reply.method} {short_url(self.reply.url)}: the agent "
+                               f"sent nothing more for {self.timeout or 0:g}s",
+                               TIMEOUT_HINT) from None
+        except httpx.TransportError as error:
+            raise ServiceError(f"{self.reply.method} {short_url(self.reply.url)}: the "
+                               f"connection was lost while the answer arrived "
+                               f"({type(error).__name__})",
+                               "invoke again; `fbundle logs` shows the agent's side") from None
         finally:
             self.reply.close()
 
     def _long_running(self) -> Iterator[str]:
-        """A ``202`` invocation: poll ``GET …/invocations/{id}`` (the spec) until it ends."""
+        """A ``202`` invocation: poll ``GET …/invocations/{id}`` (the spec) until it ends,
+        backing off between polls, for at most ``timeout`` seconds."""
         invocation = self.invocation
         if not invocation or self.poll is None:
             raise ServiceError("the invocation was accepted (202) without an "
                                "x-agent-invocation-id to poll", "report it to the agent's owner")
+        deadline = None if self.timeout is None else self.clock() + self.timeout
+        attempt = 0
         while True:
             body = self.poll(invocation).json()
             status = str(body.get("status", ""))
@@ -198,6 +254,12 @@ class Answer:
             if status in ("failed", "cancelled"):
                 raise ServiceError(f"invocation {invocation} {status}: {_agent_error(body)}",
                                    "read `fbundle logs` for the agent's side")
+            delay = self.policy.delay(attempt)
+            if deadline is not None and self.clock() + delay > deadline:
+                raise ServiceError(f"invocation {invocation} is still {status or 'running'} "
+                                   f"after {self.timeout or 0:g}s", TIMEOUT_HINT)
+            attempt += 1
+            self.sleep(delay)
 
 
 def _agent_error(body: Any) -> str:
@@ -281,26 +343,32 @@ def _data_lines(reply: Reply) -> Iterator[str]:
 
 
 def send(transport: Transport, request: InvokeRequest, *, agent: str | None,
-         api_version: str | None = None) -> Answer:
+         api_version: str | None = None, timeout: float | None = INVOKE_TIMEOUT) -> Answer:
     """POST ``request`` to ``agent``'s endpoint (or a local agent's root when ``agent`` is None).
 
+    ``timeout`` (seconds; None waits as long as it takes) is the read timeout of this request
+    and of a ``202``'s polls, in place of the transport's own (see :func:`answer_timeout`).
     A failed answer is a :class:`ServiceError` whose hint comes from
     ``x-adc-response-details`` when the platform classified it.
     """
     route = request.route(agent)
     headers = transport.headers(accept=request.accept, Content_Type=request.content_type)
+    limits = httpx.Timeout(timeout, connect=transport.options.connect_timeout)
     try:
         reply = transport.send("POST", route, headers=headers, content=request.body,
-                               query=request.query, api_version=api_version, stream=True)
+                               query=request.query, api_version=api_version, stream=True,
+                               timeout=limits, timeout_hint=TIMEOUT_HINT)
     except ServiceError as error:
         raise _with_session_hint(error) from None
 
     def poll(invocation: str) -> Reply:
         return transport.send("GET", route + path(invocation), headers=transport.headers(),
-                              api_version=api_version)
+                              api_version=api_version, timeout=limits,
+                              timeout_hint=TIMEOUT_HINT)
 
     log.debug("invoke %s: HTTP %d", short_url(reply.url), reply.status)
-    return Answer(reply, request.protocol, poll)
+    return Answer(reply, request.protocol, poll, timeout=timeout, policy=transport.options,
+                  sleep=transport.wait)
 
 
 def _with_session_hint(error: ServiceError) -> ServiceError:
