@@ -69,6 +69,14 @@ source code*, shared/reference/foundry-hosted-agents-source-code-deploy.txt):
   ``active`` afterwards); list, get, ``DELETE …/sessions/{id}`` (204, also for a session that
   does not exist), ``POST …/sessions/{id}:stop`` (204); ``AgentSessionResource`` from
   ``agents/models.tsp``.
+- Session files (``agents-session-files/routes.tsp`` and ``models.tsp``): ``PUT
+  …/sessions/{id}/files/content?path=`` takes ``application/octet-stream`` (415 otherwise), at
+  most 50 MB (413), and answers ``201 {path, bytes_written}``; ``GET …/files/content?path=``
+  streams the bytes; ``GET …/files[?path=]`` lists the immediate children of a folder (the
+  home folder without ``path``) as ``SessionDirectoryListResponse`` (``entries`` of ``{name,
+  size, is_directory, modified_time}``, paged by ``limit``/``after``); ``DELETE
+  …/files?path=[&recursive=true]`` answers 204, or 409 for a folder that is not empty without
+  ``recursive``. Paths are relative to the session's home; one that leaves it is 400.
 - Logstream: ``GET /agents/{n}/sessions/{s}:logstream`` (article; azd's client, with ``kind``,
   ``tail`` 1–300 and ``follow``) and ``GET /agents/{n}/versions/{v}/sessions/{s}:logstream``
   (``agents-sessions/routes.tsp``); frames are ``event: log`` with ``data: {"timestamp",
@@ -212,6 +220,7 @@ class Session:
     version: str
     created_at: int
     status: str = "active"
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # path -> (bytes, mtime)
 
     def as_json(self) -> dict[str, Any]:
         return {"agent_session_id": self.id,
@@ -339,6 +348,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
     # -- plumbing ---------------------------------------------------------------------------
 
     @property
@@ -462,6 +474,12 @@ class _Handler(BaseHTTPRequestHandler):
             sessions = list(self._agent(m.group(1)).sessions.values())
             body = self._page([s.as_json() for s in sessions], query, "agent_session_id",
                               [s.created_at for s in sessions])
+        elif m := re.fullmatch(rf"/agents/{seg}/endpoint/sessions/{seg}/files(/content)?",
+                               route):
+            if self._files(method, m.group(1), m.group(2), m.group(3) is not None, query,
+                           headers, record):
+                return
+            body, status = None, 204
         elif m := re.fullmatch(rf"/agents/{seg}/endpoint/sessions/{seg}(:stop)?", route):
             body = self._session(method, m.group(1), m.group(2), m.group(3) is not None)
             status = 204 if body is None else 200
@@ -775,6 +793,95 @@ class _Handler(BaseHTTPRequestHandler):
             return {"object": "agent.deleted", "name": name, "deleted": True}
 
     # -- the agent endpoint ------------------------------------------------------------------
+
+    def _sandbox_path(self, query: dict[str, str], required: bool = True) -> str:
+        raw = query.get("path")
+        if raw is None:
+            if required:
+                raise _Reply(400, "invalid_parameter", "path is required")
+            return ""
+        parts = [p for p in raw.split("/") if p not in ("", ".")]
+        if raw.startswith("/") or ".." in parts:
+            raise _Reply(400, "invalid_parameter", f"path {raw!r} leaves the session home")
+        return "/".join(parts)
+
+    def _files(self, method: str, name: str, sid: str, content: bool, query: dict[str, str],
+               headers: dict[str, str], record: Recorded) -> bool:
+        """Session file operations; True when the answer was sent here, False for a 204."""
+        fake = self.server.fake
+        with fake.lock:
+            session = self._agent(name).sessions.get(sid)
+            if session is None:
+                raise _Reply(404, "not_found", f"Session '{sid}' not found")
+        if content and method == "PUT":
+            target = self._sandbox_path(query)
+            if headers.get("content-type", "").split(";")[0].strip() != \
+                    "application/octet-stream":
+                raise _Reply(415, "unsupported_media_type",
+                             "the body must be application/octet-stream")
+            if self._body_left > 50 * 1024 * 1024:
+                raise _Reply(413, "payload_too_large", "files are at most 50 MB")
+            data = self._read(self._body_left)
+            with fake.lock:
+                if any(p.startswith(target + "/") for p in session.files):
+                    raise _Reply(409, "conflict", f"{target} is a directory")
+                session.files[target] = (data, fake.tick())
+            record.status = 201
+            self._json(201, {"path": target, "bytes_written": len(data)})
+            return True
+        if content and method == "GET":
+            target = self._sandbox_path(query)
+            with fake.lock:
+                found = session.files.get(target)
+            if found is None:
+                raise _Reply(404, "not_found", f"{target} not found")
+            record.status = 200
+            self._send_head(200, {"Content-Type": "application/octet-stream",
+                                  "Content-Length": str(len(found[0]))})
+            self.wfile.write(found[0])
+            return True
+        if not content and method == "GET":
+            folder = self._sandbox_path(query, required=False)
+            prefix = folder + "/" if folder else ""
+            with fake.lock:
+                if folder and folder in session.files:
+                    raise _Reply(400, "invalid_parameter", f"{folder} is a file")
+                children: dict[str, dict[str, Any]] = {}
+                for file, (data, mtime) in session.files.items():
+                    if not file.startswith(prefix):
+                        continue
+                    head, _, rest = file[len(prefix):].partition("/")
+                    entry = children.setdefault(head, {"name": head, "size": 0,
+                                                       "is_directory": bool(rest),
+                                                       "modified_time": mtime})
+                    if not rest:
+                        entry["size"] = len(data)
+                    entry["modified_time"] = max(entry["modified_time"], mtime)
+            if folder and not children:
+                raise _Reply(404, "not_found", f"{folder} not found")
+            ordered = sorted(children.values(), key=lambda e: str(e["name"]))
+            page = self._page(ordered, {"order": "asc", **query}, "name",
+                              list(range(len(ordered))))
+            record.status = 200
+            self._json(200, {"path": folder or ".", "entries": page["data"],
+                             "first_id": page["first_id"], "last_id": page["last_id"],
+                             "has_more": page["has_more"]})
+            return True
+        if not content and method == "DELETE":
+            target = self._sandbox_path(query)
+            recursive = query.get("recursive", "false") == "true"
+            with fake.lock:
+                inside = [p for p in session.files if p.startswith(target + "/")]
+                if target in session.files:
+                    del session.files[target]
+                elif not inside:
+                    raise _Reply(404, "not_found", f"{target} not found")
+                elif not recursive:
+                    raise _Reply(409, "conflict", f"{target} is a directory that is not empty")
+                for file in inside:
+                    del session.files[file]
+            return False
+        raise _Reply(405, "method_not_allowed", f"{method} is not allowed here")
 
     def _create_session(self, name: str, headers: dict[str, str], record: Recorded
                         ) -> dict[str, Any]:

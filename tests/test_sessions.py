@@ -174,3 +174,102 @@ def test_the_fake_routes_a_responses_call_by_the_bodys_agent_session_id_only(
     assert spec.headers["x-agent-session-id"] == "known"
     azd = httpx.post(url, json={"input": "a", "session_id": "known"}, headers=auth)
     assert azd.headers["x-agent-session-id"] != "known"  # not the spec's field: a new sandbox
+
+
+# -- files in a session's sandbox --------------------------------------------------------------
+
+def test_files_upload_list_download_delete_in_the_last_invokes_session(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    deployed(fake, run_cli, tmp_path)
+    assert run_cli("invoke", "--agent", AGENT, "--input", "hi").exit_code == 0
+    (sid,) = fake.agents[AGENT].sessions
+    local = tmp_path / "report.csv"
+    local.write_bytes(b"a,b\n1,2\n")
+    up = run_cli("files", "upload", "--agent", AGENT, local, "--target-path", "data/in.csv")
+    assert up.exit_code == 0, up.output
+    assert up.stdout == f"{AGENT}: uploaded {local} to data/in.csv in session {sid} (8 bytes)\n"
+    put = fake.calls("PUT")[-1]
+    assert (put.path, put.query, put.status) == (
+        f"/agents/{AGENT}/endpoint/sessions/{sid}/files/content",
+        {"api-version": "v1", "path": "data/in.csv"}, 201)
+    assert put.headers["content-type"] == "application/octet-stream"
+    assert fake.agents[AGENT].sessions[sid].files["data/in.csv"][0] == b"a,b\n1,2\n"
+    assert run_cli("files", "upload", "--agent", AGENT, local).exit_code == 0  # to its name
+    listed = run_cli("files", "list", "--agent", AGENT)
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[:2] for line in listed.stdout.splitlines()] == [
+        ["NAME", "SIZE"], ["data/", "-"], ["report.csv", "8"]]
+    inside = run_cli("files", "list", "--agent", AGENT, "data", "--json")
+    assert [e["name"] for e in json.loads(inside.stdout)] == ["in.csv"]
+    assert fake.calls("GET")[-1].query == {"api-version": "v1", "path": "data"}
+    monkeypatch.chdir(tmp_path)
+    down = run_cli("files", "download", "--agent", AGENT, "data/in.csv")
+    assert down.exit_code == 0, down.output
+    assert (tmp_path / "in.csv").read_bytes() == b"a,b\n1,2\n"
+    assert down.stdout == f"{AGENT}: downloaded data/in.csv from session {sid} to in.csv " \
+        "(8 bytes)\n"
+    folder = run_cli("files", "delete", "--agent", AGENT, "data", "--yes")
+    assert folder.exit_code == 1
+    assert folder.stderr.splitlines()[-1].endswith(
+        "— data is a folder that is not empty; pass --recursive to delete what is in it")
+    gone = run_cli("files", "delete", "--agent", AGENT, "data", "--recursive", "--yes")
+    assert gone.exit_code == 0, gone.output
+    assert fake.calls("DELETE")[-1].query == {"api-version": "v1", "path": "data",
+                                              "recursive": "true"}
+    assert list(fake.agents[AGENT].sessions[sid].files) == ["report.csv"]
+    missing = run_cli("files", "download", "--agent", AGENT, "data/in.csv", "-o",
+                      tmp_path / "again.csv")
+    assert missing.exit_code == 1 and not (tmp_path / "again.csv").exists()
+    assert f"{AGENT}: data/in.csv not found in session {sid}" in missing.stderr
+
+
+def test_files_need_a_session_and_refuse_a_file_over_50_mb_before_sending(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    nothing = run_cli("files", "list", "--agent", AGENT)
+    assert nothing.exit_code == 2
+    assert nothing.stderr.strip() == (f"error: {AGENT}: no session to use — pass --session ID, "
+                                      "or invoke the agent (or `fbundle sessions create`) first")
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as out:
+        out.truncate(50 * 1024 * 1024 + 1)  # sparse: no real bytes written
+    refused = run_cli("files", "upload", "--agent", AGENT, big, "--session", "s-1")
+    assert refused.exit_code == 2
+    assert "over the service's 50 MB limit for a session file" in refused.stderr
+    assert fake.requests == []
+    deployed(fake, run_cli, tmp_path)
+    fake.add_session(AGENT, "1", "s-1")
+    small = tmp_path / "small.txt"
+    small.write_text("x")
+    escape = run_cli("files", "upload", "--agent", AGENT, small, "--session", "s-1",
+                     "--target-path", "../outside.txt")
+    assert escape.exit_code == 1 and "leaves the session home" in escape.stderr
+    assert fake.agents[AGENT].sessions["s-1"].files == {}
+
+
+def test_the_fake_checks_session_file_requests_as_the_spec_defines_them(
+        fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
+    deployed(fake, run_cli, tmp_path)
+    fake.add_session(AGENT, "1", "s-f")
+    base = f"{fake.endpoint}/agents/{AGENT}/endpoint/sessions/s-f/files"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    params = {"api-version": V1, "path": "a.txt"}
+    plain = httpx.put(f"{base}/content", params=params, content=b"x",
+                      headers={**auth, "Content-Type": "text/plain"})
+    assert plain.status_code == 415
+    nowhere = httpx.put(f"{base}/content", params={"api-version": V1}, content=b"x",
+                        headers={**auth, "Content-Type": "application/octet-stream"})
+    assert nowhere.status_code == 400
+    made = httpx.put(f"{base}/content", params=params, content=b"xyz",
+                     headers={**auth, "Content-Type": "application/octet-stream"})
+    assert (made.status_code, made.json()) == (201, {"path": "a.txt", "bytes_written": 3})
+    listing = httpx.get(base, params={"api-version": V1}, headers=auth).json()
+    assert listing["path"] == "." and listing["has_more"] is False
+    assert [(e["name"], e["size"], e["is_directory"]) for e in listing["entries"]] == [
+        ("a.txt", 3, False)]
+    assert httpx.get(f"{base}/content", params=params, headers=auth).content == b"xyz"
+    assert httpx.delete(base, params=params, headers=auth).status_code == 204
+    assert httpx.delete(base, params=params, headers=auth).status_code == 404
+    other = httpx.get(f"{fake.endpoint}/agents/{AGENT}/endpoint/sessions/nope/files",
+                      params={"api-version": V1}, headers=auth)
+    assert other.status_code == 404

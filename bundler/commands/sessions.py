@@ -1,5 +1,5 @@
-"""``fbundle sessions create|show|list|stop|delete``, ``fbundle agents list``, ``fbundle versions
-list``.
+"""``fbundle sessions create|show|list|stop|delete``, ``fbundle files list|upload|download|delete``
+(a session's sandbox), ``fbundle agents list``, ``fbundle versions list``.
 
 Lists follow the spec's paging (``limit``/``order``/``after``, ``has_more``) to the end, or to
 ``--limit`` items; ``--json`` prints the objects as the service gave them (scrubbed).
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
@@ -17,7 +18,8 @@ import click
 from bundler.commands.deploy import agent_option, check_agent, connection_options, make_client
 from bundler.deploy.client import FoundryClient, content_hash, version_of
 from bundler.deploy.http import ServiceError, check_session, check_version
-from bundler.deploy.state import remember_session
+from bundler.deploy.state import last_session, remember_session
+from bundler.errors import UsageError
 
 
 def _paging(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -253,4 +255,146 @@ def versions_list(agent: str | None, limit: int | None, order: str | None, after
             raise
 
 
-commands: list[click.Command] = [sessions_group, agents_group, versions_group]
+@click.group("files")
+def files_group() -> None:
+    """Files in a session's sandbox (its home folder): list, upload, download, delete.
+
+    --session defaults to the last invoke's (or `sessions create`'s), as for `fbundle logs`.
+    """
+
+
+session_option = click.option("--session", metavar="ID", default=None,
+                              help="The session [default: the last invoke's].")
+
+
+def _session_for(client: FoundryClient, name: str, session: str | None) -> str:
+    if session is not None:
+        return check_session(session)
+    remembered = last_session(client.endpoint, name)
+    if remembered is None:
+        raise UsageError(f"{name}: no session to use",
+                         "pass --session ID, or invoke the agent (or `fbundle sessions "
+                         "create`) first")
+    return remembered
+
+
+def _remote(value: str, what: str) -> str:
+    """A sandbox path, relative to the session's home (the spec's ``path`` query)."""
+    if not value.strip() or "\0" in value:
+        raise UsageError(f"{what} {value!r} is not a path in the sandbox",
+                         "pass a path relative to the session's home folder, e.g. data/out.txt")
+    return value
+
+
+def _files_errors(error: ServiceError, name: str, session: str, remote: str) -> ServiceError:
+    if error.status == 404:
+        return ServiceError(f"{name}: {remote} not found in session {session}", "`fbundle files "
+                            "list` shows the folder; `fbundle sessions show` the session",
+                            status=404, code=error.code, request_id=error.request_id)
+    if error.status == 409:
+        return ServiceError(error.message, f"{remote} is a folder that is not empty; pass "
+                            "--recursive to delete what is in it", status=409, code=error.code,
+                            request_id=error.request_id)
+    return error
+
+
+@files_group.command("list")
+@agent_option
+@click.argument("remote", metavar="[PATH]", required=False)
+@session_option
+@_paging
+@connection_options
+def files_list(agent: str | None, remote: str | None, session: str | None, limit: int | None,
+               order: str | None, after: str | None, as_json: bool, **conn: Any) -> None:
+    """List one folder of the sandbox (the home folder without PATH): name, size, modified."""
+    name = check_agent(agent)
+    if remote is not None:
+        _remote(remote, "PATH")
+    with _client(conn) as client:
+        sid = _session_for(client, name, session)
+
+        def row(item: dict[str, Any]) -> list[str]:
+            entry = str(item.get("name", "?")) + ("/" if item.get("is_directory") else "")
+            return [entry, "-" if item.get("is_directory") else str(item.get("size", "?")),
+                    _when(item.get("modified_time"))]
+
+        try:
+            _emit(client.list_session_files(name, sid, remote, limit=limit, order=order,
+                                            after=after), as_json, ["NAME", "SIZE", "MODIFIED"],
+                  row, f"{name}: {remote or 'the home folder'} is empty in session {sid}")
+        except ServiceError as error:
+            raise _files_errors(error, name, sid, remote or ".") from None
+
+
+@files_group.command("upload")
+@agent_option
+@click.argument("local", metavar="FILE", type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path))
+@click.option("-t", "--target-path", "remote", metavar="PATH", default=None,
+              help="Where in the sandbox [default: the file's name, in the home folder].")
+@session_option
+@connection_options
+def files_upload(agent: str | None, local: Path, remote: str | None, session: str | None,
+                 **conn: Any) -> None:
+    """Upload FILE (at most 50 MB) into the session's sandbox."""
+    name = check_agent(agent)
+    target = _remote(remote if remote is not None else local.name, "--target-path")
+    with _client(conn) as client:
+        sid = _session_for(client, name, session)
+        try:
+            written = client.upload_session_file(name, sid, local, target)
+        except ServiceError as error:
+            raise _files_errors(error, name, sid, target) from None
+    size = written.get("bytes_written", local.stat().st_size)
+    click.echo(f"{name}: uploaded {local} to {written.get('path') or target} in session {sid} "
+               f"({size} bytes)")
+
+
+@files_group.command("download")
+@agent_option
+@click.argument("remote", metavar="PATH")
+@click.option("-t", "--target-path", "-o", "--output", "local", type=click.Path(
+    dir_okay=False, path_type=Path), default=None,
+    help="Where to write it [default: its name, in this folder].")
+@session_option
+@connection_options
+def files_download(agent: str | None, remote: str, local: Path | None, session: str | None,
+                   **conn: Any) -> None:
+    """Download PATH from the session's sandbox (written to a temporary file, then renamed)."""
+    name = check_agent(agent)
+    _remote(remote, "PATH")
+    dest = local if local is not None else Path(PurePosixPath(remote).name or "download")
+    with _client(conn) as client:
+        sid = _session_for(client, name, session)
+        try:
+            size = client.download_session_file(name, sid, remote, dest)
+        except ServiceError as error:
+            raise _files_errors(error, name, sid, remote) from None
+    click.echo(f"{name}: downloaded {remote} from session {sid} to {dest} ({size} bytes)")
+
+
+@files_group.command("delete")
+@agent_option
+@click.argument("remote", metavar="PATH")
+@click.option("--recursive", is_flag=True, help="Delete a folder and what is in it.")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@session_option
+@connection_options
+def files_delete(agent: str | None, remote: str, recursive: bool, yes: bool,
+                 session: str | None, **conn: Any) -> None:
+    """Delete PATH (a file, or with --recursive a folder) from the session's sandbox."""
+    name = check_agent(agent)
+    _remote(remote, "PATH")
+    with _client(conn) as client:
+        sid = _session_for(client, name, session)
+        if not yes:
+            click.confirm(f"Delete {remote} from session {sid} of agent {name}?", abort=True,
+                          err=True)
+        try:
+            client.delete_session_file(name, sid, remote, recursive=recursive)
+        except ServiceError as error:
+            raise _files_errors(error, name, sid, remote) from None
+    click.echo(f"{name}: deleted {remote} from session {sid}")
+
+
+commands: list[click.Command] = [sessions_group, files_group, agents_group, versions_group]

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ PREVIEW_FEATURES = "CodeAgents=V1Preview,HostedAgents=V1Preview"
 UPLOAD_ROUTES = ("agent", "versions")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 TAIL_RANGE = (1, 300)  # the spec: "Number of trailing lines returned. Enforced to 1-300."
+#: ``uploadSessionFile``: "Maximum file size is 50 MB. Uploads exceeding this limit return 413".
+MAX_SESSION_FILE_BYTES = 50 * 1024 * 1024
 
 __all__ = ["ENDPOINT_API_VERSION", "GA_API_VERSION", "PREVIEW_API_VERSION", "FoundryClient",
            "HttpOptions", "ServiceError", "Upload", "version_of"]
@@ -230,24 +232,26 @@ class FoundryClient(Transport):
 
     def pages(self, route: str, *, limit: int | None = None, order: str | None = None,
               after: str | None = None, api_version: str | None = None,
-              id_field: str = "id") -> Iterator[dict[str, Any]]:
+              id_field: str = "id", items: str = "data",
+              query: Mapping[str, str | None] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a paged list (``AgentsPagedResult``), following ``has_more``.
 
         The spec pages with ``limit/order/after`` and answers ``data/has_more/last_id``; azd's
         sessions list reads a ``pagination_token`` instead. Both are followed. ``limit`` caps the
-        number of items yielded (and the page size, at most 100).
+        number of items yielded (and the page size, at most 100). ``items`` names the array
+        (a session's directory listing calls it ``entries``); ``query`` adds parameters.
         """
         cursor, token, yielded = after, None, 0
         seen: set[tuple[str | None, str | None]] = set()
         while True:
             page = None if limit is None else str(max(1, min(100, limit - yielded)))
             reply = self.send("GET", route, headers=self.headers(), api_version=api_version,
-                              query={"limit": page, "order": order, "after": cursor,
-                                     "pagination_token": token})
+                              query={**(query or {}), "limit": page, "order": order,
+                                     "after": cursor, "pagination_token": token})
             body = reply.json()
-            data = body.get("data")
+            data = body.get(items)
             if not isinstance(data, list):
-                raise ServiceError(f"GET {short_url(reply.url)}: the list has no data array",
+                raise ServiceError(f"GET {short_url(reply.url)}: the list has no {items} array",
                                    "check --endpoint and --api-version")
             last: str | None = None
             for item in data:
@@ -541,3 +545,76 @@ class FoundryClient(Transport):
     def delete_session(self, agent: str, session: str) -> None:
         self.send("DELETE", path("agents", agent, "endpoint", "sessions", check_session(session)),
                   headers=self.headers(), api_version=ENDPOINT_API_VERSION).read()
+
+    # -- session files (agents-session-files/routes.tsp, api-version v1) --------------------
+
+    def _files_route(self, agent: str, session: str, *tail: str) -> str:
+        return path("agents", agent, "endpoint", "sessions", check_session(session), "files",
+                    *tail)
+
+    def list_session_files(self, agent: str, session: str, remote: str | None = None,
+                           **paging: Any) -> Iterator[dict[str, Any]]:
+        """The entries of one folder of the session's sandbox (``listSessionFiles``: the
+        immediate children, ``{name, size, is_directory, modified_time}``; the home folder
+        when ``remote`` is None), following ``has_more``."""
+        return self.pages(self._files_route(agent, session), api_version=ENDPOINT_API_VERSION,
+                          items="entries", id_field="name", query={"path": remote}, **paging)
+
+    def upload_session_file(self, agent: str, session: str, local: Path, remote: str
+                            ) -> dict[str, Any]:
+        """``PUT …/files/content?path=REMOTE`` with the file's bytes, streamed from disk
+        (``uploadSessionFile``; 201 ``{path, bytes_written}``). Over 50 MB is refused first,
+        as the service would (413); an answer whose ``bytes_written`` is not the file's size
+        is an error."""
+        size = local.stat().st_size
+        if size > MAX_SESSION_FILE_BYTES:
+            raise UsageError(f"{local}: {size} bytes is over the service's 50 MB limit for a "
+                             "session file", "upload a smaller file, or split it")
+
+        def chunks() -> Iterator[bytes]:
+            with open(local, "rb") as stream:
+                while chunk := stream.read(CHUNK):
+                    yield chunk
+
+        reply = self.send("PUT", self._files_route(agent, session, "content"),
+                          query={"path": remote}, api_version=ENDPOINT_API_VERSION,
+                          headers=self.headers(Content_Type="application/octet-stream",
+                                               Content_Length=str(size)),
+                          content_factory=chunks, upload_name=local.name, ok=(200, 201))
+        body = reply.json()
+        written = body.get("bytes_written")
+        if written is not None and written != size:
+            raise ServiceError(f"upload of {local.name}: the service wrote {written} bytes of "
+                               f"{size}", "upload it again")
+        return body
+
+    def download_session_file(self, agent: str, session: str, remote: str, dest: Path) -> int:
+        """``GET …/files/content?path=REMOTE`` (``downloadSessionFile``) streamed to ``dest``
+        through a temporary file; returns the byte count. Nothing is written on failure."""
+        reply = self.send("GET", self._files_route(agent, session, "content"),
+                          query={"path": remote}, api_version=ENDPOINT_API_VERSION,
+                          headers=self.headers(accept="application/octet-stream"), stream=True)
+        size = 0
+        try:
+            with atomic_output(dest) as out:
+                try:
+                    for chunk in reply.iter_bytes(CHUNK):
+                        size += len(chunk)
+                        out.write(chunk)
+                except httpx.TimeoutException:
+                    raise ServiceError(f"GET {short_url(reply.url)}: timed out after "
+                                       f"{self.options.read_timeout:g}s reading {remote}",
+                                       "retry, or raise --read-timeout") from None
+                except httpx.TransportError as error:
+                    raise self.transport_error("GET", reply.url, error) from None
+        finally:
+            reply.close()
+        return size
+
+    def delete_session_file(self, agent: str, session: str, remote: str, *,
+                            recursive: bool = False) -> None:
+        """``DELETE …/files?path=REMOTE[&recursive=true]`` (``deleteSessionFile``); a folder
+        that is not empty answers 409 unless ``recursive``."""
+        self.send("DELETE", self._files_route(agent, session), api_version=ENDPOINT_API_VERSION,
+                  query={"path": remote, "recursive": "true" if recursive else None},
+                  headers=self.headers()).read()

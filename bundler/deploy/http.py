@@ -373,6 +373,7 @@ class Transport:
     def send(self, method: str, route: str, *, headers: dict[str, str],
              query: Mapping[str, str | None] | None = None, api_version: str | None = None,
              content: bytes | None = None, files_factory: Callable[[], Files] | None = None,
+             content_factory: Callable[[], Iterator[bytes]] | None = None,
              upload_name: str | None = None, progress: Progress | None = None,
              stream: bool = False, ok: tuple[int, ...] = (200, 201, 202, 204),
              timeout: httpx.Timeout | None = None, timeout_hint: str | None = None) -> Reply:
@@ -380,7 +381,8 @@ class Transport:
 
         ``timeout`` replaces the client's timeouts for this request; ``timeout_hint`` is what a
         timed-out wait tells the user to raise (default: ``--read-timeout``).
-        ``files_factory`` opens a fresh multipart body per attempt (a retried upload restarts).
+        ``files_factory`` opens a fresh multipart body per attempt (a retried upload restarts);
+        ``content_factory`` a fresh raw body (a file streamed from disk).
         Connection resets are retried only for GETs, or for anything never sent (connect
         errors); 429 and 5xx answers are retried for every method, honouring ``Retry-After``.
         """
@@ -395,7 +397,8 @@ class Transport:
             files = files_factory() if files_factory else None
             try:
                 request = self._http.build_request(method, url, headers=sent_headers,
-                                                   content=content, files=files,
+                                                   content=content_factory() if
+                                                   content_factory else content, files=files,
                                                    timeout=timeout or httpx.USE_CLIENT_DEFAULT)
                 if progress is not None:
                     request.stream = _CountingStream(request.stream, progress)
