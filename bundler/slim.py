@@ -18,8 +18,8 @@ The rules are by path, so one guard reads the code that stays: a module that a k
 imports is never dropped (numpy 2.2's ``numpy.testing`` imports ``numpy._core.tests._natype``;
 a slim that drops it breaks ``import numpy.testing``). Imports are found with one regular
 expression per file (``ast`` over every kept source took a second for pandas and pyarrow),
-which errs on the side of keeping: an import in a comment-free string that looks like one keeps
-its module too. Only imports written as statements are seen; ``importlib.import_module`` of a
+which errs on the side of keeping: a line inside a string that reads like an import keeps its
+module too. Only imports written as statements are seen; ``importlib.import_module`` of a
 computed name is not.
 """
 
