@@ -64,8 +64,8 @@ def test_the_token_never_reaches_any_output_log_record_or_file_of_a_failing_run(
 
     It lands in error.code, error.message, x-request-id, the reason phrase, a failed version's
     error, log events and invoke answers; every stdout/stderr, log record and written file of
-    deploy (failing), status, download, logs, invoke (failing and not), sessions and lists is
-    then searched for it.
+    deploy (failing), status, download, logs, invoke (failing and not), sessions (create, show,
+    list), session files and lists is then searched for it.
     """
     caplog.set_level(logging.DEBUG)
     monkeypatch.chdir(tmp_path)
@@ -83,6 +83,12 @@ def test_the_token_never_reaches_any_output_log_record_or_file_of_a_failing_run(
         ["download", "--agent", AGENT, "--version", "1", "-o", tmp_path / "out.zip"],
         ["-v", "invoke", "--agent", AGENT, "--input", "hello", "--new-session"],
         ["sessions", "list", "--agent", AGENT, "--json"],
+        ["sessions", "create", "--agent", AGENT, "--session-id", "s-echo", "--json"],
+        ["sessions", "create", "--agent", AGENT, "--session-id", "s-echo"],  # 409 echoes it
+        ["sessions", "show", "--agent", AGENT, "nope"],  # 404 echoes it
+        ["files", "list", "--agent", AGENT, "--session", "s-echo"],
+        ["files", "download", "--agent", AGENT, "--session", "s-echo", "gone.txt", "-o",
+         tmp_path / "gone.txt"],  # 404 echoes it
         ["versions", "list", "--agent", AGENT, "--json"],
         ["agents", "list", "--json"],
         ["-v", "logs", "--agent", AGENT, "--session", "s-1"],
@@ -91,6 +97,7 @@ def test_the_token_never_reaches_any_output_log_record_or_file_of_a_failing_run(
     ]
     for args in runs:
         outputs.append(run_cli(*args))
+    assert "s-echo" in fake.agents[AGENT].sessions  # sessions create really ran
     fake.config.invoke_failure = (424, "session_not_ready", "ReadinessTimeout")
     outputs.append(run_cli("-v", "invoke", "--agent", AGENT, "--input", "hello"))
     fake.config.token = "another-token"  # now a 401 that echoes the token it was sent
