@@ -87,7 +87,8 @@ def test_sessions_create_defaults_to_the_latest_version(
 
 def test_sessions_create_refuses_bad_input_and_reports_the_services_refusals(
         fake: FakeService, run_cli: RunCli, tmp_path: Path) -> None:
-    for args, message in ((["--session-id", "../x"], "--session-id '../x' is not a session id"),
+    for args, message in ((["--session-id", "../x"], "--session-id '../x' is not a session id "
+                                                     "— use letters, digits and _.~-"),
                           (["--version", "one"], "--version 'one' is not a version number")):
         refused = run_cli("sessions", "create", "--agent", AGENT, *args)
         assert refused.exit_code == 2, refused.output

@@ -20,6 +20,7 @@ from bundler.deploy.client import FoundryClient, content_hash, version_of
 from bundler.deploy.http import ServiceError, check_session, check_version
 from bundler.deploy.state import last_session, remember_session
 from bundler.errors import UsageError
+from bundler.redact import redact_urls
 
 
 def _paging(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,7 +111,12 @@ def sessions_create(agent: str | None, version: str | None, session: str | None,
     if version is not None:
         check_version(version)
     if session is not None:
-        check_session(session, source="--session-id")
+        try:
+            check_session(session, source="--session-id")
+        except UsageError:
+            raise UsageError(f"--session-id {redact_urls(session)[:80]!r} is not a session id",
+                             "use letters, digits and _.~- (not starting with . or -), at "
+                             "most 256") from None
     with _client(conn) as client:
         if version is None:
             envelope = client.get_agent(name)
