@@ -269,7 +269,10 @@ class Environment:
     dotenv: Mapping[str, str | None] = field(default_factory=dict)
     used_dotenv: bool = False
     unset: list[str] = field(default_factory=list)
-    dotenv_lookups: int = 0
+    dotenv_lookups: int = 0  # lookups a file must not keep: .env values, secret parameters
+    #: variables that carry a ``secret: true`` manifest parameter: kept out of files even when
+    #: the process environment supplies them
+    secret: set[str] = field(default_factory=set)
 
     @classmethod
     def beside(cls, folder: Path, variables: Mapping[str, str] | None = None) -> Environment:
@@ -285,6 +288,8 @@ class Environment:
 
     def lookup(self, name: str) -> str | None:
         if name in self.variables:
+            if name in self.secret:
+                self.dotenv_lookups += 1
             return self.variables[name]
         value = self.dotenv.get(name)
         if value is not None:
@@ -293,7 +298,8 @@ class Environment:
         return value
 
     def expand_noting_dotenv(self, value: str) -> tuple[str, bool]:
-        """``expand(value)``, and whether a ``.env`` file supplied any part of it."""
+        """``expand(value)``, and whether a ``.env`` file (or a secret parameter's variable)
+        supplied any part of it: then the text as written is what a file may keep."""
         before = self.dotenv_lookups
         expanded = self.expand(value)
         return expanded, self.dotenv_lookups > before
@@ -984,6 +990,8 @@ def _fill_parameters(template: dict[str, Any], data: dict[str, Any], path: Path,
                 [AZD_MODEL_DEPLOYMENT] if parameter.first_model else []):
             found = environment.lookup(variable)
             if found is not None:
+                if parameter.secret:
+                    environment.secret.add(variable)
                 filled[name], how[name] = (found, variable), f"{variable} from the environment"
                 return filled[name]
         if parameter.default is not None and not parameter.secret:

@@ -728,7 +728,15 @@ def test_a_parameter_without_a_value_is_one_line_naming_it(tmp_path: Path, run_c
     # a parameter the template does not use needs no value
     monkeypatch.setenv("TOOLBOX_ENDPOINT", "https://t.example")
     (root / "agent.yaml").write_text(PARAMETERS + "  extra: {schema: {type: string}}\n")
-    assert run_cli("build", root).exit_code == 0
+    result = run_cli("build", root)
+    assert result.exit_code == 0, result.output
+    # a secret parameter's value stays out of the file even from the process environment
+    # (deploy expands the reference again, in memory); a plain one is written expanded
+    assert load_definition(root).definition["environment_variables"]["API_KEY"] == \
+        "Bearer s3cret-from-process"
+    written = (root / "dist" / "from-default.metadata.json").read_text()
+    assert "s3cret" not in written and "Bearer ${API_KEY}" in written
+    assert "https://t.example" in written
 
 
 @pytest.mark.parametrize("layout", ["list", "mapping"])
