@@ -322,13 +322,8 @@ class Resolver:
         result = self._pip_run(argv, base)
         if result.returncode != 0:
             output = result.stderr or result.stdout
-            if match := _NO_VERSION.search(output):
-                try:
-                    requirement = Requirement(match.group(1))
-                except InvalidRequirement:
-                    pass
-                else:
-                    raise _NoWheel(requirement, output)
+            if (requirement := unsatisfied_requirement(output)) is not None:
+                raise _NoWheel(requirement, output)
             raise self._explain(output)
         data = json.loads(report.read_text(encoding="utf-8"))
         pins: list[Pin] = []
@@ -487,8 +482,32 @@ class Resolver:
 
 
 #: pip's words for a requirement that no candidate it may take (wheels only) satisfies.
-_NO_VERSION = re.compile(r"Could not find a version that satisfies the requirement "
-                         r"(.+?)(?: \(from [^()]*\))? \(from versions:")
+_NO_VERSION = re.compile(r"Could not find a (?:final )?version that satisfies the requirement "
+                         r"(.+?) \(from versions:")
+
+
+def unsatisfied_requirement(output: str) -> Requirement | None:
+    """The requirement pip's failure says nothing satisfies, with the specifier whoever asked
+    gave (``puresrc<1`` in ``... the requirement puresrc<1 (from usespure) (from versions:
+    none)``); the ``(from ...)`` notes after it, which nest (``(from -r req.txt (line 2))``),
+    are dropped. None when pip failed for another reason."""
+    match = _NO_VERSION.search(output)
+    if match is None:
+        return None
+    text = match.group(1).strip()
+    while text.endswith(")") and "(from " in text:  # peel one balanced "(from ...)"
+        depth = 0
+        for index in range(len(text) - 1, -1, -1):
+            depth += {")": 1, "(": -1}.get(text[index], 0)
+            if depth == 0:
+                break
+        if not text[index:].startswith("(from "):
+            break
+        text = text[:index].rstrip()
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
 
 
 class _NoWheel(Exception):

@@ -276,6 +276,22 @@ def test_the_pip_resolver_builds_sdists_and_local_packages_as_pip_wheel_would(
     assert out.strip() == "puresrc 0.5 | mylib 0.2"
 
 
+@pytest.mark.parametrize(("output", "wanted"), [
+    ("ERROR: Could not find a version that satisfies the requirement puresrc<1 (from usespure)"
+     " (from versions: none)", "puresrc<1"),
+    ("ERROR: Could not find a final version that satisfies the requirement x[a]<2,>=1 "
+     "(from -r /tmp/a b/req.txt (line 2)) (from versions: 0.9)", "x[a]<2,>=1"),
+    ("ERROR: ResolutionImpossible: ... (from versions: 1.0)", None),
+])
+def test_the_requirement_pip_found_no_wheel_for_is_read_from_its_message(
+    output: str, wanted: str | None
+) -> None:
+    from bundler.resolve import unsatisfied_requirement
+
+    found = unsatisfied_requirement(output)
+    assert (str(found) if found is not None else None) == wanted
+
+
 def test_the_pip_resolver_keeps_hash_checking_for_a_built_sdist(
     tmp_path: Path, index: SimpleIndex, house: Path, run_cli: RunCli, isolated_env: Path
 ) -> None:
