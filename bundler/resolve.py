@@ -279,7 +279,7 @@ class Resolver:
             if requirements.options.pre:
                 return lock
             newly = {canonicalize_name(p.name): f"<{Version(p.version).base_version}"
-                     for p in lock.pins if Version(p.version).is_prerelease
+                     for p in lock.pins if p.version and Version(p.version).is_prerelease
                      and canonicalize_name(p.name) not in explicit | necessary | set(held)}
             if not newly:
                 return lock
@@ -338,9 +338,10 @@ class Resolver:
             info = item["download_info"]
             url = info["url"]
             if "dir_info" in info and (folder := _local_path(url)) is not None:
-                # a local project: built (pure only) when laid out, as uv's folders are
-                pins.append(Pin(meta["name"], meta["version"], WheelRef(
-                    f"{name}-{meta['version']}", tree_sha256(folder),
+                # a local project: built (pure only) when laid out, as uv's folders are. No
+                # version: PEP 751 forbids one for a source tree (it may change under the lock)
+                pins.append(Pin(meta["name"], "", WheelRef(
+                    f"{name}-", tree_sha256(folder),
                     path=_project_relative(folder, base), kind="directory",
                     editable=bool(info["dir_info"].get("editable", False)))))
                 continue
