@@ -117,9 +117,11 @@ class PythonTarget(Target):
 
     @cached_property
     def tags(self) -> list[Tag]:
-        """Every wheel tag the runtime accepts, best first (cp3X, abi3, then pure ``py3``)."""
+        """Every wheel tag the runtime accepts, best first (cp3X, abi3, then ``py3``), in the
+        order pip and uv rank them: ``py3-none-manylinux…`` (a pure package that ships a Linux
+        executable) fits the platforms like a binary wheel does, ahead of ``py3-none-any``."""
         binary = cpython_tags(self.python, [self.abi], self.platforms)
-        pure = compatible_tags(self.python, self.abi, ["any"])
+        pure = compatible_tags(self.python, self.abi, self.platforms)
         return [*binary, *pure]
 
     @cached_property

@@ -542,3 +542,29 @@ def test_the_benchmark_agent_framework_agent_builds_and_imports_under_cpython_31
         "print(version('azure-identity'), yaml.__with_libyaml__)\n"
     ))
     assert out.split()[1] == "True"
+
+
+def test_a_pure_python_tagged_linux_wheel_fits_like_pip_says(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, python313: Path
+) -> None:
+    """``py3-none-manylinux_2_17_x86_64`` (a pure package shipping a Linux helper executable,
+    as SDKs that bundle a CLI do) is a tag pip's and uv's compatible_tags accept for CPython
+    3.13 on manylinux2014; uv picks it, so the bundle must take it too."""
+    from tests.support.binaries import elf
+    from tests.support.wheels import make_wheel
+
+    house = tmp_path / "house"
+    house.mkdir()
+    make_wheel(house, "clitool", "1.0", tag="py3-none-manylinux_2_17_x86_64",
+               files={"clitool/__init__.py": b"VALUE = 'clitool 1.0'\n",
+                      "clitool/_bundled/tool": elf()},
+               executable={"clitool/_bundled/tool"})
+    with SimpleIndex(house) as own:
+        monkeypatch.setenv("PIP_INDEX_URL", own.url)
+        project = make_project(tmp_path / "agent", "clitool\n")
+        result = run_cli("build", project)
+    assert result.exit_code == 0, result.output
+    zip_path = project / "dist" / "agent.zip"
+    assert "packages/clitool/_bundled/tool" in names(zip_path)
+    out = import_under(python313, zip_path, tmp_path, "import clitool; print(clitool.VALUE)\n")
+    assert out.strip() == "clitool 1.0"
