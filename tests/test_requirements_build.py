@@ -497,3 +497,23 @@ def test_a_hashed_pip_compile_file_from_the_real_index_builds_and_imports(
         (project / "requirements.txt").write_text(tampered)
         refused = run_cli("build", project, "--refresh")
         assert refused.exit_code == 1 and "0" * 64 in refused.stderr
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("resolver", ["uv", "pip"])
+def test_docopt_which_has_only_an_sdist_builds_with_either_resolver(
+    tmp_path: Path, python313: Path, run_cli: RunCli, resolver: str
+) -> None:
+    """The issue's case: docopt 0.6.2 has no wheel on the package index, only a setuptools
+    sdist. Both resolvers build it (pure) for the target, and the bundle imports it."""
+    project = make_project(tmp_path / "agent", "docopt==0.6.2\n")
+    built = run_cli("build", project, "--resolver", resolver)
+    assert built.exit_code == 0, built.output
+    zip_path = project / "dist" / "agent.zip"
+    assert_validates_clean(zip_path)
+    locked = {p["name"]: p["wheel"] for p in json.loads(
+        (project / "dist" / "agent.zip.json").read_text())["packages"]}
+    assert locked == {"docopt": "docopt-0.6.2.tar.gz"}
+    out = import_under(python313, zip_path, tmp_path,
+                       "import docopt; print(docopt.__version__)")
+    assert out.strip() == "0.6.2"
