@@ -79,8 +79,16 @@ class Target:
 
     @property
     def uv_platform(self) -> str:
-        """The value for ``uv pip --python-platform``."""
-        return f"x86_64-manylinux_{self.glibc[0]}_{self.glibc[1]}"
+        """The value for ``uv pip --python-platform``.
+
+        uv names only some floors (``manylinux_2_17``, ``_2_28``, then every one from ``_2_31``;
+        ``--glibc 2.25`` is refused with "invalid value"), so a floor between them is asked at
+        the nearest named one below: every wheel uv picks then fits the floor, which the tag
+        and ELF checks still apply exactly. Floors below 2.17 (or from 2.31) go as written."""
+        minor = self.glibc[1]
+        if 17 <= minor < 31:
+            minor = 28 if minor >= 28 else 17
+        return f"x86_64-manylinux_{self.glibc[0]}_{minor}"
 
 
 @dataclass(frozen=True)

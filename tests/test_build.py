@@ -568,3 +568,17 @@ def test_a_pure_python_tagged_linux_wheel_fits_like_pip_says(
     assert "packages/clitool/_bundled/tool" in names(zip_path)
     out = import_under(python313, zip_path, tmp_path, "import clitool; print(clitool.VALUE)\n")
     assert out.strip() == "clitool 1.0"
+
+
+def test_a_glibc_floor_between_uvs_platform_names_still_resolves(
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli
+) -> None:
+    """``--glibc 2.25`` (what FB307 suggests for a binary needing GLIBC_2.25) is a floor uv has
+    no ``--python-platform`` name for (it knows manylinux_2_17, _2_28 and _2_31 on): uv is
+    asked at the nearest floor below, so what it picks still fits, and checks use 2.25."""
+    project = make_project(tmp_path / "agent", "alpha\nmodern\n")
+    result = run_cli("build", project, "--glibc", "2.25")
+    assert result.exit_code == 0, result.output
+    listed = names(project / "dist" / "agent.zip")
+    assert "packages/alpha/__init__.py" in listed
+    assert any(name.startswith("packages/modern-1.0.dist-info/") for name in listed)
