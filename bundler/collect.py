@@ -54,7 +54,7 @@ DEFAULT_EXCLUDES = (
     TEMP_PATTERN,
     *name_patterns(),
 )
-AGENT_YAMLS = ("agent.yaml", "agent.yml")  # azd's agent definition (bundler/definition.py)
+AGENT_YAMLS = ("agent.yaml", "agent.yml")  # azd's agent definition (bundler/azd.py)
 _SECRET_HINT = "a `!` pattern in .fbundleignore ships it"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bundler.definition import Flags
+from bundler.metadata import Flags
 
 
 @dataclass(frozen=True)

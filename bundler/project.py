@@ -8,19 +8,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bundler.definition import METADATA as METADATA
-from bundler.definition import MODES as MODES
-from bundler.definition import PROTOCOLS as PROTOCOLS
-from bundler.definition import Flags as Flags
-from bundler.definition import (
-    ascii_name,
-    definition_problems,
-    load_definition,
-    read_json,
-    without_dotenv_values,
-)
-from bundler.definition import metadata_problems as metadata_problems
+from bundler.definition import load_definition
+from bundler.documents import read_json
 from bundler.errors import UsageError
+from bundler.identity import METADATA as METADATA
+from bundler.metadata import MODES as MODES
+from bundler.metadata import PROTOCOLS as PROTOCOLS
+from bundler.metadata import Flags as Flags
+from bundler.metadata import ascii_name, definition_problems, without_dotenv_values
+from bundler.metadata import metadata_problems as metadata_problems
 from bundler.targets import DOTNET_RUNTIMES, PYTHON_RUNTIMES
 
 DEFAULT_ENTRY_POINT = ["python", "main.py"]

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from bundler.collect import elf_executable, portable_pattern
-from bundler.definition import Environment, Flags, cpu_memory_problem, load_definition
+from bundler.definition import load_definition
+from bundler.envexpand import Environment
 from bundler.errors import UsageError
+from bundler.metadata import Flags, cpu_memory_problem
 from bundler.project import example_metadata, load_project
 from tests.support.projects import MAIN
 

@@ -1,6 +1,6 @@
 """FB6xx: the agent definition (the multipart ``metadata`` part) as the service takes it.
 
-The rules live in ``bundler/definition.py`` so that ``build`` (which refuses or warns before
+The rules live in ``bundler/metadata.py`` so that ``build`` (which refuses or warns before
 writing) and ``validate`` (which reads the definition beside a zip) say the same thing.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from bundler.checks.base import Finding, finding, rules
 from bundler.checks.facts import Facts
-from bundler.definition import definition_problems, metadata_problems
+from bundler.metadata import definition_problems, metadata_problems
 from bundler.project import agent_name_problem
 
 RULES = rules(

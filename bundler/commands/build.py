@@ -235,7 +235,8 @@ def _list(plan: Plan, as_json: bool) -> None:
 def init(directory: Path, runtime: str | None, mode: str) -> None:
     """Scaffold a Python agent (main.py, requirements.txt, metadata.json); in a folder that
     already holds a project, add only what is missing: the definition."""
-    from bundler.definition import default_entry_file, detect_runtime, load_definition
+    from bundler.azd import default_entry_file, detect_runtime
+    from bundler.definition import load_definition
 
     if directory.exists() and not directory.is_dir():
         raise UsageError(f"{directory}: not a folder", "pass a folder")

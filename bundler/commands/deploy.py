@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from bundler.definition import with_dotenv_values
 from bundler.deploy.auth import get_credential
 from bundler.deploy.client import (
     PREVIEW_API_VERSION,
@@ -38,6 +37,7 @@ from bundler.deploy.poll import (
 from bundler.deploy.state import last_session
 from bundler.errors import UsageError
 from bundler.identity import METADATA, metadata_beside
+from bundler.metadata import with_dotenv_values
 from bundler.model import file_sha256
 from bundler.project import agent_name_problem, metadata_problems, read_metadata
 from bundler.settings import float_env
