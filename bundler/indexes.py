@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import ssl
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from bundler.redact import redact_url
 from bundler.requirements import IndexOptions
+from bundler.targets import PythonTarget
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 _SECTIONS = ("global", "install", "download")
@@ -123,3 +129,54 @@ def read_pip_config(environ: dict[str, str] | None = None) -> IndexConfig:
         cert=values.get("cert", "").strip() or None,
         sources=tuple(sources),
     )
+
+
+def newest_fitting_version(name: str, indexes: IndexConfig,
+                           target: PythonTarget) -> Version | None:
+    """The newest release of ``name`` on the indexes with a wheel the target accepts."""
+    fitting: Version | None = None
+    for filename in index_files(name, indexes):
+        try:
+            _, version, _, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if not version.is_prerelease and tags & set(target.tag_rank) and (
+                fitting is None or version > fitting):
+            fitting = version
+    return fitting
+
+
+def index_files(name: str, indexes: IndexConfig) -> list[str]:
+    """Wheel file names for ``name`` on the configured indexes (PEP 691 JSON, else PEP 503)."""
+    import httpx  # only on a resolution failure: keeps `fbundle build` start-up light
+
+    files: list[str] = []
+    project = canonicalize_name(name)
+    if indexes.no_index:
+        urls: list[str] = []
+    else:
+        urls = [indexes.index_url, *indexes.extra_index_urls]
+    for base in urls:
+        if not base.startswith(("http://", "https://")):
+            continue
+        try:
+            response = httpx.get(
+                f"{base.rstrip('/')}/{project}/",
+                headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"},
+                timeout=15.0, follow_redirects=True, verify=indexes.verify(),
+            )
+        except httpx.HTTPError:
+            continue
+        if response.status_code != 200:
+            continue
+        if "json" in response.headers.get("content-type", ""):
+            data: dict[str, Any] = response.json()
+            files += [f["filename"] for f in data.get("files", [])]
+        else:
+            files += re.findall(r">\s*([^<>\s]+\.whl)\s*<", response.text)
+    for link in indexes.find_links:
+        folder = Path(link.removeprefix("file://"))
+        if folder.is_dir():
+            files += [p.name for p in folder.glob("*.whl")
+                      if canonicalize_name(p.name.split("-")[0]) == project]
+    return [f for f in files if f.endswith(".whl")]

@@ -19,7 +19,6 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -33,7 +32,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from bundler.errors import BuildError, ResolutionError, UsageError
-from bundler.indexes import IndexConfig
+from bundler.indexes import IndexConfig, index_files, newest_fitting_version
 from bundler.lock import Lock, Pin, WheelRef, best_wheel, tree_sha256
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
@@ -443,7 +442,7 @@ class Resolver:
         """Ask the index which versions of ``name`` exist and which fit the target."""
         if self.offline:
             return None
-        files = _index_files(name, self.indexes)
+        files = index_files(name, self.indexes)
         if not files:
             return None
         newest: tuple[Version, str] | None = None
@@ -651,20 +650,6 @@ def _rebased(pin: Pin, lock_dir: Path, base: Path) -> Pin:
     return replace(pin, wheel=rebased)
 
 
-def newest_fitting_version(name: str, indexes: IndexConfig, target: PythonTarget) -> Version | None:
-    """The newest release of ``name`` on the indexes with a wheel the target accepts."""
-    fitting: Version | None = None
-    for filename in _index_files(name, indexes):
-        try:
-            _, version, _, tags = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        if not version.is_prerelease and tags & set(target.tag_rank) and (
-                fitting is None or version > fitting):
-            fitting = version
-    return fitting
-
-
 def _requirements_for(names: set[NormalizedName], metadata: dict[NormalizedName, list[str]],
                       target: PythonTarget) -> list[str]:
     """Requirement lines (markers dropped, specifiers kept) that pull in ``names``."""
@@ -700,37 +685,3 @@ def _floor_needed(platforms: list[str], target: PythonTarget) -> str | None:
     return f"{low[0]}.{low[1]}"
 
 
-def _index_files(name: str, indexes: IndexConfig) -> list[str]:
-    """Wheel file names for ``name`` on the configured indexes (PEP 691 JSON, else PEP 503)."""
-    import httpx  # only on a resolution failure: keeps `fbundle build` start-up light
-
-    files: list[str] = []
-    project = canonicalize_name(name)
-    if indexes.no_index:
-        urls: list[str] = []
-    else:
-        urls = [indexes.index_url, *indexes.extra_index_urls]
-    for base in urls:
-        if not base.startswith(("http://", "https://")):
-            continue
-        try:
-            response = httpx.get(
-                f"{base.rstrip('/')}/{project}/",
-                headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"},
-                timeout=15.0, follow_redirects=True, verify=indexes.verify(),
-            )
-        except httpx.HTTPError:
-            continue
-        if response.status_code != 200:
-            continue
-        if "json" in response.headers.get("content-type", ""):
-            data: dict[str, Any] = response.json()
-            files += [f["filename"] for f in data.get("files", [])]
-        else:
-            files += re.findall(r">\s*([^<>\s]+\.whl)\s*<", response.text)
-    for link in indexes.find_links:
-        folder = Path(link.removeprefix("file://"))
-        if folder.is_dir():
-            files += [p.name for p in folder.glob("*.whl")
-                      if canonicalize_name(p.name.split("-")[0]) == project]
-    return [f for f in files if f.endswith(".whl")]

@@ -25,7 +25,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from bundler.errors import BuildError, UsageError
-from bundler.indexes import IndexConfig
+from bundler.indexes import IndexConfig, newest_fitting_version
 from bundler.lock import Lock, WheelRef, tree_sha256
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
@@ -192,8 +192,6 @@ def wheel_of(name: str, ref: WheelRef, fetch: Callable[[WheelRef], Path],
 
 def native_refusal(error: NativeBuild, ref: WheelRef, builder: SourceBuilder) -> BuildError:
     """The truth about a native sdist: no wheel fits, and building here cannot make one."""
-    from bundler.resolve import newest_fitting_version
-
     target = builder.target
     abi = target.abi
     if ref.kind == "directory":
