@@ -69,7 +69,8 @@ def connection_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--connect-timeout", type=click.FloatRange(min=0.001), default=None,
                      help="Seconds to connect [env FBUNDLE_CONNECT_TIMEOUT, default 10]"),
         click.option("--read-timeout", type=click.FloatRange(min=0.001), default=None,
-                     help="Seconds to wait for a response [env FBUNDLE_READ_TIMEOUT, "
+                     help="Seconds to wait for a response to any request but invoke's own "
+                          "(invoke --timeout) [env FBUNDLE_READ_TIMEOUT, "
                           "default 120]"),
     ]):
         command = option(command)
