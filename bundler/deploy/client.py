@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -400,16 +400,7 @@ class FoundryClient(Transport):
                                    "nothing was written; report it to the service")
             digest = hashlib.sha256()
             with atomic_output(dest) as out:
-                try:
-                    for chunk in reply.iter_bytes(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                except httpx.TimeoutException:
-                    raise ServiceError(f"GET {short_url(reply.url)}: timed out after "
-                                       f"{self.options.read_timeout:g}s reading the zip",
-                                       "retry, or raise --read-timeout") from None
-                except httpx.TransportError as error:
-                    raise self.transport_error("GET", reply.url, error) from None
+                self._copy_body(reply, out, "the zip", digest)
                 if expected is None and served is not None:
                     expected = content_hash(self.get_version(agent, served))
                     verified_by = "code_configuration.content_hash" if expected else None
@@ -594,21 +585,29 @@ class FoundryClient(Transport):
         reply = self.send("GET", self._files_route(agent, session, "content"),
                           query={"path": remote}, api_version=ENDPOINT_API_VERSION,
                           headers=self.headers(accept="application/octet-stream"), stream=True)
-        size = 0
         try:
             with atomic_output(dest) as out:
-                try:
-                    for chunk in reply.iter_bytes(CHUNK):
-                        size += len(chunk)
-                        out.write(chunk)
-                except httpx.TimeoutException:
-                    raise ServiceError(f"GET {short_url(reply.url)}: timed out after "
-                                       f"{self.options.read_timeout:g}s reading {remote}",
-                                       "retry, or raise --read-timeout") from None
-                except httpx.TransportError as error:
-                    raise self.transport_error("GET", reply.url, error) from None
+                return self._copy_body(reply, out, remote)
         finally:
             reply.close()
+
+    def _copy_body(self, reply: Reply, out: BinaryIO, what: str,
+                   digest: hashlib._Hash | None = None) -> int:
+        """Copy a streamed answer's body into ``out`` (and ``digest``); its byte count. A read
+        that times out or breaks off is one line naming ``what`` was being read."""
+        size = 0
+        try:
+            for chunk in reply.iter_bytes(CHUNK):
+                size += len(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                out.write(chunk)
+        except httpx.TimeoutException:
+            raise ServiceError(f"GET {short_url(reply.url)}: timed out after "
+                               f"{self.options.read_timeout:g}s reading {what}",
+                               "retry, or raise --read-timeout") from None
+        except httpx.TransportError as error:
+            raise self.transport_error("GET", reply.url, error) from None
         return size
 
     def delete_session_file(self, agent: str, session: str, remote: str, *,
