@@ -98,6 +98,19 @@ def test_raw_wheels_and_sdists_are_rejected(tmp_path: Path) -> None:
     assert found == ["packages/x-1.0-py3-none-any.whl", "vendor/y-1.0.tar.gz"]
 
 
+def test_an_archive_a_record_lists_is_package_data(tmp_path: Path) -> None:
+    """python-dateutil ships dateutil/zoneinfo/dateutil-zoneinfo.tar.gz in its RECORD: pip
+    installs it as data; only an archive no distribution owns is a raw package (FB103)."""
+    wheel = make_wheel(tmp_path, "python-dateutil", "2.9.0", files={
+        "dateutil/__init__.py": b"", "dateutil/zoneinfo/__init__.py": b"",
+        "dateutil/zoneinfo/dateutil-zoneinfo.tar.gz": b"\x1f\x8b data"})
+    entries = layout_wheel(wheel, hashlib.sha256(wheel.read_bytes()).hexdigest()).entries
+    path = write(tmp_path, {**MAIN, "requirements.txt": b"python-dateutil\n",
+                            "packages/stray-1.0.tar.gz": b"gz"}, entries)
+    found = [f.path for f in check(path) if f.code == "FB103"]
+    assert found == ["packages/stray-1.0.tar.gz"]
+
+
 def test_requirements_and_packages_follow_the_mode(tmp_path: Path) -> None:
     path = write(tmp_path, {"main.py": b""})
     assert codes(check(path, mode="bundled")) == {"FB104", "FB105"}

@@ -18,7 +18,7 @@ from bundler.targets import Target
 from bundler.wheels import layout_wheel
 from bundler.write import predicted_size, size_bounds, write_zip
 from tests.support import RunCli
-from tests.support.binaries import elf, macho, pe_dll
+from tests.support.binaries import elf, elf_needing_glibc, macho, pe_dll
 from tests.support.wheels import compile_extension, make_wheel
 
 MAIN = {"main.py": b"print('hi')\n", "requirements.txt": b""}
@@ -178,6 +178,61 @@ def test_foreign_binaries_outside_a_fitting_wheel_stay_errors(tmp_path: Path) ->
                   laid_out(winonly))
     assert {(f.code, f.path) for f in errors(check_zip(path)) if f.code.startswith("FB3")} == {
         ("FB301", "packages/winonly/_n.pyd"), ("FB301", "tool.dll")}
+
+
+def test_a_foreign_tagged_helper_is_fb309_only_not_also_fb305(tmp_path: Path) -> None:
+    """debugpy's universal wheel ships pydevd_cython.cp39-win_amd64.pyd and the like: FB309
+    says Linux never loads them, so FB305 (its tag) must not call the same file an error."""
+    wheel = debugpy_like(tmp_path, {
+        "debugpy/_vendored/pydevd_cython.cp39-win_amd64.pyd": pe_dll(),
+        "debugpy/_vendored/pydevd_cython.cpython-39-darwin.so": macho("x86_64"),
+        "debugpy/_vendored/pydevd_fake.cp39-win_amd64.pyd": b"not even a PE"})
+    path = zip_of(tmp_path, {**MAIN, "requirements.txt": b"debugpy\n"}, laid_out(wheel))
+    found = check_zip(path)
+    assert errors(found) == []
+    by_path = {(f.code, f.path) for f in found}
+    for helper in ("pydevd_cython.cp39-win_amd64.pyd", "pydevd_cython.cpython-39-darwin.so",
+                   "pydevd_fake.cp39-win_amd64.pyd"):
+        assert ("FB309", f"packages/debugpy/_vendored/{helper}") in by_path
+    # outside a fitting wheel the same names are still FB305 errors
+    loose = zip_of(tmp_path, {**MAIN, "vendor/pydevd_cython.cpython-39-darwin.so":
+                              macho("x86_64")}, name="loose.zip")
+    assert {"FB302", "FB305"} <= codes(errors(check_zip(loose)))
+
+
+def test_a_glibc_hungry_helper_nobody_imports_is_a_warning(tmp_path: Path) -> None:
+    """claude-agent-sdk's bundled claude executable and debugpy's attach_linux_amd64.so need
+    GLIBC_2.34: FB310 (warning), as they run only if executed; an extension module that
+    needs it, or the entry point itself, stays FB307 (error)."""
+    needy = elf_needing_glibc("2.34")
+    wheel = make_wheel(tmp_path, "sdk", "1.0", tag="py3-none-manylinux_2_17_x86_64", files={
+        "sdk/__init__.py": b"",
+        "sdk/_bundled/claude": needy,  # an executable, no module name at all
+        "sdk/vendored/attach/attach_linux_amd64.so": needy,  # bare .so, no regular package
+        "sdk/attach/__init__.py": b"",
+        "sdk/attach/_native.so": needy,  # bare .so in a regular package: importable
+        "sdk/_n.abi3.so": needy,
+        "nspkg/_m.cpython-313-x86_64-linux-gnu.so": needy})  # tagged, in a namespace folder
+    path = zip_of(tmp_path, {**MAIN, "requirements.txt": b"sdk\n", "server": needy},
+                  laid_out(wheel))
+    found = check_zip(path)
+    by_path = {f.path: f for f in found if f.code in ("FB307", "FB310")}
+    assert {p: f.code for p, f in by_path.items()} == {
+        "packages/sdk/_bundled/claude": "FB310",
+        "packages/sdk/vendored/attach/attach_linux_amd64.so": "FB310",
+        "packages/sdk/attach/_native.so": "FB307",
+        "packages/sdk/_n.abi3.so": "FB307",
+        "packages/nspkg/_m.cpython-313-x86_64-linux-gnu.so": "FB307",
+        "server": "FB310"}
+    claude = by_path["packages/sdk/_bundled/claude"]
+    assert claude.severity == "warning"
+    assert "needs GLIBC_2.34, above the 2.17 floor" in claude.message
+    assert "fails only if executed" in claude.message and "(from sdk 1.0)" in claude.message
+    # the entry point executes its ELF: then the need is the agent's own, an error
+    path = zip_of(tmp_path, {"server": needy, "requirements.txt": b""}, name="entry.zip")
+    (entry,) = [f for f in check_zip(path, entry_point=["./server"])  # type: ignore[arg-type]
+                if f.code.startswith("FB3")]
+    assert (entry.code, entry.severity) == ("FB307", "error")
 
 
 # ---- azd's layout: dependencies at the zip root ---------------------------------------------

@@ -27,6 +27,8 @@ RULES = rules(
     ("FB307", "error", "ELF that needs a glibc newer than the floor"),
     ("FB308", "error", "binary header that cannot be parsed"),
     ("FB309", "warning", "a wheel that fits the target ships a binary for another platform"),
+    ("FB310", "warning", "a helper ELF (not an extension module Python imports) needs a "
+     "glibc newer than the floor"),
 )
 
 _EXTENSION = re.compile(r"^[^.]+\.(?P<tag>[^.]+)\.(?:so|pyd)$")
@@ -62,14 +64,23 @@ def check(facts: Facts) -> Iterator[Finding]:
     fitting = {folder for folder in set(owner_of.values()) if isinstance(target, PythonTarget)
                and tags_fit(wheel_tags(facts, folder)[1], target)}
     names = {e.name for e in facts.files}
-    for found in _check(facts):
+    found_all = list(_check(facts))
+    # Paths FB309 turns into warnings: FB305 about their tag would repeat it as an error.
+    helpers: set[str] = set()
+    for found in found_all:
         folder = owner_of.get(found.path)
+        if found.code in FOREIGN and folder in fitting and isinstance(target, PythonTarget) \
+                and not _imported_on_linux(found.path, names, facts):
+            helpers.add(found.path)
+    for found in found_all:
+        folder = owner_of.get(found.path)
+        if found.code == "FB305" and found.path in helpers:
+            continue  # pydevd_cython.cp39-win_amd64.pyd: FB309 already says it is not loaded
         if folder is None:
             yield found
             continue
         owner = dist_label(folder, facts.texts.get(f"{folder}/METADATA"))
-        if found.code in FOREIGN and folder in fitting and isinstance(facts.target, PythonTarget) \
-                and not _imported_on_linux(found.path, names, facts):
+        if found.path in helpers and found.code in FOREIGN:
             # debugpy's universal wheel ships attach helpers for Windows and macOS: a wheel
             # that fits the target and carries them does not load them on Linux.
             yield finding("FB309", found.path, f"shipped by {owner} for other platforms; never "
@@ -121,14 +132,56 @@ def _loads_on_linux(name: str, facts: Facts) -> bool:
     return binary is not None and binary.format == "elf" and binary.machine == "x86_64"
 
 
+def importable_extension(name: str, names: set[str], target: Target) -> bool:
+    """Whether CPython on the target could ``import`` this file as an extension module: its
+    name ends in one of the target's extension suffixes (``.cpython-313-x86_64-linux-gnu.so``,
+    ``.abi3.so``, ``.so``) after a bare identifier, and it sits on ``sys.path`` (the zip root,
+    or ``packages/``) under folders that are identifiers. The tagged suffixes claim to be
+    extension modules, so namespace folders (PEP 420: ``google/_upb``) count; a bare ``.so``
+    counts only in regular packages (each folder has an ``__init__``), as a helper library
+    next to scripts (debugpy's ``pydevd_attach_to_process/attach_linux_amd64.so``, loaded
+    into another process, never imported) is far commoner there than a real module."""
+    if not isinstance(target, PythonTarget):
+        return False
+    folder, _, base = name.rpartition("/")
+    specific = f".cpython-{target.python[0]}{target.python[1]}-x86_64-linux-gnu.so"
+    suffix = next((s for s in (specific, ".abi3.so", ".so") if base.endswith(s)), None)
+    if suffix is None or not base[: -len(suffix)].isidentifier():
+        return False
+    parts = folder.split("/") if folder else []
+    for root in ([], ["packages"]):
+        if parts[: len(root)] != root:
+            continue
+        chain = parts[len(root):]
+        if not all(p.isidentifier() for p in chain):
+            continue
+        if suffix != ".so" or all(
+                any(n.startswith("/".join(parts[: len(root) + i + 1]) + "/__init__.")
+                    for n in names) for i in range(len(chain))):
+            return True
+    return False
+
+
+def _entry_binary(facts: Facts) -> str | None:
+    """The file the entry point executes when it is not an interpreter (``./server``)."""
+    entry = facts.context.entry_point
+    return entry[0].removeprefix("./") if entry else None
+
+
 def _check(facts: Facts) -> Iterator[Finding]:
     target = facts.target
+    names = {e.name for e in facts.files}
+    entry_binary = _entry_binary(facts)
     for entry in facts.files:
         name = entry.name
         info = facts.scanned.get(name)
         binary = info.binary if info else None
         if binary is not None:
-            yield from _binary(name, binary, target)
+            for found in _binary(name, binary, target):
+                if found.code == "FB307" and name != entry_binary \
+                        and not importable_extension(name, names, target):
+                    found = _helper_glibc(found, binary)
+                yield found
             if binary.format == "pe" and binary.malformed and \
                     name.lower().endswith(_BINARY_SUFFIXES):
                 # "MZ" also starts some data files; a library's name makes it a broken binary.
@@ -145,6 +198,19 @@ def _check(facts: Facts) -> Iterator[Finding]:
                     and not managed_dll:
                 yield finding("FB306", name, f"{base.rsplit('.', 1)[-1]} files are Windows/"
                               "macOS libraries; Linux never loads them", _REBUILD_LINUX)
+
+
+def _helper_glibc(found: Finding, binary: BinaryInfo) -> Finding:
+    """FB307 turned into FB310 for an ELF no import loads (claude-agent-sdk's bundled
+    ``claude`` executable): the service's glibc is likely newer than the floor, and the file
+    fails only when something executes or loads it on an older one."""
+    need = binary.max_glibc or (0, 0)
+    version = f"{need[0]}.{need[1]}"
+    return finding("FB310", found.path, f"{found.message}; it is not an extension module "
+                   f"Python imports, so it fails only if executed (or loaded) on a runtime "
+                   f"with a glibc older than {version}",
+                   f"harmless unless the agent runs it; if it does, pass --glibc {version} "
+                   "once the runtime is known to have it (ldd --version there)")
 
 
 def _binary(name: str, binary: BinaryInfo, target: Target) -> Iterator[Finding]:

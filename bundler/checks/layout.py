@@ -68,7 +68,9 @@ def check(facts: Facts) -> Iterator[Finding]:
         lower = name.lower()
         parts = name.split("/")
         base = parts[-1]
-        if lower.endswith(ARCHIVE_SUFFIXES) and not any(
+        # An archive an installed distribution's RECORD lists is its package data
+        # (python-dateutil's dateutil-zoneinfo.tar.gz), not a package left uninstalled.
+        if lower.endswith(ARCHIVE_SUFFIXES) and name not in owner_of and not any(
                 name == path or name.startswith(path + "/") for path in listed):
             yield finding("FB103", name, "a raw package archive is shipped; the service does "
                           "not install it", "install it extracted into packages/ "
