@@ -9,6 +9,7 @@ init --no-prompt`` fills them; defaults as ``CreateHostedAgentAPIRequest`` sets 
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping
@@ -170,6 +171,30 @@ def _azure_service(root: Path) -> tuple[Path, str, dict[str, Any]] | None:
     return None
 
 
+def agent_services(root: Path) -> list[tuple[str, str]]:
+    """The ``host: azure.ai.agent`` services of ``root``'s own ``azure.yaml`` as (name, project
+    folder relative to ``root``): at an azd project root the definitions live in the services'
+    folders, and the "no definition" error names them (azd builds each service from its
+    ``project:``)."""
+    for name in AZURE_YAML:
+        path = root / name
+        if path.is_file():
+            data, _notes = read_yaml(path)
+            services = data.get("services")
+            if not isinstance(services, dict):
+                return []
+            found = []
+            for service, entry in services.items():
+                project = entry.get("project", ".") if isinstance(entry, dict) else None
+                if not isinstance(project, str) or entry.get("host") != "azure.ai.agent":
+                    continue
+                folder = posixpath.normpath(project.replace("\\", "/"))
+                if folder != ".":  # the root's own service was looked for already
+                    found.append((str(service), folder))
+            return found
+    return []
+
+
 def _scalar(value: Any, where: str) -> str | None:
     """A YAML scalar as the text the service takes (``0.25`` -> ``"0.25"``)."""
     if value is None:
@@ -185,22 +210,32 @@ def _scalar(value: Any, where: str) -> str | None:
     return text
 
 
-def _protocols(value: Any, where: str) -> list[dict[str, str]] | None:
+def _protocols(value: Any, where: str, notes: list[str]) -> list[dict[str, str]] | None:
+    """azd's ``protocols`` list -> the service's ``protocol_versions``. An entry without a
+    version is passed on by azd (agent_yaml/map.go sends it as written); fbundle gives it the
+    version azd sends when no protocol is declared (2.0.0, which azd's init also calls the
+    service's recommended one) and says so, rather than ship an empty version."""
     if value is None:
         return None
     if not isinstance(value, list) or not value:
         raise UsageError(f"{where} must be a list of {{protocol, version}}",
                          "e.g. protocols: [{protocol: responses, version: 2.0.0}]")
     records = []
+    defaulted: list[str] = []
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("protocol"), str):
             raise UsageError(f"{where}: {short(item)} is not {{protocol, version}}",
                              "e.g. protocols: [{protocol: responses, version: 2.0.0}]")
         version = _scalar(item.get("version"), f"{where}.version")
         if not version:
-            raise UsageError(f"{where}: protocol {item['protocol']!r} has no version",
-                             "add version: (e.g. 2.0.0)")
+            version = AZD_DEFAULT_PROTOCOLS[0]["version"]
+            defaulted.append(item["protocol"])
         records.append({"protocol": item["protocol"], "version": version})
+    if defaulted:
+        verb = "has" if len(defaulted) == 1 else "have"
+        notes.append(f"note: {where}: {', '.join(defaulted)} {verb} no version; using "
+                     f"{AZD_DEFAULT_PROTOCOLS[0]['version']} "
+                     "(azd's default protocol version; --protocol or version: sets another)")
     return records
 
 
@@ -550,7 +585,9 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
     if environment is None:
         environment = Environment.beside(azd.path.parent, environ)
     definition: dict[str, Any] = {"kind": "hosted"}
-    protocols = _protocols(azd.protocols, f"{where}: protocols")
+    # --protocol replaces the file's protocols (_apply_flags): they are not judged at all
+    protocols = None if flags.protocols else _protocols(azd.protocols, f"{where}: protocols",
+                                                        notes)
     if protocols is None:
         protocols = [dict(p) for p in AZD_DEFAULT_PROTOCOLS]
         if not flags.protocols:  # a note says only what happens: --protocol replaces it

@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import posixpath
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bundler.azd import default_entry_file, from_agent_yaml, from_azd
+from bundler.azd import agent_services, default_entry_file, from_agent_yaml, from_azd
 from bundler.documents import read_json
 from bundler.errors import UsageError
 from bundler.identity import METADATA
@@ -112,6 +114,16 @@ def _read_misspelt(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
 
 def _from_flags(root: Path, flags: Flags) -> Definition:
     missing = [f for f, v in (("--runtime", flags.runtime), ("--mode", flags.mode)) if not v]
+    if missing and (services := agent_services(root)):
+        folders = ", ".join(f"{name!r} in {folder}" for name, folder in services[:5])
+        first = posixpath.normpath(f"{root.as_posix()}/{services[0][1]}")
+        first = first if first.startswith(("/", ".")) else f"./{first}"
+        raise UsageError(
+            f"{root}: no agent definition here; this is an azd project whose azure.yaml has "
+            f"the agent service{'s' if len(services) > 1 else ''} {folders}"
+            f"{' and more' if len(services) > 5 else ''}",
+            f"build a service from its folder: run `fbundle build "
+            f"{shlex.quote(first)}`")
     if missing:
         raise UsageError(
             f"{root}: no agent definition (metadata.json, agent.yaml or an azure.yaml service)",

@@ -799,3 +799,54 @@ def test_a_placeholder_left_in_a_plain_definition_warns(tmp_path: Path) -> None:
     warned = [n for n in found.notes if n.startswith("warning:") and "azd's init fills" in n]
     assert len(warned) == 1 and "{{endpoint}} is a placeholder azd's init fills" in warned[0]
     assert "connections" not in warned[0]
+
+
+# ---- what a new user met on Microsoft's samples ------------------------------------------------
+
+
+def test_a_protocol_without_a_version_gets_azds_default_and_a_flag_replaces_it(
+        tmp_path: Path, run_cli: Any) -> None:
+    """foundry-samples' workflow-agent-with-checkpoint-and-hitl writes `protocols: [{protocol:
+    responses}]`; azd does not refuse it (agent_yaml/map.go passes it on), so it gets the
+    version azd sends by default, with a note. --protocol replaces the file's protocols before
+    they are judged, so even a malformed list does not stop a build that names its own."""
+    root = project(tmp_path / "agent", files={
+        "agent.yaml": "kind: hosted\nname: hitl\nprotocols:\n  - protocol: responses\n"
+                      "  - {protocol: invocations, version: ''}\n"})
+    found = load_definition(root)
+    assert found.definition["protocol_versions"] == [
+        {"protocol": "responses", "version": "2.0.0"},
+        {"protocol": "invocations", "version": "2.0.0"}]
+    assert any("responses, invocations have no version; using 2.0.0" in n
+               for n in found.notes), found.notes
+    flagged = load_definition(root, flags=Flags(protocols=("responses@1.0.0",)))
+    assert flagged.definition["protocol_versions"] == [
+        {"protocol": "responses", "version": "1.0.0"}]
+    assert not any("no version" in n for n in flagged.notes), flagged.notes
+    (root / "agent.yaml").write_text("kind: hosted\nname: hitl\nprotocols: 5\n")
+    one_line_exit_2(run_cli("build", root), "protocols must be a list")
+    result = run_cli("build", root, "--protocol", "responses@1.0.0")
+    assert result.exit_code == 0, result.output
+    written = json.loads((root / "dist" / "hitl.metadata.json").read_text())["definition"]
+    assert written["protocol_versions"] == [{"protocol": "responses", "version": "1.0.0"}]
+
+
+def test_an_azd_project_root_names_its_agent_services_and_what_to_run(
+        tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At an azd project root whose agent services live in subfolders there is no definition
+    to build; the one line names the services, their folders and the command that builds one
+    (exit 2), and that command works."""
+    repo = tmp_path / "repo"
+    project(repo / "agents", files={"agent.yaml": "kind: hosted\nname: a\n"})
+    (repo / "azure.yaml").write_text(
+        "name: p\nservices:\n  agent-a:\n    project: ./agents\n    host: azure.ai.agent\n"
+        "  flow:\n    project: workflows/\n    host: azure.ai.agent\n"
+        "  web:\n    project: ./web\n    host: containerapp\n")
+    result = run_cli("build", repo)
+    one_line_exit_2(result, "azd project", "'agent-a' in agents, 'flow' in workflows",
+                    f"run `fbundle build {repo.as_posix()}/agents`")
+    assert "web" not in result.stderr, result.stderr
+    assert run_cli("build", repo / "agents").exit_code == 0
+    monkeypatch.chdir(repo)  # from the root itself, the hint is relative: ./agents
+    with pytest.raises(UsageError, match=r"run `fbundle build \./agents`"):
+        load_definition(Path("."))
