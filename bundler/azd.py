@@ -64,6 +64,18 @@ CORE_SERVICE_KEYS = frozenset({
     "resourceGroup", "resourceName", "apiVersion", "project", "host", "language", "dist",
     "image", "docker", "k8s", "module", "infra", "hooks", "uses", "config", "env", "condition",
     "remoteBuild"})
+def service_props(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's deploy settings (container, startupCommand, ...) as azd's
+    ``ServiceConfigProps`` picks them: its inline properties when it has any (unless they carry
+    no ``kind`` and the deprecated ``config:`` block does), else that ``config:`` block."""
+    inline = {k: v for k, v in entry.items() if k not in CORE_SERVICE_KEYS}
+    config = entry.get("config")
+    config = config if isinstance(config, dict) else {}
+    if inline and not ("kind" not in inline and "kind" in config):
+        return inline
+    return config
+
+
 #: What a service's root ``$ref`` file may not supply (azd's validateRootRefCoreFields).
 ROOT_REF_CORE_FIELDS = ("env", "project", "language", "image", "docker")
 MAX_REF_DEPTH = 32  # azd's maxRefDepth
@@ -274,6 +286,8 @@ class _Azd:
     image: Any = None
     notes: list[str] = field(default_factory=list)
     manifest: bool = False  # an agent manifest: its placeholders were filled (or warned) already
+    startup: Any = None  # the azure.yaml service's startupCommand (what `azd ai agent run` runs)
+    docker: bool = False  # the service is `language: docker`: azd deploys it as a container
 
 
 def from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, flags: Flags,
@@ -298,7 +312,12 @@ def from_agent_yaml(path: Path, root: Path, environ: Mapping[str, str] | None, f
                _code(code, f"{path}: code_configuration", snake=True), data.get("image"),
                notes, manifest=manifest)
     if service is not None:  # the azure.yaml service's own env: and container.resources win
-        _overlay_service(azd, service[2])
+        entry = service[2]
+        props = service_props(entry)
+        if props:
+            props = resolve_service_refs(props, service[0], service[1])
+        _overlay_service(azd, {"container": props.get("container"), "env": entry.get("env")})
+        azd.startup, azd.docker = props.get("startupCommand"), entry.get("language") == "docker"
         azd.label = f"{path} (with {service[0].name} service {service[1]!r})"
     return _map_azd(azd, root, environ, flags, environment)
 
@@ -539,6 +558,7 @@ def _from_azure_props(azure_path: Path, service_name: str, entry: dict[str, Any]
                entry.get("image") or props.get("image"))
     # container: is one of the properties ($ref may supply it); env: is core's, on the entry
     _overlay_service(azd, {"container": props.get("container"), "env": entry.get("env")})
+    azd.startup, azd.docker = props.get("startupCommand"), entry.get("language") == "docker"
     root = (azure_path.parent / str(entry.get("project", "."))).resolve()
     return _map_azd(azd, root, environ, flags)
 
@@ -608,9 +628,22 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
     # --runtime wins later (_apply_flags); take it now so a default entry point gets that
     # runtime's command (dotnet, not python) and the note names what is used
     runtime = flags.runtime or runtime or detect_runtime(root)
+    startup = azd.startup if isinstance(azd.startup, str) and azd.startup.strip() else None
+    from_startup = startup is not None and entry in (None, "") and not flags.entry_point
+    if from_startup:
+        # The source names no entry point; the service's startupCommand is the command azd's
+        # `azd ai agent run` starts (run.go) — a better guess than main.py, and said so.
+        entry_point = split_command(str(startup), f"{where}: startupCommand")
+        container = "; azd deploys this language: docker service as a container, fbundle " \
+            "as source" if azd.docker else ""
+        notes.append(f"note: {where} names no entry point; using the service's startupCommand "
+                     f"{shlex.join(entry_point)!r} (what azd ai agent run starts{container}) "
+                     "— --entry-point overrides it")
+    else:
+        entry_point = azd_entry_point(entry, runtime, root, where)
     definition["code_configuration"] = {
         "runtime": runtime,
-        "entry_point": azd_entry_point(entry, runtime, root, where),
+        "entry_point": entry_point,
         "dependency_resolution": mode or AZD_DEFAULT_MODE,
     }
     # Name the defaults that stay ("remote_build" is what surprises a first build); a value a
@@ -619,7 +652,7 @@ def _map_azd(azd: _Azd, root: Path, environ: Mapping[str, str] | None,
     if azd.code is None:
         used = [text for text, flag in (
             (chosen["runtime"], flags.runtime), (repr(shlex.join(chosen["entry_point"])),
-                                                 flags.entry_point),
+                                                 flags.entry_point or from_startup),
             (chosen["dependency_resolution"], flags.mode)) if not flag]
         if used:
             notes.append(f"note: {where} has no code_configuration; using azd's "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,10 @@ def plan_findings(plan: Plan) -> list[Finding]:
     from bundler.validate import check_bundle, context_for
 
     context = context_for(plan.bundle, plan.spec.metadata, target=plan.target)
+    # FB102's hint names the definition's own file, not the metadata.json build makes from it
+    source = plan.spec.metadata_path
+    context = replace(context, entry_fix=f"fix the entry point in {source.name}, or pass "
+                      "--entry-point" if source is not None else "pass the right --entry-point")
     return check_bundle(plan.bundle, context)
 
 

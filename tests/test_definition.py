@@ -850,3 +850,43 @@ def test_an_azd_project_root_names_its_agent_services_and_what_to_run(
     monkeypatch.chdir(repo)  # from the root itself, the hint is relative: ./agents
     with pytest.raises(UsageError, match=r"run `fbundle build \./agents`"):
         load_definition(Path("."))
+
+
+def test_a_services_startup_command_is_the_entry_point_when_the_source_names_none(
+        tmp_path: Path, run_cli: Any) -> None:
+    """Azure-Samples' foundry-hosted-agentframework-demos: a `language: docker` service whose
+    deprecated config: block holds container.resources and startupCommand, and an agent.yaml
+    with no code_configuration. azd reads both settings from config: (ServiceConfigProps) and
+    `azd ai agent run` starts startupCommand, so that is the entry point, not main.py; the
+    note says so, and FB102's hint names the file the entry point came from."""
+    repo = tmp_path / "repo"
+    agents = repo / "agents"
+    agents.mkdir(parents=True)
+    (agents / "stage4.py").write_text(MAIN)
+    (agents / "requirements.txt").write_text("")
+    (agents / "agent.yaml").write_text(
+        "kind: hosted\nname: demo\nresources: {cpu: '0.25', memory: 0.5Gi}\n")
+    (repo / "azure.yaml").write_text(
+        "name: p\nservices:\n  demo:\n    project: ./agents\n    host: azure.ai.agent\n"
+        "    language: docker\n    docker:\n      remoteBuild: true\n    config:\n"
+        "      container:\n        resources: {cpu: '1', memory: 2Gi}\n"
+        "      startupCommand: python stage4.py\n")
+    found = load_definition(agents)
+    assert found.code["entry_point"] == ["python", "stage4.py"]
+    assert (found.definition["cpu"], found.definition["memory"]) == ("1", "2Gi")
+    notes = "\n".join(found.notes)
+    assert "using the service's startupCommand 'python stage4.py' (what azd ai agent run " \
+           "starts; azd deploys this language: docker service as a container" in notes, notes
+    assert "main.py" not in notes, notes
+    flagged = load_definition(agents, flags=Flags(entry_point="python stage4.py --x"))
+    assert flagged.code["entry_point"] == ["python", "stage4.py", "--x"]
+    assert "startupCommand" not in "\n".join(flagged.notes)
+    result = run_cli("build", agents)
+    assert result.exit_code == 0, result.output
+    # an entry point the bundle lacks: the hint names the definition's own file
+    (agents / "agent.yaml").write_text("kind: hosted\nname: demo\ncode_configuration:\n"
+                                       "  entry_point: gone.py\n")
+    result = run_cli("build", agents)
+    assert result.exit_code == 1 and "FB102" in result.stderr, result.output
+    assert "fix the entry point in agent.yaml, or pass --entry-point" in result.stderr
+    assert "metadata.json" not in result.stderr, result.stderr

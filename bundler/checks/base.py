@@ -50,6 +50,8 @@ class CheckContext:
     mode: str = "bundled"
     entry_point: list[str] = field(default_factory=lambda: ["python", "main.py"])
     metadata: dict[str, Any] | None = None
+    #: Where a wrong entry point is fixed (FB102's hint): build names its definition's source.
+    entry_fix: str = "fix entry_point in metadata.json"
     max_bytes: int = MAX_BUNDLE_BYTES  # the upload limit, on the zip (FB501/FB502)
     #: Unpacked total past which FB503 warns (start-up unpacks and imports all of it).
     unpacked_warning: int = MAX_BUNDLE_BYTES

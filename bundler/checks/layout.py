@@ -149,11 +149,11 @@ def _root_files(facts: Facts, names: set[str]) -> Iterator[Finding]:
         if kind == "script" and target not in names:
             yield finding("FB102", target, f"the entry point {' '.join(ctx.entry_point)!r} "
                           f"runs {target}, which is not in the bundle",
-                          f"put {target} at the zip root, or fix entry_point in metadata.json")
+                          f"put {target} at the zip root, or {ctx.entry_fix}")
         if kind == "module" and not _module_present(target, names, ctx.mode):
             yield finding("FB102", target, f"the entry point runs module {target}, which is "
                           "neither in the bundle nor in packages/",
-                          "add the module, or fix entry_point in metadata.json")
+                          f"add the module, or {ctx.entry_fix}")
     if "requirements.txt" not in names:
         yield finding("FB104", "requirements.txt", "requirements.txt is missing at the root",
                       "add one (it may be empty); the service reads it in both modes")
