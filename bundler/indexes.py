@@ -146,6 +146,24 @@ def newest_fitting_version(name: str, indexes: IndexConfig,
     return fitting
 
 
+def release_wheels(name: str, version: str, indexes: IndexConfig) -> list[str]:
+    """The wheel file names the indexes list for release ``version`` of ``name`` (every
+    platform's): what tells a native project (platform wheels) from a pure one before its
+    sdist is built."""
+    try:
+        wanted = Version(version)
+    except InvalidVersion:
+        return []
+    found = set()
+    for filename in index_files(name, indexes):
+        try:
+            if parse_wheel_filename(filename)[1] == wanted:
+                found.add(filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+    return sorted(found)
+
+
 def index_files(name: str, indexes: IndexConfig) -> list[str]:
     """Wheel file names for ``name`` on the configured indexes (PEP 691 JSON, else PEP 503)."""
     import httpx  # only on a resolution failure: keeps `fbundle build` start-up light

@@ -443,7 +443,8 @@ def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path,
 
     sources = SourceBuilder(cache.root, cache.indexes,
                             target or PythonTarget.for_runtime(lock.runtime),
-                            offline=offline, kind=builder)
+                            offline=offline, kind=builder,
+                            origin="uv.lock" if lock.created_by == "uv" else LOCK_FILE)
 
     def fetch(ref: WheelRef) -> Path:
         return cache.fetch(ref, offline=offline, base=base)

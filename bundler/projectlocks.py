@@ -188,6 +188,7 @@ def uv_lock(root: Path, target: PythonTarget, *,
                          "upgrade uv (fbundle needs `uv export --format pylock.toml`)") from None
     lock = foreign_lock(exported, target, str(path))
     check_fits(lock, target)
+    refuse_native_sdists(lock, exported, target)
     # A local folder's identity is its tree hash, computed on every read: never memoized.
     if memo is not None and not any(pin.wheel.kind == "directory" for pin in lock.pins):
         try:
@@ -196,6 +197,23 @@ def uv_lock(root: Path, target: PythonTarget, *,
         except (OSError, BuildError):  # a read-only cache: the next build reads uv.lock again
             log.debug("not keeping the uv.lock reading in %s", memo.parent)
     return ProjectLock(UV_LOCK, path, lock, pinned_requirements(lock, path, "uv"))
+
+
+def refuse_native_sdists(lock: Lock, exported: dict[str, Any], target: PythonTarget) -> None:
+    """A pin the target takes as an sdist whose locked release lists platform wheels (none of
+    them fitting) is a native project: refused now, from the lock's own wheel list, before
+    anything is fetched or built (numpy 2.4.4 has only manylinux_2_28 wheels; building its
+    sdist here takes twenty minutes and can only end in a refusal)."""
+    from bundler.sdists import native_release
+
+    wheels = {(str(canonicalize_name(str(p.get("name", "")))), str(p.get("version", ""))):
+              [str(w.get("name") or str(w.get("url", "")).rsplit("/", 1)[-1])
+               for w in p.get("wheels") or []] for p in exported.get("packages") or []}
+    for pin in lock.sorted_pins():
+        if pin.wheel.kind == "sdist" and (error := native_release(
+                pin.name, pin.version, wheels.get((pin.key, pin.version), []), target,
+                UV_LOCK)):
+            raise error
 
 
 def _memo_path(root: Path, lock_bytes: bytes, target: PythonTarget) -> Path | None:

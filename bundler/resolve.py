@@ -371,11 +371,16 @@ class Resolver:
         ``pip wheel --no-deps`` in isolation. Only a pure result runs on the target; a native
         one is refused with what to do instead. In hash-checking mode the sdist's sha256 must
         be one the file lists before anything runs its build backend, as in pip."""
-        from bundler.cache import WheelCache
+        from bundler.cache import WheelCache, cache_root
         from bundler.sdists import NativeBuild, SourceBuilder, native_refusal
 
         requirement = failure.requirement
         requirement.marker = None  # pip already decided it applies
+        builder = SourceBuilder(cache_root(), self.indexes, self.target, runner=self.runner,
+                                kind="pip", origin=requirements.source.name)
+        if pinned := _exact_version(requirement):
+            # before pip's dry run below, which may build the whole wheel for its metadata
+            builder.refuse_native(requirement.name, version=pinned)
         report = tmp / "sdist-report.json"
         report.unlink(missing_ok=True)
         argv = [
@@ -402,12 +407,12 @@ class Resolver:
             WheelRef(filename, sha, path=_project_relative(local, base), kind="sdist")
         check_hashes(self._lock([Pin(item["metadata"]["name"], item["metadata"]["version"],
                                      ref)]), requirements)
-        cache = WheelCache(indexes=self.indexes)
-        builder = SourceBuilder(cache.root, self.indexes, self.target, runner=self.runner,
-                                kind="pip")
+        cache = WheelCache(builder.root.parent, indexes=self.indexes)
         try:
-            wheel = builder.cached(sha) or builder.from_sdist(
-                ref, cache.fetch(ref, base=base), str(name))
+            wheel = builder.cached(sha)
+            if wheel is None:
+                builder.refuse_native(str(name), filename)
+                wheel = builder.from_sdist(ref, cache.fetch(ref, base=base), str(name))
         except NativeBuild as error:
             raise native_refusal(error, ref, builder) from None
         finally:
@@ -662,6 +667,15 @@ def _requirements_for(names: set[NormalizedName], metadata: dict[NormalizedName,
                 requirement.marker = None
                 lines.append(str(requirement))
     return sorted(set(lines))
+
+
+def _exact_version(requirement: Requirement) -> str | None:
+    """The one version ``requirement`` pins (``==2.4.4``, ``===2.4.4``), else None."""
+    specifiers = list(requirement.specifier)
+    if len(specifiers) == 1 and specifiers[0].operator in ("==", "===") \
+            and not specifiers[0].version.endswith(".*"):
+        return specifiers[0].version
+    return None
 
 
 def _version_of(filename: str) -> Version | None:

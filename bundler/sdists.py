@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -22,10 +23,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from bundler.errors import BuildError, UsageError
-from bundler.indexes import IndexConfig, newest_fitting_version
+from bundler.indexes import IndexConfig, newest_fitting_version, release_wheels
 from bundler.lock import Lock, WheelRef, tree_sha256
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
@@ -55,7 +61,8 @@ class SourceBuilder:
     """Builds (or finds in the cache) the wheel for an sdist or a local folder."""
 
     def __init__(self, cache_root: Path, indexes: IndexConfig, target: PythonTarget, *,
-                 offline: bool = False, runner: Runner = run_logged, kind: str = "uv") -> None:
+                 offline: bool = False, runner: Runner = run_logged, kind: str = "uv",
+                 origin: str = "") -> None:
         if kind not in BUILDERS:
             raise UsageError(f"unknown builder {kind!r}", "use --resolver uv or --resolver pip")
         self.root = cache_root / "built"
@@ -65,6 +72,8 @@ class SourceBuilder:
         self.runner = runner
         #: which frontend builds: ``uv`` (``uv build``) or ``pip`` (``pip wheel``)
         self.kind = kind
+        #: what pinned the sdists, for messages: ``uv.lock``, ``requirements.txt``
+        self.origin = origin
 
     def cached(self, key: str) -> Path | None:
         """The wheel built for ``key`` if its bytes still hash to what was recorded."""
@@ -80,8 +89,30 @@ class SourceBuilder:
         return None
 
     def from_sdist(self, ref: WheelRef, sdist: Path, name: str) -> Path:
-        """The pure wheel of ``sdist`` (already verified against ``ref.sha256``)."""
-        return self._build(ref.sha256, sdist, name, what=f"its sdist {ref.filename}")
+        """The pure wheel of ``sdist`` (already verified against ``ref.sha256``). The
+        caller asks :meth:`refuse_native` first, before it even fetches the sdist."""
+        try:
+            label = f"{name} {parse_sdist_filename(ref.filename)[1]}"
+        except InvalidSdistFilename:
+            label = name
+        return self._build(ref.sha256, sdist, name, what=f"its sdist {ref.filename}",
+                           label=label)
+
+    def refuse_native(self, name: str, sdist_filename: str = "", version: str = "") -> None:
+        """Raise when the sdist's own release (``version``, else read from its file name) has
+        platform wheels on the indexes but none for the target — a native project, as
+        ``pip --only-binary=:all:`` refuses it: building it here would compile for this
+        machine (twenty minutes, for numpy) only to be refused as native. Offline, only
+        ``--find-links`` folders are asked."""
+        if not version:
+            try:
+                version = str(parse_sdist_filename(sdist_filename)[1])
+            except InvalidSdistFilename:
+                return  # a name no tool reads a version from: the build's result decides
+        indexes = replace(self.indexes, no_index=True) if self.offline else self.indexes
+        if error := native_release(name, version, release_wheels(name, version, indexes),
+                                   self.target, self.origin):
+            raise error
 
     def from_folder(self, folder: Path, name: str, tree: str) -> Path:
         if not folder.is_dir():
@@ -109,7 +140,8 @@ class SourceBuilder:
                 str(source), *self.indexes.pip_args()]
         return [*argv, "--no-index"] if self.offline and "--no-index" not in argv else argv
 
-    def _build(self, key: str, source: Path, name: str, *, what: str) -> Path:
+    def _build(self, key: str, source: Path, name: str, *, what: str,
+               label: str = "") -> Path:
         if cached := self.cached(key):
             return cached
         with tempfile.TemporaryDirectory(prefix="fbundle-build-") as tmp:
@@ -118,6 +150,7 @@ class SourceBuilder:
             env.setdefault("SOURCE_DATE_EPOCH", DEFAULT_EPOCH)
             argv = self._pip_argv(source, out, env) if self.kind == "pip" else \
                 self._uv_argv(source, out, env)
+            log.info("building %s from %s", label or name, what)  # minutes, for some
             result = self.runner(argv, env=env)
             if result.returncode != 0:
                 output = redact_urls((result.stderr or result.stdout).strip())
@@ -139,6 +172,57 @@ class SourceBuilder:
                                                  encoding="utf-8")
             log.info("built %s from %s", built.name, what)
             return final
+
+
+#: PEP 600's legacy aliases, as the glibc floor each stands for.
+_LEGACY_FLOORS = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def manylinux_floor(platform: str) -> tuple[int, int] | None:
+    """The glibc floor of an x86_64 manylinux platform tag (None for any other platform)."""
+    if match := re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform):
+        return int(match.group(1)), int(match.group(2))
+    return _LEGACY_FLOORS.get(platform.removesuffix("_x86_64")) \
+        if platform.endswith("_x86_64") else None
+
+
+def native_release(name: str, version: str, wheels: list[str], target: PythonTarget,
+                   origin: str = "") -> BuildError | None:
+    """The refusal for a release whose ``wheels`` (every platform's, from the index) make it a
+    native project none of whose wheels fits ``target``; None when a wheel fits, or the release
+    has no platform wheel (a pure project, or sdist-only: building it is the way)."""
+    tags = [t for wheel in wheels for t in _tags_of(wheel)]
+    if any(t in target.tag_rank for t in tags) or all(t.platform == "any" for t in tags):
+        return None
+    ours = {(t.interpreter, t.abi) for t in target.tag_rank}
+    floors = sorted({floor for t in tags if (t.interpreter, t.abi) in ours
+                     and (floor := manylinux_floor(t.platform)) is not None})
+    where = f"{name} {version}" + (f" ({origin})" if origin else "")
+    relock = "or lock a version with manylinux2014 wheels" if origin == "uv.lock" else \
+        "or pin a version with manylinux2014 wheels"
+    python = f"CPython {target.python_version}"
+    if floors:
+        low = floors[0]
+        # uv's --python-platform names 2.17 and 2.28 but nothing between (bundler.targets):
+        # a floor between is suggested as 2.28, where both resolvers take the wheel
+        suggest = (2, 28) if low[0] == 2 and 17 < low[1] < 28 else low
+        return BuildError(
+            f"{where} ships only manylinux_{low[0]}_{low[1]} wheels for {python}, above the "
+            f"glibc {target.glibc_text} floor, and its sdist would build native code",
+            f"build with --glibc {suggest[0]}.{suggest[1]}, {relock}")
+    shipped = sorted({t.platform for t in tags if t.platform != "any"})
+    shown = ", ".join(shipped[:4]) + (", ..." if len(shipped) > 4 else "")
+    return BuildError(
+        f"{where} ships platform wheels ({shown}) but none for {python} on manylinux "
+        "x86_64, and its sdist would build native code",
+        f"{relock.removeprefix('or ')}, or use remote_build")
+
+
+def _tags_of(wheel: str) -> frozenset[Tag]:
+    try:
+        return parse_wheel_filename(wheel)[3]
+    except InvalidWheelFilename:
+        return frozenset()
 
 
 class NativeBuild(BuildError):
@@ -181,7 +265,10 @@ def wheel_of(name: str, ref: WheelRef, fetch: Callable[[WheelRef], Path],
         if ref.kind == "wheel":
             return fetch(ref), ref.sha256
         if ref.kind == "sdist":
-            built = builder.cached(ref.sha256) or builder.from_sdist(ref, fetch(ref), name)
+            built = builder.cached(ref.sha256)
+            if built is None:
+                builder.refuse_native(name, ref.filename)
+                built = builder.from_sdist(ref, fetch(ref), name)
         else:
             folder = base / (ref.path or ".")
             built = builder.from_folder(folder, name, ref.sha256 or tree_sha256(folder))

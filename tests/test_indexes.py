@@ -38,3 +38,32 @@ def test_no_index_is_passed_on(tmp_path: Path) -> None:
     found = read_pip_config({"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1",
                              "PIP_FIND_LINKS": "/a /b"})
     assert found.uv_args() == ["--no-index", "--find-links", "/a", "--find-links", "/b"]
+
+
+def test_a_native_release_is_told_apart_from_its_wheel_names() -> None:
+    """numpy 2.4.4's real wheel names: its lowest x86_64 floor for cp313 is 2.27, which uv
+    cannot be asked for, so 2.28 is what the message suggests; other CPythons' wheels and
+    other platforms do not count toward the floor."""
+    from bundler.sdists import native_release
+    from bundler.targets import PythonTarget
+
+    target = PythonTarget.for_runtime("python_3_13")
+    numpy = ["numpy-2.4.4-cp313-cp313-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+             "numpy-2.4.4-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+             "numpy-2.4.4-cp313-cp313-musllinux_1_2_x86_64.whl",
+             "numpy-2.4.4-cp313-cp313-win_amd64.whl",
+             "numpy-2.4.4-cp313-cp313-macosx_14_0_arm64.whl"]
+    error = native_release("numpy", "2.4.4", numpy, target, "uv.lock")
+    assert error is not None
+    assert str(error) == (
+        "numpy 2.4.4 (uv.lock) ships only manylinux_2_27 wheels for CPython 3.13, above the "
+        "glibc 2.17 floor, and its sdist would build native code — build with --glibc 2.28, "
+        "or lock a version with manylinux2014 wheels")
+    at_228 = PythonTarget.for_runtime("python_3_13", (2, 28))
+    assert native_release("numpy", "2.4.4", numpy, at_228) is None  # a wheel fits
+    assert native_release("six", "1.0", ["six-1.0-py2.py3-none-any.whl"], target) is None
+    assert native_release("docopt", "0.6.2", [], target) is None  # sdist-only: build it
+    old = native_release("old", "1.0", ["old-1.0-cp311-cp311-manylinux2014_x86_64.whl"],
+                         target)
+    assert old is not None and "ships platform wheels (manylinux2014_x86_64) but none for " \
+        "CPython 3.13 on manylinux x86_64" in str(old)

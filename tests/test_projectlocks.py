@@ -410,3 +410,39 @@ def test_a_uv_lock_read_once_is_not_exported_again_until_it_changes(
     (project / "uv.lock").write_text((project / "uv.lock").read_text() + "\n")
     uv_lock(project, target, runner=counting)
     assert len(calls) == 2
+
+
+@pytest.fixture(scope="session")
+def glibc_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleIndex]:
+    """numpy 2.4.4's shape: ``glibcnew`` 2.0 has one wheel, manylinux_2_28 (above the 2.17
+    floor), and an sdist (pure here: only the refusal before the build stops it)."""
+    from tests.support.sdists import backend_wheel, make_sdist
+    from tests.support.wheels import extension_wheel
+
+    folder = tmp_path_factory.mktemp("glibc-wheelhouse")
+    backend_wheel(folder)
+    extension_wheel(folder, "glibcnew", "2.0", tag="cp313-cp313-manylinux_2_28_x86_64")
+    make_sdist(folder, "glibcnew", "2.0")
+    with SimpleIndex(folder) as index:
+        yield index
+
+
+def test_a_uv_lock_pinning_a_release_above_the_floor_is_refused_before_any_build(
+    tmp_path: Path, glibc_index: SimpleIndex, run_cli: RunCli, python313: Path
+) -> None:
+    """The trial's uv.lock (numpy 2.4.4, manylinux_2_28 wheels only): one line at once, the
+    sdist never fetched (its backend never ran); --glibc 2.28 builds from the locked wheel."""
+    project = uv_project(tmp_path / "agent", glibc_index, ["glibcnew==2.0"])
+    glibc_index.reset()
+    refused = run_cli("build", project)
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.strip() == (
+        "error: glibcnew 2.0 (uv.lock) ships only manylinux_2_28 wheels for CPython 3.13, "
+        "above the glibc 2.17 floor, and its sdist would build native code — build with "
+        "--glibc 2.28, or lock a version with manylinux2014 wheels")
+    assert glibc_index.hits["/files/glibcnew-2.0.tar.gz"] == 0
+    built = run_cli("build", project, "--glibc", "2.28")
+    assert built.exit_code == 0, built.output
+    out = import_under(python313, project / "dist" / "agent.zip", tmp_path,
+                       "import glibcnew\nprint(glibcnew.answer())\n")
+    assert out.strip()

@@ -44,6 +44,12 @@ def house(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_sdist(folder, "nativesrc", "1.0", native=True)
     extension_wheel(folder, "nativesrc", "0.9")
     make_sdist(folder, "nativeonly", "1.0", native=True)
+    # a native project above the floor: its one wheel is manylinux_2_28; the sdist would
+    # build a pure wheel here, so only the refusal before any build stops it
+    extension_wheel(folder, "glibcnew", "2.0", tag="cp313-cp313-manylinux_2_28_x86_64")
+    make_sdist(folder, "glibcnew", "2.0")
+    make_sdist(folder, "winsrc", "1.0")  # wheels for Windows only, and an sdist
+    extension_wheel(folder, "winsrc", "1.0", tag="cp313-cp313-win_amd64")
     # prereleases: a dependency's specifier names one (top -> dep>=1.0b1), a direct one does
     make_wheel(folder, "top", "1.0", requires=["dep>=1.0b1"])
     make_wheel(folder, "dep", "1.0")
@@ -337,6 +343,49 @@ def test_the_pip_resolver_refuses_a_native_sdist_as_uv_does(
     wheels_only = run_cli("build", project, "--resolver", "pip", "--no-build")
     assert wheels_only.exit_code == 2, wheels_only.output
     assert "satisfies the requirement puresrc" in wheels_only.stderr
+
+
+@pytest.mark.parametrize("resolver", ["uv", "pip"])
+def test_a_native_release_above_the_floor_is_refused_before_its_sdist_is_built(
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, resolver: str
+) -> None:
+    """numpy 2.4.4's case: only manylinux_2_28 wheels and an sdist. pip --only-binary=:all:
+    refuses at once; fbundle must not spend twenty minutes building it first. The sdist is
+    never even fetched (so its backend never ran), and --glibc 2.28 takes the wheel."""
+    project = make_project(tmp_path / "agent", "glibcnew==2.0\n")
+    index.reset()
+    refused = run_cli("build", project, "--resolver", resolver)
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.strip() == (
+        "error: glibcnew 2.0 (requirements.txt) ships only manylinux_2_28 wheels for CPython "
+        "3.13, above the glibc 2.17 floor, and its sdist would build native code — build "
+        "with --glibc 2.28, or pin a version with manylinux2014 wheels"
+        if resolver == "pip" else
+        "error: glibcnew 2.0 (pylock.toml) ships only manylinux_2_28 wheels for CPython "
+        "3.13, above the glibc 2.17 floor, and its sdist would build native code — build "
+        "with --glibc 2.28, or pin a version with manylinux2014 wheels")
+    assert index.hits["/files/glibcnew-2.0.tar.gz"] == 0
+    built = run_cli("build", project, "--resolver", resolver, "--glibc", "2.28")
+    assert built.exit_code == 0, built.output
+    assert any(n.startswith("packages/glibcnew/_native") for n in
+               names_in(project / "dist" / "agent.zip"))
+    (project / "requirements.txt").write_text("winsrc==1.0\n")
+    windows = run_cli("build", project, "--resolver", resolver)
+    assert windows.exit_code == 1, windows.output
+    assert "winsrc 1.0 (" in windows.stderr
+    assert "ships platform wheels (win_amd64) but none for CPython 3.13 on manylinux " \
+        "x86_64" in windows.stderr
+
+
+def test_each_sdist_build_is_logged_as_it_starts(
+    tmp_path: Path, index: SimpleIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A long build is never silent: the line comes before the backend runs."""
+    project = make_project(tmp_path / "agent", "puresrc==1.0\n")
+    with caplog.at_level(logging.INFO, logger="bundler.sdists"):
+        plan_project(project, BuildOptions(refresh=True))
+    started = [r.getMessage() for r in caplog.records if r.getMessage().startswith("building")]
+    assert started == ["building puresrc 1.0 from its sdist puresrc-1.0.tar.gz"]
 
 
 def test_no_build_keeps_wheels_only(tmp_path: Path, index: SimpleIndex, run_cli: RunCli) -> None:
