@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ from bundler.projectlocks import (
     refuse_poetry,
     uv_lock,
 )
+from bundler.records import PACKAGES
 from bundler.requirements import (
     Requirements,
     not_shipped,
@@ -50,7 +51,7 @@ from bundler.sdists import current_local
 from bundler.settings import float_env
 from bundler.shape import ShapeReport, Shaping, shape, shaping_for, with_project_config
 from bundler.targets import DEFAULT_GLIBC, DotnetTarget, PythonTarget, Target, parse_glibc
-from bundler.wheels import LaidOutWheel, layout_wheel
+from bundler.wheels import LaidOutWheel, layout_wheel, reshape
 from bundler.write import OutputError, atomic_output
 
 if TYPE_CHECKING:
@@ -278,6 +279,7 @@ def plan_inputs(inputs: Inputs, options: BuildOptions = DEFAULT_OPTIONS) -> Plan
             inputs.requirements.roots() if inputs.requirements else [],
             target, inputs.shaping)
         entries += added
+        plan.wheels, plan.shaped.overwritten = settle_overlaps(plan.wheels)
         entries += [e for wheel in plan.wheels for e in wheel.entries]
         entries = merge_package_entries(entries)
     if inputs.requirements is not None and not any(e.name == REQUIREMENTS for e in entries):
@@ -460,6 +462,46 @@ def lay_out(lock: Lock, cache: WheelCache, *, offline: bool, base: Path,
             return list(pool.map(one, lock.sorted_pins()))
     finally:
         cache.close()
+
+
+def settle_overlaps(wheels: list[LaidOutWheel]) -> tuple[list[LaidOutWheel], list[str]]:
+    """Two distributions that ship the same ``packages/`` path, as ``pip install --target``
+    settles them: identical bytes are one file (both RECORDs list it, nothing said); different
+    bytes, the copy of the distribution whose canonical name sorts last ships (pip writes the
+    later install over the earlier; sorting makes "later" independent of resolution order)
+    and the other's RECORD drops the row, so RECORD matches the bytes (FB405) and provenance
+    names the winner. Returns the wheels and one line per (loser, winner) pair saying so."""
+    owner: dict[str, tuple[LaidOutWheel, Entry]] = {}
+    lost: dict[str, set[str]] = {}  # loser's name -> paths it does not ship
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for wheel in sorted(wheels, key=lambda w: (w.name, w.version)):
+        folder = f"{PACKAGES}{wheel.dist_info}/"
+        for entry in wheel.entries:
+            if entry.name.startswith(folder):
+                continue  # a dist-info is its own distribution's
+            before = owner.get(entry.name)
+            if before is not None and before[1].digest() != entry.digest():
+                earlier = before[0]
+                lost.setdefault(earlier.name, set()).add(entry.name)
+                pairs.setdefault((f"{earlier.name} {earlier.version}",
+                                  f"{wheel.name} {wheel.version}"), []).append(entry.name)
+            if before is None or before[1].digest() != entry.digest():
+                owner[entry.name] = (wheel, entry)
+    settled: list[LaidOutWheel] = []
+    for wheel in wheels:
+        gone = lost.get(wheel.name, set())
+        settled.append(reshape(wheel, _overwritten(gone))[0] if gone else wheel)
+    lines: list[str] = []
+    for (loser, winner), paths in sorted(pairs.items()):
+        more = f" (and {len(paths) - 1} more)" if len(paths) > 1 else ""
+        lines.append(f"{sorted(paths)[0]}{more} comes from both {loser} and {winner} with "
+                     f"different bytes: {winner}'s copy ships (the distribution that sorts last "
+                     "wins, as a later pip install overwrites)")
+    return settled, lines
+
+
+def _overwritten(gone: set[str]) -> Callable[[str], str | None]:
+    return lambda name: "overwritten by a later distribution" if name in gone else None
 
 
 def merge_package_entries(entries: list[Entry]) -> list[Entry]:

@@ -86,6 +86,9 @@ class ShapeReport:
     compiled: int = 0
     compile_failed: list[tuple[str, str]] = field(default_factory=list)
     compiler: str | None = None
+    #: One line per pair of distributions that ship the same path with different bytes
+    #: (:func:`bundler.plan.settle_overlaps`): which copy ships.
+    overwritten: list[str] = field(default_factory=list)
 
     def saved(self, prefix: str = "") -> tuple[int, int]:
         """(unpacked, zip) bytes of the files removed whose reason starts with ``prefix``."""
@@ -101,6 +104,7 @@ class ShapeReport:
                            "unpacked_bytes": slim[0], "zip_bytes": slim[1],
                            "kept_for_imports": [{"name": n, "imported_by": by}
                                                 for n, by in self.kept_for_imports]},
+            "overwritten": list(self.overwritten),
             "compiled": self.compiled, "compile_failed": [
                 {"name": n, "error": e} for n, e in self.compile_failed],
         }
@@ -113,7 +117,8 @@ class ShapeReport:
         return data
 
     def notes(self) -> list[str]:
-        lines = self.exclusion.notes() if self.exclusion else []
+        lines = [f"warning: {line}" for line in self.overwritten]
+        lines += self.exclusion.notes() if self.exclusion else []
         slim = [r for r in self.removed if r.reason.startswith("slim")]
         if slim:
             unpacked, zipped = self.saved("slim")

@@ -582,3 +582,47 @@ def test_a_glibc_floor_between_uvs_platform_names_still_resolves(
     listed = names(project / "dist" / "agent.zip")
     assert "packages/alpha/__init__.py" in listed
     assert any(name.startswith("packages/modern-1.0.dist-info/") for name in listed)
+
+
+def test_two_wheels_shipping_one_path_settle_as_pip_install_target_does(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, python313: Path
+) -> None:
+    """confusables and ecoji both ship a top-level ``tests/__init__.py`` (the redteam extra of a
+    Foundry sample): pip installs both, the later over the earlier. Identical bytes are one
+    file, said nothing about; different bytes, the name that sorts last ships, one warning line
+    names both, and the loser's RECORD drops the row, so the bundle validates clean and
+    provenance names the winner."""
+    from tests.support.wheels import make_wheel
+
+    house = tmp_path / "house"
+    house.mkdir()
+    make_wheel(house, "confusables", "1.2.0", files={
+        "confusables/__init__.py": b"VALUE = 'confusables'\n",
+        "tests/__init__.py": b"WHO = 'confusables'\n", "LICENSE.txt": b"same\n"})
+    make_wheel(house, "ecoji", "0.1.1", files={
+        "ecoji/__init__.py": b"VALUE = 'ecoji'\n",
+        "tests/__init__.py": b"WHO = 'ecoji'\n", "LICENSE.txt": b"same\n"})
+    with SimpleIndex(house) as own:
+        monkeypatch.setenv("PIP_INDEX_URL", own.url)
+        project = make_project(tmp_path / "agent", "ecoji\nconfusables\n")
+        result = run_cli("build", project)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "comes from both" in line]
+    assert warned == ["warning: packages/tests/__init__.py comes from both confusables 1.2.0 "
+                      "and ecoji 0.1.1 with different bytes: ecoji 0.1.1's copy ships (the "
+                      "distribution that sorts last wins, as a later pip install overwrites)"]
+    zip_path = project / "dist" / "agent.zip"
+    with zipfile.ZipFile(zip_path) as archive:
+        listed = archive.namelist()
+        loser = archive.read("packages/confusables-1.2.0.dist-info/RECORD").decode()
+        winner = archive.read("packages/ecoji-0.1.1.dist-info/RECORD").decode()
+    assert listed.count("packages/tests/__init__.py") == 1
+    assert "tests/__init__.py," not in loser and "tests/__init__.py," in winner
+    assert "LICENSE.txt," in loser and "LICENSE.txt," in winner  # identical: both list it
+    assert_validates_clean(zip_path)
+    out = import_under(python313, zip_path, tmp_path, "import tests; print(tests.WHO)\n")
+    assert out.strip() == "ecoji"
+    shown = json.loads(run_cli("inspect", zip_path, "--provenance", "--json").stdout)
+    owners = {f["name"]: f for f in shown["provenance"]["files"]}
+    assert owners["packages/tests/__init__.py"]["distribution"] == "ecoji"
+    assert owners["packages/tests/__init__.py"]["status"] == "ok"
