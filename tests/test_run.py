@@ -478,3 +478,81 @@ def test_what_cannot_be_booted_here_is_refused_in_one_line(
     result = run_cli("run", zip_path, "--python", python313)
     assert result.exit_code == 2
     assert "is a dotnet_10 bundle; fbundle run boots python_3_13 / python_3_14" in result.stderr
+
+
+SERVICE_AGENT = '''import hashlib, json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+NAMES = ("FOUNDRY_PROJECT_ENDPOINT", "FOUNDRY_PROJECT_ARM_ID", "FOUNDRY_AGENT_NAME",
+         "FOUNDRY_AGENT_VERSION", "APPLICATIONINSIGHTS_CONNECTION_STRING")
+endpoint = os.environ["FOUNDRY_PROJECT_ENDPOINT"]  # as the agent-framework samples read it
+print("endpoint is", endpoint, flush=True)
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        seen = {n: os.environ.get(n) for n in NAMES}
+        body = json.dumps({n: v if n.startswith("FOUNDRY_AGENT") or v is None
+                           else hashlib.sha256(v.encode()).hexdigest()
+                           for n, v in seen.items()}).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+'''
+ENDPOINT = "https://unit.services.ai.azure.com/api/projects/proj-secret"
+ARM_ID = "/subscriptions/0000/resourceGroups/rg/providers/x/accounts/a/projects/proj-secret"
+APPINSIGHTS = "InstrumentationKey=ikey-secret-value;IngestionEndpoint=https://in.example"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_variables_the_service_injects_are_set_as_azds_local_run_sets_them(
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FOUNDRY_AGENT_NAME (the agent's name) and _VERSION (``local``) are set; the endpoint from
+    the host environment, the project ARM id from the azd environment (AZURE_AI_PROJECT_ID, as
+    azd maps it) and the App Insights string from --env-file are passed through, never shown."""
+    for name in ("AZURE_ENV_NAME", "FOUNDRY_PROJECT_ARM_ID", "FOUNDRY_AGENT_NAME",
+                 "FOUNDRY_AGENT_VERSION", "APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FOUNDRY_PROJECT_ENDPOINT", ENDPOINT)
+    project = agent_project(tmp_path / "agent", "python_3_13", main=SERVICE_AGENT,
+                            requirements="")
+    azure = project / ".azure"
+    (azure / "dev").mkdir(parents=True)
+    (azure / "config.json").write_text('{"version": 1, "defaultEnvironment": "dev"}')
+    (azure / "dev" / ".env").write_text(f'AZURE_AI_PROJECT_ID="{ARM_ID}"\n')
+    env_file = tmp_path / "local.env"
+    env_file.write_text(f'APPLICATIONINSIGHTS_CONNECTION_STRING="{APPINSIGHTS}"\n')
+    result = run_cli("-v", "run", project, "--python", python313, "--port", "0", "--timeout",
+                     "20", "--env-file", env_file, "--invoke", '{"input": "hi"}')
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "FOUNDRY_PROJECT_ENDPOINT": sha(ENDPOINT), "FOUNDRY_PROJECT_ARM_ID": sha(ARM_ID),
+        "FOUNDRY_AGENT_NAME": "agent", "FOUNDRY_AGENT_VERSION": "local",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": sha(APPINSIGHTS)}
+    assert "endpoint is <redacted>" in result.stderr  # the agent's own line, masked
+    for secret in ("proj-secret", "ikey-secret-value"):
+        assert secret not in result.output
+
+
+def test_a_keyerror_on_a_service_variable_says_the_service_sets_it(
+    tmp_path: Path, index: SimpleIndex, run_cli: RunCli, python313: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FOUNDRY_PROJECT_ENDPOINT", raising=False)
+    monkeypatch.delenv("AZURE_ENV_NAME", raising=False)
+    project = agent_project(tmp_path / "agent", "python_3_13", main=SERVICE_AGENT,
+                            requirements="")
+    result = run_cli("run", project, "--python", python313, "--port", "0", "--timeout", "20")
+    assert result.exit_code == 1, result.output
+    assert "KeyError: 'FOUNDRY_PROJECT_ENDPOINT'" in result.stderr  # the agent's traceback
+    assert ("FOUNDRY_PROJECT_ENDPOINT is set by the service in the agent's container, not "
+            "here: put FOUNDRY_PROJECT_ENDPOINT=... in a dotenv file and pass --env-file"
+            in result.stderr)
+    assert "fbundle run --env-file FILE" in result.stderr

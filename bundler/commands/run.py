@@ -66,7 +66,10 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
 
     Unpacked into a temporary folder and started with the definition's entry_point under the
     runtime's CPython: the zip root as working directory, PORT set, packages/ on PYTHONPATH,
-    the definition's environment_variables, nothing of this shell's environment. Then the
+    the definition's environment_variables, FOUNDRY_AGENT_NAME and FOUNDRY_AGENT_VERSION=local,
+    and the service's FOUNDRY_PROJECT_ENDPOINT, FOUNDRY_PROJECT_ARM_ID and
+    APPLICATIONINSIGHTS_CONNECTION_STRING when set (--env-file, this shell, the project's .env,
+    the azd environment); nothing else of this shell's environment. Then the
     agent's output streams until Ctrl-C, or with --invoke one request is answered on stdout.
     A ZIP is checked first as `fbundle validate` checks it: its findings are printed, and an
     error stops here (exit 1) unless --no-validate.
@@ -74,8 +77,15 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
     --python is the CPython it runs under (default: python3.X on PATH, else `uv python find
     3.X`, X from the runtime), and the one --compile uses.
     """
+    from bundler.envexpand import Environment
     from bundler.interpreters import find_interpreter, host_problem
-    from bundler.run.bundle import check_runnable, load, read_env_file, validate
+    from bundler.run.bundle import (
+        check_runnable,
+        load,
+        read_env_file,
+        service_environment,
+        validate,
+    )
     from bundler.run.request import local_request, protocol_of
     from bundler.run.session import Session
 
@@ -90,6 +100,8 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
     interpreter = find_interpreter(target, options.python)
     secrets_file = env_file or (runnable.dotenv if runnable.dotenv.is_file() else None)
     secrets = read_env_file(secrets_file) if secrets_file else {}
+    service, passed = service_environment(
+        runnable, secrets, Environment.beside(runnable.dotenv.parent).lookup)
 
     def forward(stream: str, line: str) -> None:
         if request is None or verbose:
@@ -102,12 +114,14 @@ def run(path: Path, port: int, timeout: float, invoke: str | None, env_file: Pat
     ready = False
     started = time.monotonic()
     try:
-        with Session(runnable, interpreter, port=port, secrets=secrets,
-                     on_line=forward) as session:
+        with Session(runnable, interpreter, port=port, secrets=secrets, on_line=forward,
+                     service=service, passed=passed) as session:
             click.echo(f"starting {' '.join(runnable.context.entry_point)} from "
                        f"{runnable.zip_path} under {interpreter.probe.label} "
                        f"({interpreter.path}, {interpreter.found_by}); PORT={session.port}"
-                       + (f"; secrets from {secrets_file}" if secrets_file else ""), err=True)
+                       + (f"; secrets from {secrets_file}" if secrets_file else "")
+                       + f"; service variables {', '.join(sorted({**service, **passed}))}",
+                       err=True)
             waited = session.wait_ready(timeout)
             ready = True
             click.echo(f"ready: GET {session.url}/readiness -> 200 after {waited:.1f} s",

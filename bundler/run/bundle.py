@@ -3,7 +3,8 @@ unpacks it, and the environment the container gives its entry point.
 
 The environment is made from nothing, not copied from fbundle's own: the service's container
 has no ``VIRTUAL_ENV``, no user site, no ``PYTHONHOME``; what the agent sees is ``PORT``,
-``PYTHONPATH`` (``packages/``, bundled mode), the definition's ``environment_variables`` and the
+``PYTHONPATH`` (``packages/``, bundled mode), the variables the service injects (as azd's local
+run adds them: :func:`service_environment`), the definition's ``environment_variables`` and the
 local secrets of an env file — plus a ``PATH``, ``HOME`` and locale a container also has.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,9 +22,17 @@ from bundler.checks import CheckContext, Finding
 from bundler.errors import UsageError
 from bundler.model import CHUNK, Bundle
 from bundler.options import BuildOptions
+from bundler.project import default_agent_name
 from bundler.targets import PythonTarget, Target
 
 DOTENV = ".env"
+#: What the hosted-agent container is given by the service, passed through when set locally
+#: (the host environment, the project's .env, the azd environment), as azd's
+#: ``appendFoundryEnvVars`` does; FOUNDRY_AGENT_NAME / _VERSION are always set.
+PASSED_THROUGH = ("FOUNDRY_PROJECT_ENDPOINT", "FOUNDRY_PROJECT_ARM_ID",
+                  "APPLICATIONINSIGHTS_CONNECTION_STRING")
+SERVICE_VARIABLES = (*PASSED_THROUGH, "FOUNDRY_AGENT_NAME", "FOUNDRY_AGENT_VERSION")
+LOCAL_VERSION = "local"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -36,6 +46,7 @@ class Runnable:
     definition: dict[str, Any] | None
     dotenv: Path  # where a local .env would be (the project's, or beside the zip)
     built: bool = False
+    agent_name: str = "agent"  # FOUNDRY_AGENT_NAME: the project's agent name, or the zip's
     #: A project's build already ran validate's checks on the plan (refusing errors): these
     #: are its warnings. None for a zip, which has not been checked yet.
     build_warnings: list[Finding] | None = None
@@ -72,12 +83,15 @@ def load(path: Path, options: BuildOptions) -> Runnable:
         built = load_bundle(result.zip_path)
         return Runnable(result.zip_path, built, context_for(built, result.spec.metadata),
                         result.spec.metadata, path / DOTENV, built=True,
-                        build_warnings=list(result.warnings))
+                        build_warnings=list(result.warnings), agent_name=result.spec.name)
     bundle = load_bundle(path)
     definition = find_definition(path, bundle, options.metadata)
     context = context_for(bundle, definition, runtime=options.runtime, mode=options.mode,
                           glibc=options.glibc)
-    return Runnable(path, bundle, context, definition, path.parent / DOTENV)
+    named = definition.get("name") if isinstance(definition, dict) else None
+    return Runnable(path, bundle, context, definition, path.parent / DOTENV,
+                    agent_name=named if isinstance(named, str) and named
+                    else default_agent_name(Path(path.stem)))
 
 
 def validate(runnable: Runnable) -> list[Finding]:
@@ -160,11 +174,35 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def service_environment(runnable: Runnable, secrets: dict[str, str],
+                        lookup: Callable[[str], str | None]) -> tuple[dict[str, str],
+                                                                       dict[str, str]]:
+    """The variables the service injects, as azd's local run sets them: (those set here —
+    FOUNDRY_AGENT_NAME, FOUNDRY_AGENT_VERSION ``local`` —, those passed through). A pass-through
+    value comes from ``secrets`` (--env-file), else ``lookup`` (the host environment, then the
+    project's .env, then the azd environment); FOUNDRY_PROJECT_ARM_ID falls back to
+    AZURE_AI_PROJECT_ID as azd's does. Unset ones stay unset. Values are secrets (a connection
+    string holds a key): they go to the masks, never to a message."""
+
+    def value(name: str) -> str | None:
+        return secrets.get(name) or lookup(name) or None
+
+    passed = {name: found for name in PASSED_THROUGH if (found := value(name))}
+    if "FOUNDRY_PROJECT_ARM_ID" not in passed and (arm := value("AZURE_AI_PROJECT_ID")):
+        passed["FOUNDRY_PROJECT_ARM_ID"] = arm
+    here = {"FOUNDRY_AGENT_NAME": value("FOUNDRY_AGENT_NAME") or runnable.agent_name,
+            "FOUNDRY_AGENT_VERSION": value("FOUNDRY_AGENT_VERSION") or LOCAL_VERSION}
+    return here, passed
+
+
 def agent_environment(root: Path, home: Path, shims: Path, port: int, mode: str,
                       variables: dict[str, str], secrets: dict[str, str],
-                      site: Path | None = None) -> dict[str, str]:
+                      site: Path | None = None,
+                      service: dict[str, str] | None = None) -> dict[str, str]:
     """The whole environment of the entry point (nothing inherited from fbundle's); ``site``
-    is where a remote_build bundle's requirements were installed."""
+    is where a remote_build bundle's requirements were installed; ``service`` the variables
+    the service injects (the definition's non-empty values and the secrets win over them, as
+    azd lets a service's own env win)."""
     env = {
         "PATH": f"{shims}{os.pathsep}{SYSTEM_PATH}",
         "HOME": str(home),
@@ -177,7 +215,8 @@ def agent_environment(root: Path, home: Path, shims: Path, port: int, mode: str,
         env["PYTHONPATH"] = str(root / "packages")
     elif site is not None:
         env["PYTHONPATH"] = str(site)
-    env.update(variables)
+    env.update(service or {})
+    env.update({k: v for k, v in variables.items() if v or k not in (service or {})})
     env.update(secrets)
     env["PORT"] = str(port)  # the port the readiness probe asks on wins over any file
     return env

@@ -24,6 +24,10 @@ from bundler.targets import Target
 
 _MISSING = re.compile(r"ModuleNotFoundError: No module named '(?P<module>[^']+)'")
 _IMPORT_SO = re.compile(r"ImportError: (?P<path>/\S+?\.so(?:\.[\w.]+)?):\s*(?P<why>.*)")
+# A variable the service injects, read with os.environ[...] (the agent-framework samples do).
+_SERVICE_KEY = re.compile(r"KeyError: '(?P<name>FOUNDRY_PROJECT_ENDPOINT|FOUNDRY_PROJECT_ARM_ID|"
+                          r"FOUNDRY_AGENT_NAME|FOUNDRY_AGENT_VERSION|"
+                          r"APPLICATIONINSIGHTS_CONNECTION_STRING)'")
 # Import names whose distribution is called otherwise (the usual surprises).
 KNOWN_PROVIDERS = {
     "yaml": "PyYAML", "PIL": "pillow", "cv2": "opencv-python", "sklearn": "scikit-learn",
@@ -152,9 +156,14 @@ def _requirement_names(root: Path) -> set[str]:
 
 
 def explain(output: Iterable[str], root: Path, target: Target, mode: str) -> list[str]:
-    """Lines explaining the last import failure in the agent's output, if there is one."""
+    """Lines explaining the last import failure (or missing service variable) in the
+    agent's output, if there is one."""
     text = list(output)
     for line in reversed(text):
+        if match := _SERVICE_KEY.search(line):
+            return [f"{match['name']} is set by the service in the agent's container, not "
+                    f"here: put {match['name']}=... in a dotenv file and pass --env-file "
+                    "(or set it in the azd environment, .azure/<env>/.env)"]
         if match := _MISSING.search(line):
             return missing_module(match["module"], root, target, mode)
         if match := _IMPORT_SO.search(line):

@@ -79,18 +79,24 @@ class Session:
     """``with Session(...) as session: session.wait_ready(); session.invoke(...)``."""
 
     def __init__(self, runnable: Runnable, interpreter: Interpreter, *, port: int,
-                 secrets: dict[str, str], on_line: OnLine | None = None) -> None:
+                 secrets: dict[str, str], on_line: OnLine | None = None,
+                 service: dict[str, str] | None = None,
+                 passed: dict[str, str] | None = None) -> None:
+        """``service``: the service's variables set here (agent name, version); ``passed``:
+        those passed through from this machine, masked in the output like ``secrets``."""
         self.runnable = runnable
         self.interpreter = interpreter
         self.port = port or free_port()
         self.secrets = secrets
+        self.service = {**(service or {}), **(passed or {})}
         self.on_line = on_line
         self.lines: dict[str, deque[str]] = {"stdout": deque(maxlen=KEEP),
                                              "stderr": deque(maxlen=KEEP)}
         self.folder: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._readers: list[threading.Thread] = []
-        self._masks = sorted((v for v in secrets.values() if len(v) >= 3), key=len, reverse=True)
+        self._masks = sorted({v for v in [*secrets.values(), *(passed or {}).values()]
+                              if len(v) >= 3}, key=len, reverse=True)
 
     # ---- set-up -------------------------------------------------------------------------------
 
@@ -130,7 +136,8 @@ class Session:
         for name in ("python", "python3", f"python{version[0]}.{version[1]}"):
             (shims / name).symlink_to(self.interpreter.path)  # `python` in a subprocess, too
         env = agent_environment(root, home, shims, self.port, self.runnable.context.mode,
-                                self.runnable.environment_variables, self.secrets, site)
+                                self.runnable.environment_variables, self.secrets, site,
+                                self.service)
         argv = self.argv()
         log.info("starting %s in %s (PORT=%d)", argv, root, self.port)
         try:
@@ -345,6 +352,8 @@ class Session:
 
 
 def _hint(why: list[str]) -> str:
+    if why and "--env-file" in why[0]:
+        return "give the agent the variable the service would (fbundle run --env-file FILE)"
     if why and "rebuild" in why[0]:
         return "rebuild the bundle (fbundle build) with the distribution that provides it"
     if why:
