@@ -38,7 +38,7 @@ from bundler.model import file_sha256
 from bundler.redact import redact_urls
 from bundler.requirements import Requirements
 from bundler.runner import Runner, run_logged
-from bundler.targets import PythonTarget
+from bundler.targets import PythonTarget, glibc_to_ask, manylinux_floor
 
 log = logging.getLogger(__name__)
 
@@ -686,16 +686,12 @@ def _version_of(filename: str) -> Version | None:
 
 
 def _floor_needed(platforms: list[str], target: PythonTarget) -> str | None:
-    """The lowest glibc floor at which one of ``platforms`` (x86_64 manylinux) is accepted."""
-    floors = []
-    for platform in platforms:
-        match = re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform)
-        if match:
-            floors.append((int(match.group(1)), int(match.group(2))))
-    floors = [f for f in floors if f > target.glibc]
+    """The ``--glibc`` at which one of ``platforms`` (x86_64 manylinux) is taken: the lowest
+    floor above the target's, as uv is asked at it (:func:`bundler.targets.glibc_to_ask`)."""
+    floors = [f for p in platforms if (f := manylinux_floor(p)) is not None and f > target.glibc]
     if not floors:
         return None
-    low = min(floors)
+    low = glibc_to_ask(min(floors))
     return f"{low[0]}.{low[1]}"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from bundler.lock import Lock, WheelRef, tree_sha256
 from bundler.model import file_sha256
 from bundler.redact import redact_urls
 from bundler.runner import Runner, run_logged
-from bundler.targets import PythonTarget
+from bundler.targets import PythonTarget, glibc_to_ask, manylinux_floor
 
 log = logging.getLogger(__name__)
 
@@ -174,18 +173,6 @@ class SourceBuilder:
             return final
 
 
-#: PEP 600's legacy aliases, as the glibc floor each stands for.
-_LEGACY_FLOORS = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
-
-
-def manylinux_floor(platform: str) -> tuple[int, int] | None:
-    """The glibc floor of an x86_64 manylinux platform tag (None for any other platform)."""
-    if match := re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform):
-        return int(match.group(1)), int(match.group(2))
-    return _LEGACY_FLOORS.get(platform.removesuffix("_x86_64")) \
-        if platform.endswith("_x86_64") else None
-
-
 def native_release(name: str, version: str, wheels: list[str], target: PythonTarget,
                    origin: str = "") -> BuildError | None:
     """The refusal for a release whose ``wheels`` (every platform's, from the index) make it a
@@ -203,9 +190,7 @@ def native_release(name: str, version: str, wheels: list[str], target: PythonTar
     python = f"CPython {target.python_version}"
     if floors:
         low = floors[0]
-        # uv's --python-platform names 2.17 and 2.28 but nothing between (bundler.targets):
-        # a floor between is suggested as 2.28, where both resolvers take the wheel
-        suggest = (2, 28) if low[0] == 2 and 17 < low[1] < 28 else low
+        suggest = glibc_to_ask(low)  # a floor uv is asked at unchanged, so it takes the wheel
         return BuildError(
             f"{where} ships only manylinux_{low[0]}_{low[1]} wheels for {python}, above the "
             f"glibc {target.glibc_text} floor, and its sdist would build native code",

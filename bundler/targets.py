@@ -7,6 +7,7 @@ some markers for the host: pip issues 11010 and 13296).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -47,6 +48,29 @@ def manylinux_platforms(glibc: tuple[int, int], arch: str = "x86_64") -> list[st
     return platforms
 
 
+def manylinux_floor(platform: str) -> tuple[int, int] | None:
+    """The glibc floor of an x86_64 manylinux platform tag (None for any other platform)."""
+    if match := re.fullmatch(r"manylinux_(\d+)_(\d+)_x86_64", platform):
+        return int(match.group(1)), int(match.group(2))
+    legacy = {alias: floor for floor, alias in _LEGACY_ALIASES.items()}
+    return legacy.get(platform.removesuffix("_x86_64")) if platform.endswith("_x86_64") else None
+
+
+def _uv_named_floor(minor: int) -> int:
+    """uv's ``--python-platform`` names only some floors (``manylinux_2_17``, ``_2_28``, then
+    every one from ``_2_31``; ``2_25`` is "invalid value"): the named one at or below."""
+    return (28 if minor >= 28 else 17) if 17 <= minor < 31 else minor
+
+
+def glibc_to_ask(floor: tuple[int, int]) -> tuple[int, int]:
+    """The ``--glibc`` to suggest for a wheel that needs ``floor``: the lowest floor uv is
+    asked at unchanged, so uv takes the wheel (2.27 -> 2.28, 2.29 -> 2.31)."""
+    minor = floor[1]
+    while _uv_named_floor(minor) < floor[1]:
+        minor += 1
+    return floor[0], minor
+
+
 @dataclass(frozen=True)
 class Target:
     """A runtime a bundle is built for: a :class:`PythonTarget` or a :class:`DotnetTarget`.
@@ -85,10 +109,7 @@ class Target:
         ``--glibc 2.25`` is refused with "invalid value"), so a floor between them is asked at
         the nearest named one below: every wheel uv picks then fits the floor, which the tag
         and ELF checks still apply exactly. Floors below 2.17 (or from 2.31) go as written."""
-        minor = self.glibc[1]
-        if 17 <= minor < 31:
-            minor = 28 if minor >= 28 else 17
-        return f"x86_64-manylinux_{self.glibc[0]}_{minor}"
+        return f"x86_64-manylinux_{self.glibc[0]}_{_uv_named_floor(self.glibc[1])}"
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,21 @@ def test_a_native_release_is_told_apart_from_its_wheel_names() -> None:
                          target)
     assert old is not None and "ships platform wheels (manylinux2014_x86_64) but none for " \
         "CPython 3.13 on manylinux x86_64" in str(old)
+
+
+def test_the_suggested_glibc_is_one_uv_is_asked_at_unchanged() -> None:
+    """A hint's --glibc must make uv take the wheel: uv's platform names skip 2.18-2.27 and
+    2.29-2.30, so a wheel needing 2.27 or 2.29 is suggested 2.28 or 2.31, and resolution and
+    the native-release refusal give the same number (one function)."""
+    from bundler.targets import PythonTarget, glibc_to_ask, manylinux_floor
+
+    assert [glibc_to_ask((2, m))[1] for m in (12, 17, 18, 27, 28, 29, 31, 34)] == \
+        [12, 17, 28, 28, 28, 31, 31, 34]
+    for minor in range(5, 40):
+        asked = glibc_to_ask((2, minor))
+        uv = PythonTarget.for_runtime("python_3_13", asked).uv_platform
+        assert int(uv.rsplit("_", 1)[1]) >= minor, (minor, asked, uv)
+    assert manylinux_floor("manylinux2014_x86_64") == (2, 17)
+    assert manylinux_floor("manylinux_2_28_x86_64") == (2, 28)
+    assert manylinux_floor("manylinux_2_28_aarch64") is None
+    assert manylinux_floor("musllinux_1_2_x86_64") is None
