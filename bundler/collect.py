@@ -29,7 +29,13 @@ import pathspec
 from bundler.checks.base import Finding, finding
 from bundler.checks.layout import secret_finding
 from bundler.errors import UsageError
-from bundler.gitview import committed_line_endings, git_ignored, symlinks_checked_out_as_files
+from bundler.gitview import (
+    Tracked,
+    committed_line_endings,
+    git_ignored,
+    symlinks_checked_out_as_files,
+    tracked,
+)
 from bundler.identity import BuildInfo, build_outputs
 from bundler.model import CHUNK, EXEC_MODE, FILE_MODE, BytesData, Entry, FileData
 from bundler.sensitive import SecretScan, judged, name_patterns, secret_by_name
@@ -239,16 +245,17 @@ def scan_sources(
     refuse_host_dependent_names(result.entries)
     if git and (found := git_ignored_finding(root, on_disk)):
         result.findings.append(found)
-    if git:
-        _as_committed(root, on_disk, result)
-        _links_as_committed(root, on_disk, result)
+    if git and (index := tracked(root)):
+        _as_committed(root, index, on_disk, result)
+        _links_as_committed(root, index, on_disk, result)
     return result
 
 
-def _as_committed(root: Path, on_disk: dict[str, tuple[str, int]], result: Collection) -> None:
+def _as_committed(root: Path, index: list[Tracked], on_disk: dict[str, tuple[str, int]],
+                  result: Collection) -> None:
     """Files this checkout wrote with CRLF (``core.autocrlf``) ship with the commit's LF, so
     a Windows clone and a Linux one of the same commit give the same zip."""
-    committed = committed_line_endings(root, on_disk)
+    committed = committed_line_endings(root, index, on_disk)
     if not committed:
         return
     names = {on_disk[path][0]: data for path, data in committed.items()}
@@ -260,11 +267,11 @@ def _as_committed(root: Path, on_disk: dict[str, tuple[str, int]], result: Colle
              "they ship with the LF endings of the commit", len(names))
 
 
-def _links_as_committed(root: Path, on_disk: dict[str, tuple[str, int]],
+def _links_as_committed(root: Path, index: list[Tracked], on_disk: dict[str, tuple[str, int]],
                         result: Collection) -> None:
     """A symlink this checkout wrote as a text file (``core.symlinks=false``) is followed as
     a Linux checkout's symlink is: its name ships the file or folder it points to."""
-    links = symlinks_checked_out_as_files(root, on_disk)
+    links = symlinks_checked_out_as_files(root, index, on_disk)
     if not links:
         return
     by_name = {e.name: e for e in result.entries}

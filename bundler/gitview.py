@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -56,44 +57,67 @@ def git_ignored(root: Path, paths: Iterable[str]) -> set[str] | None:
     return None if out is None else {os.fsdecode(p) for p in out.split(b"\0") if p}
 
 
-def committed_line_endings(root: Path, paths: Iterable[str]) -> dict[str, bytes]:
+@dataclass(frozen=True)
+class Tracked:
+    """One file of git's index, as ``git ls-files --eol -s`` describes it."""
+
+    mode: bytes  # b"100644", b"120000" (a symlink), ...
+    blob: bytes
+    eol: bytes  # "i/lf w/crlf attr/text eol=crlf"
+    path: str  # relative to the folder asked about
+
+
+def tracked(root: Path) -> list[Tracked]:
+    """The files git tracks under ``root``, read once (empty without git or a work tree)."""
+    out = _git(root, "ls-files", "--eol", "-s", "-z", "--", ".")
+    found = []
+    for record in (out or b"").split(b"\0"):
+        # "<mode> <blob> <stage>\ti/<eol> w/<eol> attr/<attributes>\t<path>"
+        head, _, rest = record.partition(b"\t")
+        eol, _, raw_path = rest.partition(b"\t")
+        fields = head.split()
+        if len(fields) == 3 and raw_path:
+            found.append(Tracked(fields[0], fields[1], eol, os.fsdecode(raw_path)))
+    return found
+
+
+def committed_line_endings(root: Path, index: list[Tracked],
+                           paths: Iterable[str]) -> dict[str, bytes]:
     """The committed bytes of each of ``paths`` (relative to ``root``) that this checkout
     wrote with CRLF where the commit has LF, and that git calls unchanged.
 
-    A file qualifies when ``git ls-files --eol`` says the index has LF and the work tree CRLF,
-    its attributes do not ask for CRLF in every checkout (``eol=crlf``: then every machine
-    has the same bytes and they ship as they are), ``git diff`` lists no change to it, and the
-    work-tree bytes with CRLF turned into LF hash to the very blob the index holds. That last
-    test is what makes this safe: an edited file, a file behind a filter (Git LFS keeps a
-    pointer in the index) or one with a lone CR differs from the blob and ships as it is.
+    A file qualifies when the ``index`` (:func:`tracked`) says LF in the index and CRLF in the
+    work tree, its attributes do not ask for CRLF in every checkout (``eol=crlf``: then every
+    machine has the same bytes and they ship as they are), ``git diff`` lists no change to it,
+    and the work-tree bytes with CRLF turned into LF hash to the very blob the index holds.
+    That last test is what makes this safe: an edited file, a file behind a filter (Git LFS
+    keeps a pointer in the index) or one with a lone CR differs from the blob and ships as it
+    is.
     """
     wanted = set(paths)
-    out = _git(root, "ls-files", "--eol", "-s", "-z", "--", ".") if wanted else None
-    if not out or b"w/crlf" not in out:
+    candidates = [t for t in index if t.path in wanted and t.eol.split()[:2] == [b"i/lf", b"w/crlf"]
+                  and b"eol=crlf" not in t.eol]
+    if not candidates:
         return {}
     changed = _git(root, "diff", "--name-only", "--relative", "-z", "--", ".")
     if changed is None:
         return {}
-    wanted -= {os.fsdecode(p) for p in changed.split(b"\0") if p}  # git sees an edit: as on disk
+    edited = {os.fsdecode(p) for p in changed.split(b"\0") if p}  # git sees an edit: as on disk
     found: dict[str, bytes] = {}
-    for record in out.split(b"\0"):
-        # "<mode> <blob> <stage>\ti/<eol> w/<eol> attr/<attributes>\t<path>"
-        head, _, rest = record.partition(b"\t")
-        eol, _, raw_path = rest.partition(b"\t")
-        fields, path = head.split(), os.fsdecode(raw_path)
-        if path not in wanted or len(fields) != 3 or eol.split()[:2] != [b"i/lf", b"w/crlf"] \
-                or b"eol=crlf" in eol:
+    for file in candidates:
+        if file.path in edited:
             continue
         try:
-            data = (root / path).read_bytes().replace(b"\r\n", b"\n")
+            data = (root / file.path).read_bytes().replace(b"\r\n", b"\n")
         except OSError:
             continue  # the walk that listed it will say why it cannot be read
-        if _is_blob(data, fields[1]):
-            found[path] = data
+        if _is_blob(data, file.blob):
+            found[file.path] = data
     return found
 
 
-def symlinks_checked_out_as_files(root: Path, paths: Iterable[str]) -> dict[str, str]:
+def symlinks_checked_out_as_files(root: Path, index: list[Tracked],
+                                  paths: Iterable[str]) -> dict[str, str]:
     """Each of ``paths`` that the commit holds as a symlink but this checkout wrote as a
     plain file holding the link's target (``core.symlinks=false``: Git for Windows without
     the symlink privilege), mapped to that target as written in the link.
@@ -102,22 +126,14 @@ def symlinks_checked_out_as_files(root: Path, paths: Iterable[str]) -> dict[str,
     index blob), so a file the user replaced with real content ships as it is.
     """
     wanted = set(paths)
-    out = _git(root, "ls-files", "-s", "-z", "--", ".") if wanted else None
-    if not out or b"120000 " not in out:
-        return {}
     found: dict[str, str] = {}
-    for record in out.split(b"\0"):
-        head, _, raw_path = record.partition(b"\t")  # "<mode> <blob> <stage>\t<path>"
-        fields, path = head.split(), os.fsdecode(raw_path)
-        if len(fields) != 3 or fields[0] != b"120000" or path not in wanted:
-            continue
-        file = root / path
-        if file.is_symlink():
+    for file in index:
+        if file.mode != b"120000" or file.path not in wanted or (root / file.path).is_symlink():
             continue
         try:
-            data = file.read_bytes()
+            data = (root / file.path).read_bytes()
         except OSError:
             continue
-        if _is_blob(data, fields[1]):
-            found[path] = os.fsdecode(data)
+        if _is_blob(data, file.blob):
+            found[file.path] = os.fsdecode(data)
     return found
