@@ -42,7 +42,7 @@ class Environment:
         dotenv: dict[str, str | None] = {}
         for path in reversed([folder / ".env", *_azd_env_file(folder, variables)]):
             if path.is_file():
-                dotenv.update(_dotenv(path))
+                dotenv.update(read_dotenv(path))
         return cls(variables, dotenv)
 
     def lookup(self, name: str) -> str | None:
@@ -94,14 +94,18 @@ class Environment:
                       expanded)
 
 
-def _dotenv(path: Path) -> dict[str, str | None]:
+def read_dotenv(path: Path, shown: str | None = None,
+                hint: str = "fix or remove it") -> dict[str, str | None]:
+    """A dotenv file as python-dotenv reads it (quotes, ``export``, comments, ``${VAR}`` from
+    earlier lines); a key without ``=`` maps to None. Values never reach a message: an
+    unreadable file is named (as ``shown``) with the error's kind only."""
     from dotenv import dotenv_values
 
     try:
         return dict(dotenv_values(path))
     except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path}: cannot be read ({type(error).__name__})",
-                         "fix or remove it") from None
+        raise UsageError(f"{shown or path}: cannot be read ({type(error).__name__})",
+                         hint) from None
 
 
 def _azd_env_file(folder: Path, variables: Mapping[str, str]) -> list[Path]:

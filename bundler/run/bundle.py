@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bundler.checks import CheckContext, Finding
+from bundler.envexpand import read_dotenv
 from bundler.errors import UsageError
 from bundler.model import CHUNK, Bundle
 from bundler.options import BuildOptions
@@ -162,15 +163,9 @@ def unpack(bundle: Bundle, root: Path) -> None:
 def read_env_file(path: Path) -> dict[str, str]:
     """The variables of a dotenv file (python-dotenv's grammar: quotes, ``export``, comments,
     ``${VAR}`` from earlier lines). Values are secrets: they never reach a message."""
-    from dotenv import dotenv_values
-
     if not path.is_file():
         raise UsageError(f"--env-file {path}: not found", "pass an existing dotenv file")
-    try:
-        values = dotenv_values(path, interpolate=True)
-    except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"--env-file {path}: cannot be read ({type(error).__name__})",
-                         "check the file") from None
+    values = read_dotenv(path, f"--env-file {path}", "check the file")
     return {k: v for k, v in values.items() if v is not None}
 
 
