@@ -166,7 +166,7 @@ def release_wheels(name: str, version: str, indexes: IndexConfig) -> list[str]:
 
 def index_files(name: str, indexes: IndexConfig) -> list[str]:
     """Wheel file names for ``name`` on the configured indexes (PEP 691 JSON, else PEP 503)."""
-    import httpx  # only on a resolution failure: keeps `fbundle build` start-up light
+    import httpx  # only on a refusal or before an sdist build: keeps start-up light
 
     files: list[str] = []
     project = canonicalize_name(name)
